@@ -1,0 +1,79 @@
+"""Deliberately wrong derivations: the negative controls of the property suite.
+
+Each is the real code with one piece replaced by a mistake people make when they derive
+backpropagation by hand. A property that does not reject its control could not fail, and a
+property that cannot fail proves nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from manual import EQUATIONS, Activation, Equations, backprop
+
+
+def _g_prime_at_a_output(grad_a_E, z_L, g_L):
+    return grad_a_E * g_L.derivative(g_L.forward(z_L, np), np)
+
+
+def _g_prime_at_a_hidden(theta_next, delta_next, z_k, g_k):
+    return (delta_next @ theta_next) * g_k.derivative(g_k.forward(z_k, np), np)
+
+
+G_PRIME_AT_A = dataclasses.replace(EQUATIONS, output_delta=_g_prime_at_a_output,
+                                   hidden_delta=_g_prime_at_a_hidden)
+"""g′ evaluated at the activation a = g(z) instead of at z, in (1) and (2)."""
+
+
+def _missing_transpose(theta_next, delta_next, z_k, g_k):
+    return (delta_next @ theta_next.T) * g_k.derivative(z_k, np)
+
+
+MISSING_TRANSPOSE = dataclasses.replace(EQUATIONS, hidden_delta=_missing_transpose)
+"""Θ⁽ᵏ⁺¹⁾ instead of (Θ⁽ᵏ⁺¹⁾)ᵀ in (2) (only computable when the layers are square)."""
+
+
+def _bias_summed(delta_k, a_prev):
+    grad_theta, _ = backprop.parameter_gradients(delta_k, a_prev)
+    return grad_theta, delta_k.sum(axis=0)
+
+
+BIAS_SUMMED = dataclasses.replace(EQUATIONS, parameter_gradients=_bias_summed)
+"""The bias gradient summed over the examples instead of averaged."""
+
+
+def _misaligned(delta_k, a_prev):
+    _, grad_b = backprop.parameter_gradients(delta_k, a_prev)
+    return np.roll(delta_k, 1, axis=0).T @ a_prev / delta_k.shape[0], grad_b
+
+
+MISALIGNED_EXAMPLES = dataclasses.replace(EQUATIONS, parameter_gradients=_misaligned)
+"""(3) pairs δ of example t with a of example t − 1 (rows shifted by one)."""
+
+
+def off_by(g: Activation, relative: float = 1e-6) -> Activation:
+    """g with its derivative off by a relative ``relative`` everywhere (same name and forward)."""
+    derivative = g.derivative
+    return dataclasses.replace(g, derivative=lambda z, xp: derivative(z, xp) * (1 + relative))
+
+
+def with_activation(network, g_new: Activation, k: int | None = None):
+    """The network with layer k's activation (every layer's, if k is None) replaced."""
+    g = list(network.g)
+    for i in range(1, len(g)):
+        if k is None or i == k:
+            g[i] = g_new
+    return dataclasses.replace(network, g=tuple(g))
+
+
+def fast_reference_with_padding_leak(network, x, y):
+    """A padded reference whose padded rows leak into the mean: E averaged over n + 1 rows."""
+    from reference import fast
+
+    x1 = np.vstack([x, np.zeros((1, x.shape[1]), x.dtype)])
+    y1 = np.vstack([y, np.zeros((1, y.shape[1]), y.dtype)])
+    ref = fast.autodiff(network, x1, y1)
+    n = x.shape[0]
+    return dataclasses.replace(ref, delta=(None,) + tuple(d[:n] for d in ref.delta[1:]))

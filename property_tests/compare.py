@@ -1,0 +1,267 @@
+"""Manual against autodiff, equation by equation, with a report for every comparison.
+
+Data flows one way: a ``Case`` → ``manual`` and ``reference`` each compute → the functions here
+judge each equation at each layer → pytest or ``backprop-check`` reports.
+
+Every judgement is elementwise, |manual − autodiff| ≤ allowed, where allowed comes from a
+running rounding-error analysis carried beside the values (``error_bounds``; the reasoning is
+in ``property_tests.tolerances``). Errors are reported relative to the quantity's magnitude M,
+the same sums taken on absolute values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+import manual
+from manual import EQUATIONS, Activation, Equations, Network
+from reference import Reference
+
+from . import tolerances as tol
+from .strategies import Case
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One equation at one layer, judged elementwise. ``error`` is |hand − autodiff| / M at the
+    element that came closest to (or went furthest past) its bound, ``tolerance`` the bound
+    there in the same units, M being the quantity's magnitude."""
+
+    equation: str
+    layer: int
+    activation: str
+    error: float
+    tolerance: float
+    passed: bool
+    index: tuple[int, ...] = ()
+    manual_value: float = float("nan")
+    autodiff_value: float = float("nan")
+
+    def describe(self) -> str:
+        verdict = "ok" if self.passed else "MISMATCH"
+        where = f" at {self.index}: hand {self.manual_value:.17g}, autodiff {self.autodiff_value:.17g}"
+        return (f"equation {self.equation}, layer {self.layer} ({self.activation}): "
+                f"error {self.error:.3g} vs tolerance {self.tolerance:.3g}: {verdict}"
+                + ("" if self.passed else where))
+
+
+def judge(equation: str, layer: int, activation: str, m: np.ndarray, r: np.ndarray,
+          magnitude: np.ndarray, allowed: np.ndarray) -> Comparison:
+    """Compare ``m`` (by hand) with ``r`` (autodiff) elementwise: |m − r| ≤ allowed. A NaN or an
+    infinity by hand where autodiff is finite always fails, and so does a wrong shape."""
+    m, r = np.asarray(m, np.float64), np.asarray(r, np.float64)
+    if m.shape != r.shape:
+        return Comparison(equation, layer, activation, float("inf"), 0.0, False)
+    if m.size == 0:
+        return Comparison(equation, layer, activation, 0.0, 0.0, True)
+    allowed = np.broadcast_to(allowed, m.shape)
+    diff = np.where(np.isfinite(m), np.abs(m - r), np.inf)
+    tiny = np.finfo(np.float64).tiny
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(diff == 0, 0.0, diff / np.maximum(allowed, tiny))
+    worst = np.unravel_index(np.argmax(score), m.shape)
+    unit = max(float(magnitude[worst] if np.ndim(magnitude) else magnitude), tiny)
+    return Comparison(
+        equation, layer, activation,
+        error=float(diff[worst]) / unit, tolerance=float(allowed[worst]) / unit,
+        passed=bool(np.all(diff <= allowed)), index=tuple(int(i) for i in worst),
+        manual_value=float(m[worst]), autodiff_value=float(r[worst]),
+    )
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """For every δ⁽ᵏ⁾, ∂E/∂Θ⁽ᵏ⁾ and ∂E/∂b⁽ᵏ⁾ of one case: its magnitude M (the same sums on
+    absolute values), its running rounding-error bound E (in units of u, see
+    ``property_tests.tolerances``) and autodiff's noise N carried along."""
+
+    M: dict
+    E: dict
+    N: dict
+
+    def allowed(self, key: tuple[str, int], dtype: np.dtype | type, terms: int) -> np.ndarray:
+        return tol.scale(dtype) * self.E[key] + tol.NOISE_SAFETY * self.N[key] + tol.floor(dtype, terms)
+
+
+def error_bounds(case: Case, ref: Reference) -> Bounds:
+    """The running error analysis of the whole pipeline, on autodiff's values (float64)."""
+    net, L, n = case.network, case.network.depth, case.n
+    f = (None,) + tuple(tol.slope_scale(g) for g in net.g[1:])
+    eta = (None,) + tuple(tol.derivative_noise(g) for g in net.g[1:])
+    theta = (None,) + tuple(np.abs(t.astype(np.float64)) for t in net.theta[1:])
+    z = (None,) + tuple(np.abs(v) for v in ref.z[1:])
+    # Forward: A = size of a's terms, EA and EZ = running errors of a and z (units of u).
+    A, EA, EZ = [np.abs(ref.a[0])], [np.zeros_like(ref.a[0])], [None]
+    for k in range(1, L + 1):
+        Z = A[k - 1] @ theta[k].T + np.abs(net.b[k].astype(np.float64))
+        EZ.append((theta[k].shape[1] + 1) * Z + EA[k - 1] @ theta[k].T)
+        A.append(np.abs(ref.a[k]) + f[k] * z[k])
+        EA.append(tol.ELEMENTARY_ULPS * A[k] + f[k] * EZ[k])
+    # Backward: equations (1) and (2) with every term made non-negative.
+    def g_prime_error(k):
+        return tol.derivative_bound(f[k], z[k]) + tol.SECOND_DERIVATIVE_RATIO * f[k] * EZ[k]
+
+    y = np.abs(case.y.astype(np.float64))
+    G = np.abs(case.loss.gradient(ref.a[L], case.y.astype(np.float64), np)) + np.abs(ref.a[L]) + y
+    M, E, N = {}, {}, {}
+    M["delta", L] = G * f[L]
+    E["delta", L] = (G + EA[L]) * f[L] + G * g_prime_error(L) + M["delta", L]
+    N["delta", L] = G * eta[L]
+    for k in range(L - 1, 0, -1):
+        back = M["delta", k + 1] @ theta[k + 1]
+        M["delta", k] = back * f[k]
+        E["delta", k] = ((E["delta", k + 1] @ theta[k + 1]) * f[k]
+                         + (theta[k + 1].shape[0] + 1) * M["delta", k] + back * g_prime_error(k))
+        N["delta", k] = (N["delta", k + 1] @ theta[k + 1]) * f[k] + back * eta[k]
+    # Equation (3): (1/n) δᵀa and (1/n) Σ δ.
+    for k in range(1, L + 1):
+        Md, Ed, Nd = M["delta", k], E["delta", k], N["delta", k]
+        M["theta", k] = Md.T @ A[k - 1] / n
+        E["theta", k] = (Ed.T @ A[k - 1] + Md.T @ EA[k - 1] + (n + 1) * Md.T @ A[k - 1]) / n
+        N["theta", k] = Nd.T @ A[k - 1] / n
+        M["b", k] = Md.sum(axis=0) / n
+        E["b", k] = (Ed.sum(axis=0) + (n + 1) * Md.sum(axis=0)) / n
+        N["b", k] = Nd.sum(axis=0) / n
+    return Bounds(M, E, N)
+
+
+def equation_1(case: Case, ref: Reference, equations: Equations = EQUATIONS) -> Comparison:
+    """Equation (1) on autodiff's z⁽ᴸ⁾ and a⁽ᴸ⁾: δ⁽ᴸ⁾ by hand against ∂Eₜ/∂z⁽ᴸ⁾ from autodiff.
+    The inputs are shared, so only the equation's own rounding counts."""
+    net, L = case.network, case.network.depth
+    g, y = net.g[L], case.y.astype(np.float64)
+    grad_a_E = case.loss.gradient(ref.a[L], y, np)
+    m = equations.output_delta(grad_a_E, ref.z[L], g)
+    G = np.abs(grad_a_E) + np.abs(ref.a[L]) + np.abs(y)
+    f = tol.slope_scale(g)
+    E = G * f + G * tol.derivative_bound(f, ref.z[L]) + G * f
+    allowed = tol.scale(np.float64) * E + tol.NOISE_SAFETY * G * tol.derivative_noise(g) + tol.floor(np.float64, 1)
+    return judge("(1)", L, g.name, m, ref.delta[L], G * f, allowed)
+
+
+def equation_2(case: Case, ref: Reference, k: int, equations: Equations = EQUATIONS) -> Comparison:
+    """Equation (2) at layer k on autodiff's δ⁽ᵏ⁺¹⁾ and z⁽ᵏ⁾, against autodiff's δ⁽ᵏ⁾.
+    The inputs are shared, so only the equation's own rounding counts."""
+    net, g = case.network, case.network.g[k]
+    theta_next = net.theta[k + 1].astype(np.float64)
+    m = equations.hidden_delta(theta_next, ref.delta[k + 1], ref.z[k], g)
+    back = np.abs(ref.delta[k + 1]) @ np.abs(theta_next)
+    f, terms = tol.slope_scale(g), theta_next.shape[0]
+    E = (terms + 1) * back * f + back * tol.derivative_bound(f, ref.z[k])
+    allowed = (tol.scale(np.float64) * E + tol.NOISE_SAFETY * back * tol.derivative_noise(g)
+               + tol.floor(np.float64, terms))
+    return judge("(2)", k, g.name, m, ref.delta[k], back * f, allowed)
+
+
+def equation_3(case: Case, ref: Reference, bounds: Bounds, grads: manual.Gradients) -> list[Comparison]:
+    """Equation (3) end to end: the manual gradients (forward, (1), (2), (3) in the case's dtype)
+    against ``jax.grad`` in float64, for every layer's Θ and b."""
+    net = case.network
+    terms = max(net.widths) + case.n
+    out = []
+    for k in range(1, net.depth + 1):
+        name = net.g[k].name
+        for part, m, r in (("Θ", grads.theta[k], ref.theta[k]), ("b", grads.b[k], ref.b[k])):
+            key = ("theta" if part == "Θ" else "b", k)
+            out.append(judge(f"(3) {part}", k, name, m, r, bounds.M[key],
+                             bounds.allowed(key, net.dtype, terms)))
+    return out
+
+
+def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple) -> str | None:
+    """Where rounding put a manual z⁽ᵏ⁾ on the other side of one of g_k's kinks than autodiff's
+    z⁽ᵏ⁾, g′ legitimately jumps between the two computations: say where; else ``None``.
+    End-to-end comparisons are skipped there, never reported as failures."""
+    net = case.network
+    for k in range(1, net.depth + 1):
+        for kink in net.g[k].kinks:
+            flipped = np.sign(z_manual[k].astype(np.float64) - kink) != np.sign(ref.z[k] - kink)
+            if np.any(flipped):
+                row, unit = (int(i) for i in np.argwhere(flipped)[0])
+                return (f"z⁽{k}⁾ of example {row}, unit {unit} lies on the other side of "
+                        f"{net.g[k].name}'s kink at {kink:g} by hand than in autodiff")
+    return None
+
+
+def compare_case(case: Case, ref: Reference, equations: Equations = EQUATIONS) -> tuple[list[Comparison], str | None]:
+    """Every equation at every layer. Returns the comparisons and, when the end-to-end check was
+    skipped because a z sits on a kink within rounding, the reason."""
+    comparisons = [equation_1(case, ref, equations)]
+    comparisons += [equation_2(case, ref, k, equations) for k in range(case.network.depth - 1, 0, -1)]
+    fwd = manual.forward(case.network, case.x)
+    doubt = kink_in_doubt(case, ref, fwd.z)
+    if doubt is None:
+        grads = manual.backward(case.network, fwd.z, fwd.a, case.y, loss=case.loss, equations=equations)
+        comparisons += equation_3(case, ref, error_bounds(case, ref), grads)
+    return comparisons, doubt
+
+
+def first_failure(comparisons: Sequence[Comparison]) -> Comparison | None:
+    return next((c for c in comparisons if not c.passed), None)
+
+
+def derivative_check(g: Activation, z: np.ndarray, name: str | None = None) -> Comparison:
+    """g′(z) by hand (in z's dtype) against ``jax.grad`` of g's forward (float64), pointwise."""
+    from reference import derivative
+
+    m = g.derivative(z, np)
+    r = derivative(g, z)
+    f = tol.slope_scale(g)
+    allowed = (tol.scale(z.dtype) * tol.derivative_bound(f, z.astype(np.float64))
+               + tol.NOISE_SAFETY * tol.derivative_noise(g) + tol.floor(z.dtype, 1))
+    if np.shape(m) != np.shape(z):
+        return Comparison("g′", 0, name or g.name, float("inf"), 0.0, False)
+    return judge("g′", 0, name or g.name, m, r, np.abs(r) + f, allowed)
+
+
+def _mean_error(network: Network, x: np.ndarray, y: np.ndarray, loss) -> tuple[float, tuple]:
+    fwd = manual.forward(network, x)
+    return float(np.mean(loss.error(fwd.a[-1], y, np))), fwd.z
+
+
+def _sides(network: Network, z: tuple) -> list:
+    return [np.sign(z[k][..., None] - np.asarray(network.g[k].kinks)) for k in range(1, network.depth + 1)]
+
+
+def finite_differences(case: Case, grads: manual.Gradients) -> tuple[list[Comparison], int]:
+    """Central differences of E in float64 against the manual ∂E/∂Θ and ∂E/∂b: an opinion that
+    depends on neither the hand derivation nor autodiff. A parameter whose ±2h steps move any
+    z across a kink is skipped (the difference quotient means nothing there). Returns the
+    comparisons and the number of parameters skipped."""
+    net, x, y = case.network, case.x, case.y
+    L = net.depth
+    _, z0 = _mean_error(net, x, y, case.loss)
+    sides0 = _sides(net, z0)
+    fwd = manual.forward(net, x)
+    magnitude_E = np.mean(np.sum((np.abs(fwd.a[-1]) + np.abs(y)) ** 2, axis=1))
+    error_bound = 4 * (L + 1) * (max(net.widths) + 1 + tol.ELEMENTARY_ULPS) * magnitude_E
+    skipped, out = 0, []
+    for k in range(1, L + 1):
+        for part, values in (("Θ", net.theta), ("b", net.b)):
+            m = (grads.theta if part == "Θ" else grads.b)[k]
+            d_h, d_2h = np.zeros_like(m), np.zeros_like(m)
+            h = tol.finite_difference_step() * np.maximum(1.0, np.abs(values[k]))
+            for index in np.ndindex(m.shape):
+                quotients, crossed = [], False
+                for step in (1, 2):
+                    e = []
+                    for sign in (1, -1):
+                        moved = list(values)
+                        moved[k] = values[k].copy()
+                        moved[k][index] += sign * step * h[index]
+                        perturbed = Network(*((tuple(moved), net.b, net.g) if part == "Θ" else (net.theta, tuple(moved), net.g)))
+                        value, z = _mean_error(perturbed, x, y, case.loss)
+                        crossed |= any(np.any(s != s0) for s, s0 in zip(_sides(net, z), sides0))
+                        e.append(value)
+                    quotients.append((e[0] - e[1]) / (2 * step * h[index]))
+                if crossed:
+                    skipped += 1
+                    d_h[index] = d_2h[index] = m[index]
+                else:
+                    d_h[index], d_2h[index] = quotients
+            allowed = tol.finite_difference_tolerance(d_h, d_2h, error_bound, h)
+            out.append(judge(f"FD {part}", k, net.g[k].name, m, d_h, np.abs(d_h) + allowed, allowed))
+    return out, skipped

@@ -1,0 +1,3 @@
+from property_tests import profiles
+
+profiles.load()

@@ -1,0 +1,33 @@
+"""Hypothesis profiles, chosen with ``HYPOTHESIS_PROFILE=NAME`` (or pytest's
+``--hypothesis-profile NAME``):
+
+- ``default``: quick; the whole ``pytest`` run stays well under two minutes on two cores.
+- ``ci``: the same budget, derandomized (the same examples every run) and without the example
+  database, so a CI run is reproducible and never depends on an earlier run's files.
+- ``thorough``: at least 10,000 examples a property, no deadline; for a long soak.
+
+Deadlines are off everywhere: the first example of a run pays for JAX's one-time compilation,
+and a deadline would turn that into a flaky failure.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large]
+
+settings.register_profile("default", max_examples=40, deadline=None, suppress_health_check=SUPPRESSED)
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True, database=None,
+                          suppress_health_check=SUPPRESSED, print_blob=True)
+settings.register_profile("thorough", max_examples=10_000, deadline=None, suppress_health_check=SUPPRESSED)
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
+
+
+def load() -> None:
+    """Load the profile named by HYPOTHESIS_PROFILE (``default`` when unset)."""
+    if PROFILE not in ("default", "ci", "thorough"):
+        raise ValueError(f"HYPOTHESIS_PROFILE must be default, ci or thorough, not {PROFILE!r}")
+    settings.load_profile(PROFILE)

@@ -1,0 +1,189 @@
+"""The main job: the three equations against autodiff on many random networks.
+
+Networks are drawn from a seed with NumPy (bulk numbers are cheap that way), and the activation
+at each layer is chosen so that, across the run, every activation of the catalogue sits at
+every layer position k = 1 … 6 and in the output layer. The reference is ``reference.fast``
+(one compilation for the whole run). A mismatch is reported with the smallest counterexample
+found: the smallest failing network, cut down to the single example that fails.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+import manual
+from manual import CATALOGUE, EQUATIONS, Activation, Equations
+from reference import fast
+
+from .compare import Comparison, compare_case, first_failure
+from .strategies import Case
+
+DEFAULT_EXAMPLES = 2000
+MAX_DEPTH, MAX_WIDTH, MAX_BATCH = 6, 16, 32
+CHUNK = 256
+"""Cases per reference call: bounds memory however many examples are asked for."""
+
+EQUATION_ORDER = ("(1)", "(2)", "(3) Θ", "(3) b")
+
+
+@dataclass
+class Tally:
+    """The largest error seen for one equation (or one equation and activation)."""
+
+    comparisons: int = 0
+    max_error: float = 0.0
+    tolerance: float = 0.0
+    failures: int = 0
+
+    def add(self, c: Comparison) -> None:
+        self.comparisons += 1
+        self.failures += not c.passed
+        if c.error >= self.max_error:
+            self.max_error, self.tolerance = c.error, c.tolerance
+
+    def as_dict(self) -> dict:
+        return {"comparisons": self.comparisons, "max_error": self.max_error,
+                "tolerance": self.tolerance, "failures": self.failures, "verified": self.failures == 0}
+
+
+@dataclass
+class Report:
+    """What ``verify`` found; ``as_dict`` is the ``--json`` object."""
+
+    examples: int
+    seed: int
+    activations: list[str]
+    seconds: float = 0.0
+    by_equation: dict[str, Tally] = field(default_factory=dict)
+    by_activation: dict[tuple[str, str], Tally] = field(default_factory=dict)
+    skipped_at_kinks: int = 0
+    coverage_complete: bool = False
+    counterexample: dict | None = None
+
+    @property
+    def verified(self) -> bool:
+        return all(t.failures == 0 for t in self.by_equation.values()) and bool(self.by_equation)
+
+    def add(self, comparisons: Sequence[Comparison]) -> None:
+        for c in comparisons:
+            self.by_equation.setdefault(c.equation, Tally()).add(c)
+            self.by_activation.setdefault((c.equation, c.activation), Tally()).add(c)
+
+    def as_dict(self) -> dict:
+        return {
+            "verified": self.verified,
+            "examples": self.examples,
+            "seed": self.seed,
+            "seconds": round(self.seconds, 3),
+            "activations": self.activations,
+            "coverage_complete": self.coverage_complete,
+            "skipped_at_kinks": self.skipped_at_kinks,
+            "equations": {eq: self.by_equation[eq].as_dict() for eq in EQUATION_ORDER if eq in self.by_equation},
+            "by_activation": {f"{eq} {name}": t.as_dict() for (eq, name), t in sorted(self.by_activation.items())},
+            "counterexample": self.counterexample,
+        }
+
+
+def design(examples: int, rng: np.random.Generator, pool: Sequence[Activation]) -> list[list[Activation]]:
+    """Activations per layer for every network, covering each (activation, position) slot.
+
+    Positions are the layer indices k = 1 … MAX_DEPTH and "output". Each network takes a depth
+    at random, then fills each layer with an activation not yet seen at that position (and, for
+    its last layer, not yet seen as output) when there is one, at random otherwise."""
+    unseen = {pos: list(pool) for pos in list(range(1, MAX_DEPTH + 1)) + ["output"]}
+    plans = []
+    for _ in range(examples):
+        depth = int(rng.integers(1, MAX_DEPTH + 1))
+        plan = []
+        for k in range(1, depth + 1):
+            wanted = [g for g in unseen[k] if k < depth or g in unseen["output"]] or unseen[k]
+            if k == depth and not wanted:
+                wanted = unseen["output"]
+            g = wanted[rng.integers(len(wanted))] if wanted else pool[rng.integers(len(pool))]
+            plan.append(g)
+            for pos in (k, "output") if k == depth else (k,):
+                if g in unseen[pos]:
+                    unseen[pos].remove(g)
+        plans.append(plan)
+    return plans
+
+
+def covered(plans: Sequence[Sequence[Activation]], pool: Sequence[Activation]) -> bool:
+    """Did every activation appear at every position k = 1 … MAX_DEPTH and as output?"""
+    seen = {(k, g) for plan in plans for k, g in enumerate(plan, 1)}
+    seen |= {("output", plan[-1]) for plan in plans}
+    positions = list(range(1, MAX_DEPTH + 1)) + ["output"]
+    return all((pos, g) in seen for pos in positions for g in pool)
+
+
+def make_case(plan: Sequence[Activation], rng: np.random.Generator) -> Case:
+    """Weights, inputs and targets for one planned network, at a random scale."""
+    depth = len(plan)
+    widths = [int(w) for w in rng.integers(1, MAX_WIDTH + 1, depth + 1)]
+    network = manual.init_network(widths, plan, rng, scale=float(rng.uniform(0.25, 2.0)))
+    n = int(rng.integers(1, MAX_BATCH + 1))
+    x = rng.uniform(-1, 1, (n, widths[0])) * rng.uniform(0.1, 4.0)
+    y = rng.uniform(-1, 1, (n, widths[-1]))
+    return Case(network, x, y)
+
+
+def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: Equations) -> dict:
+    """The smallest failing network, cut down to the single example that still fails."""
+    case, comparison = min(failing, key=lambda cc: (cc[0].network.depth, sum(cc[0].network.widths), cc[0].n))
+    for row in range(case.n):
+        single = case.rows([row])
+        again = first_failure(compare_case(single, fast.autodiff(single.network, single.x, single.y),
+                                           equations)[0])
+        if again is not None:
+            case, comparison = single, again
+            break
+    net = case.network
+    return {
+        "equation": comparison.equation,
+        "layer": comparison.layer,
+        "activation": comparison.activation,
+        "summary": comparison.describe(),
+        "case": case.describe(),
+        "index": list(comparison.index),
+        "hand": comparison.manual_value,
+        "autodiff": comparison.autodiff_value,
+        "widths": list(net.widths),
+        "activations": [g.name for g in net.g[1:]],
+        "theta": [t.tolist() for t in net.theta[1:]],
+        "b": [b.tolist() for b in net.b[1:]],
+        "x": case.x.tolist(),
+        "y": case.y.tolist(),
+    }
+
+
+def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
+               activations: Sequence[Activation] | None = None, equations: Equations = EQUATIONS,
+               progress: Callable[[int, int], None] | None = None) -> Report:
+    """Check equations (1), (2), (3) on ``examples`` random networks; see the module docstring."""
+    start = time.perf_counter()
+    pool = list(activations) if activations is not None else list(CATALOGUE.values())
+    rng = np.random.default_rng(seed)
+    plans = design(examples, rng, pool)
+    report = Report(examples=examples, seed=seed, activations=[g.name for g in pool],
+                    coverage_complete=covered(plans, pool))
+    failing: list[tuple[Case, Comparison]] = []
+    for begin in range(0, examples, CHUNK):
+        cases = [make_case(plan, rng) for plan in plans[begin : begin + CHUNK]]
+        refs = fast.autodiff_many([(c.network, c.x, c.y) for c in cases])
+        for case, ref in zip(cases, refs):
+            comparisons, doubt = compare_case(case, ref, equations)
+            report.skipped_at_kinks += doubt is not None
+            report.add(comparisons)
+            failure = first_failure(comparisons)
+            if failure is not None:
+                failing.append((case, failure))
+        if progress is not None:
+            progress(min(begin + CHUNK, examples), examples)
+    if failing:
+        report.counterexample = smallest_counterexample(failing, equations)
+    report.seconds = time.perf_counter() - start
+    return report

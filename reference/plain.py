@@ -1,0 +1,117 @@
+"""The oracle: ``jax.grad`` of the plain forward pass, one network at a time; deltas as ∂E/∂z.
+
+This is the obviously-correct version. It compiles once per architecture (0.1–0.7 s), so the
+property suite uses ``reference.fast`` for volume and checks it against this one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from manual import Activation, Loss, MSE, Network
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Autodiff's values in float64; index k is layer k, index 0 ``None`` (``a[0]`` is x).
+
+    ``delta[k]`` has one row per example: row t is ∂Eₜ/∂z⁽ᵏ⁾₍ₜ₎ = n · ∂E/∂z⁽ᵏ⁾₍ₜ₎.
+    """
+
+    z: tuple
+    a: tuple
+    delta: tuple
+    theta: tuple
+    b: tuple
+    error: float
+
+
+def _error(theta, b, offset, x, y, g, loss):
+    """E = (1/n) Σₜ Eₜ, with a zero ``offset`` added to every z⁽ᵏ⁾ so that ∂E/∂offset = ∂E/∂z."""
+    z, a = [None], [x]
+    for k in range(1, len(theta)):
+        z.append(a[k - 1] @ theta[k].T + b[k] + offset[k])
+        a.append(g[k].forward(z[k], jnp))
+    return jnp.mean(loss.error(a[-1], y, jnp)), (z, a)
+
+
+# One compilation per architecture: the activations and the loss are static (part of the program).
+_value_and_grad = jax.jit(jax.value_and_grad(_error, argnums=(0, 1, 2), has_aux=True),
+                          static_argnums=(5, 6))
+
+
+def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE) -> Reference:
+    """Every z, a, δ = ∂E/∂z, ∂E/∂Θ and ∂E/∂b from ``jax.grad``, in float64."""
+    with jax.enable_x64(True):
+        theta = [None] + [jnp.asarray(t, jnp.float64) for t in network.theta[1:]]
+        b = [None] + [jnp.asarray(v, jnp.float64) for v in network.b[1:]]
+        x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
+        n = x.shape[0]
+        offset = [None] + [jnp.zeros((n, t.shape[0]), jnp.float64) for t in theta[1:]]
+        (error, (z, a)), (d_theta, d_b, d_offset) = _value_and_grad(
+            theta, b, offset, x64, y64, network.g, loss)
+        return Reference(
+            z=_numpy(z), a=_numpy(a),
+            delta=(None,) + tuple(n * np.asarray(d) for d in d_offset[1:]),
+            theta=_numpy(d_theta), b=_numpy(d_b), error=float(error),
+        )
+
+
+def forward_values(network: Network, x: np.ndarray) -> tuple[tuple, tuple]:
+    """Every z⁽ᵏ⁾ and a⁽ᵏ⁾ of the plain forward pass in float64 (no gradients)."""
+    with jax.enable_x64(True):
+        theta = [None] + [jnp.asarray(t, jnp.float64) for t in network.theta[1:]]
+        b = [None] + [jnp.asarray(v, jnp.float64) for v in network.b[1:]]
+        offset = [None] + [0.0] * network.depth
+        x64 = jnp.asarray(x, jnp.float64)
+        y0 = jnp.zeros((x.shape[0], network.widths[-1]), jnp.float64)
+        _, (z, a) = _error(theta, b, offset, x64, y0, network.g, MSE)
+        return _numpy(z), _numpy(a)
+
+
+def derivative(g: Activation, z: np.ndarray) -> np.ndarray:
+    """g′(z) elementwise, as ``jax.grad`` of ``g.forward`` gives it, in float64."""
+    with jax.enable_x64(True):
+        z64 = jnp.asarray(z, jnp.float64)
+        return np.asarray(_g_prime(z64.ravel(), g)).reshape(z64.shape)
+
+
+@partial(jax.jit, static_argnums=1)
+def _g_prime(z, g):
+    return jax.vmap(jax.grad(lambda s: g.forward(s, jnp)))(z)
+
+
+def _numpy(values):
+    return tuple(None if v is None else np.asarray(v) for v in values)
+
+
+JAX_NN = {
+    "identity": jax.nn.identity,
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "leaky_relu": jax.nn.leaky_relu,
+    "elu": jax.nn.elu,
+    "celu": jax.nn.celu,
+    "selu": jax.nn.selu,
+    "softplus": jax.nn.softplus,
+    "silu": jax.nn.silu,
+    "gelu": partial(jax.nn.gelu, approximate=False),
+    "gelu_tanh": partial(jax.nn.gelu, approximate=True),
+    "mish": jax.nn.mish,
+    "soft_sign": jax.nn.soft_sign,
+    "log_sigmoid": jax.nn.log_sigmoid,
+    "relu6": jax.nn.relu6,
+    "hard_tanh": jax.nn.hard_tanh,
+    "hard_sigmoid": jax.nn.hard_sigmoid,
+    "hard_silu": jax.nn.hard_silu,
+    "squareplus": jax.nn.squareplus,
+    "sparse_plus": jax.nn.sparse_plus,
+    "sparse_sigmoid": jax.nn.sparse_sigmoid,
+}
+"""The ``jax.nn`` function behind each catalogue name (``gelu`` is the exact erf form)."""
