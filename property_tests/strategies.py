@@ -3,7 +3,7 @@
 Every strategy takes keyword-only arguments and raises ``hypothesis.errors.InvalidArgument``
 for a request that makes no sense (``max_depth=0``, a width range upside down, an unknown
 activation name). Arrays are drawn element by element with ``hypothesis.extra.numpy.arrays``
-(``fill=nothing()``, so no array is mostly one repeated value) from floats without subnormals,
+(``fill=nothing()`` and ``unique=True``, so no array is mostly one repeated value) from floats without subnormals,
 so a failing case shrinks to small, readable numbers.
 
     from hypothesis import given
@@ -121,15 +121,24 @@ def _scale(name: str, value: float | tuple[float, float]) -> st.SearchStrategy[f
     return st.just(float(low)) if low == high else st.floats(low, high)
 
 
+TINY = 1e-6
+"""Drawn magnitudes below this become 0, so no later scaling can turn them subnormal."""
+
+
+def _no_tiny(value: float) -> float:
+    return 0.0 if abs(value) < TINY else value
+
+
 def unit_arrays(shape: tuple[int, ...], *, dtype: np.dtype | type = np.float64) -> st.SearchStrategy[np.ndarray]:
     """Arrays of ``shape`` with every element drawn from [−1, 1]: no NaN, no infinity, no
-    subnormal, no fill value (so no array is mostly one repeated value)."""
+    subnormal, every element drawn on its own and all of them distinct (so no array is mostly
+    one repeated value, and no two units start out as twins)."""
     dtype = np.dtype(dtype)
     if dtype not in DTYPES:
         raise InvalidArgument(f"dtype must be float32 or float64, got {dtype}")
     elements = st.floats(-1, 1, allow_nan=False, allow_infinity=False, allow_subnormal=False,
-                         width=32 if dtype == np.float32 else 64)
-    return hnp.arrays(dtype, shape, elements=elements, fill=st.nothing())
+                         width=32 if dtype == np.float32 else 64).map(_no_tiny)
+    return hnp.arrays(dtype, shape, elements=elements, fill=st.nothing(), unique=True)
 
 
 def networks(architecture: Architecture, *, weight_scale: float | tuple[float, float] = (0.25, 2.0),
@@ -179,6 +188,7 @@ def cases(*, min_depth: int = 1, max_depth: int = 6, min_width: int = 1, max_wid
     arch_strategy = architectures(min_depth=min_depth, max_depth=max_depth, min_width=min_width,
                                   max_width=max_width, activations=activations)
     targets = _scale("target_scale", target_scale)
+    _scale("weight_scale", weight_scale), _scale("input_scale", input_scale)  # refuse nonsense now
     _check_range("examples", min_examples, max_examples, 1)
 
     @st.composite

@@ -1,0 +1,79 @@
+"""``backprop-check``: exit codes, JSON keys, and one clear sentence for bad usage."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from manual import CATALOGUE
+
+from . import broken
+from .cli import main
+from .verify import run_verify
+
+
+def backprop_check(*args):
+    """Run the installed console script (the module itself when not installed)."""
+    script = shutil.which("backprop-check")
+    command = [script] if script else [sys.executable, "-m", "property_tests.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_verify_json_reports_success():
+    done = backprop_check("verify", "--examples", "150", "--seed", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["verified"] is True and report["examples"] == 150
+    assert isinstance(report["seconds"], float)
+    assert sorted(report["activations"]) == sorted(CATALOGUE)
+    assert report["coverage_complete"] is True
+    for equation in ("(1)", "(2)", "(3) Θ", "(3) b"):
+        entry = report["equations"][equation]
+        assert 0 <= entry["max_error"] <= entry["tolerance"] or entry["max_error"] == 0
+    assert done.stderr == ""
+
+
+def test_verify_table():
+    done = backprop_check("verify", "--examples", "60")
+    assert done.returncode == 0, done.stderr
+    assert "VERIFIED" in done.stdout and "(3) Θ" in done.stdout and "sigmoid" in done.stdout
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["verify", "--examples", "-5"], "must be at least 1"),
+    (["verify", "--examples", "many"], "expected a whole number"),
+    (["verify", "--seed", "-1"], "must be 0 or more"),
+    (["verify", "--colour"], "unrecognized arguments"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_usage_is_one_sentence_and_exit_2(args, phrase):
+    done = backprop_check(*args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert phrase in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_help_documents_exit_codes():
+    done = backprop_check("verify", "--help")
+    assert done.returncode == 0
+    assert "exit codes" in done.stdout and "2  bad usage" in done.stdout
+
+
+def test_verify_finds_a_wrong_derivative_and_shrinks_it():
+    wrong_tanh = broken.off_by(CATALOGUE["tanh"], 1e-6)
+    report = run_verify(40, 0, activations=[wrong_tanh, CATALOGUE["relu"]])
+    assert not report.verified
+    ce = report.counterexample
+    assert ce is not None and ce["activation"] == "tanh"
+    assert len(ce["x"]) == 1, "the counterexample is cut down to one example"
+
+
+def test_verify_exit_code_1_on_mismatch(monkeypatch, capsys):
+    monkeypatch.setitem(CATALOGUE, "sigmoid", broken.off_by(CATALOGUE["sigmoid"], 1e-6))
+    assert main(["verify", "--examples", "30", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] is False and report["counterexample"]["activation"] == "sigmoid"
