@@ -234,7 +234,9 @@ def hard_sigmoid(z, xp):
 
 
 def hard_sigmoid_prime(z, xp):
-    return xp.where((z > -3) & (z < 3), 1 / 6, 0).astype(z.dtype)
+    # Tested on s = z + 3, rounded as the forward rounds it, so the kink sits where g's does.
+    s = z + 3
+    return xp.where((s > 0) & (s < 6), 1 / 6, 0).astype(z.dtype)
 
 
 def hard_silu(z, xp):
@@ -242,8 +244,10 @@ def hard_silu(z, xp):
 
 
 def hard_silu_prime(z, xp):
-    # (z·relu6(z + 3)/6)′ = (2z + 3)/6 on (−3, 3); 0 below, 1 above.
-    return xp.where(z <= -3, 0, xp.where(z >= 3, 1, (2 * z + 3) / 6)).astype(z.dtype)
+    # (z·relu6(z + 3)/6)′ = (2z + 3)/6 on (−3, 3); 0 below, 1 above. Tested on s = z + 3, as
+    # the forward computes it, so the kinks sit exactly where g's do after rounding.
+    s = z + 3
+    return xp.where(s <= 0, 0, xp.where(s >= 6, 1, (2 * z + 3) / 6)).astype(z.dtype)
 
 
 SQUAREPLUS_B = 4
@@ -275,8 +279,11 @@ def sparse_sigmoid(z, xp):
 
 def sparse_sigmoid_prime(z, xp):
     # ½ inside (−1, 1), 0 outside; at ±1 the mean ¼ of the one-sided slopes, as jnp.clip gives.
-    inside = xp.where(xp.abs(z) < 1, 0.5, 0)
-    return xp.where(xp.abs(z) == 1, 0.25, inside).astype(z.dtype)
+    # Tested on s = z + 1, rounded as the forward rounds it: for z = 1 − 2⁻⁵³, s rounds to 2,
+    # the clip's bound, and g′ there is ¼ as in jax.grad.
+    s = z + 1
+    inside = xp.where((s > 0) & (s < 2), 0.5, 0)
+    return xp.where((s == 0) | (s == 2), 0.25, inside).astype(z.dtype)
 
 
 CATALOGUE: dict[str, Activation] = {

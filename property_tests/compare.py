@@ -171,14 +171,31 @@ def equation_3(case: Case, ref: Reference, bounds: Bounds, grads: manual.Gradien
     return out
 
 
+KINK_ULPS = 4
+"""How close to a kink (in ulps of the kink) a z must be for a forward's own shift to matter."""
+
+
+def near_kink(g: Activation, z: np.ndarray) -> np.ndarray:
+    """Elements of z within KINK_ULPS ulps (of z's dtype) of one of g's kinks."""
+    close = np.zeros(np.shape(z), bool)
+    for kink in g.kinks:
+        close |= np.abs(z.astype(np.float64) - kink) <= KINK_ULPS * np.spacing(np.asarray(max(abs(kink), 1.0), z.dtype))
+    return close
+
+
 def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple) -> str | None:
     """Where rounding put a manual z⁽ᵏ⁾ on the other side of one of g_k's kinks than autodiff's
     z⁽ᵏ⁾, g′ legitimately jumps between the two computations: say where; else ``None``.
     End-to-end comparisons are skipped there, never reported as failures."""
     net = case.network
     for k in range(1, net.depth + 1):
+        z_m = z_manual[k].astype(np.float64)
         for kink in net.g[k].kinks:
-            flipped = np.sign(z_manual[k].astype(np.float64) - kink) != np.sign(ref.z[k] - kink)
+            # A forward may shift z before it meets the kink (hard_sigmoid tests z + 3), so two
+            # different z within a few ulps of the kink are in doubt even on the same side.
+            near = KINK_ULPS * np.spacing(np.asarray(max(abs(kink), 1.0), z_manual[k].dtype))
+            flipped = np.sign(z_m - kink) != np.sign(ref.z[k] - kink)
+            flipped |= (z_m != ref.z[k]) & (np.minimum(np.abs(z_m - kink), np.abs(ref.z[k] - kink)) <= near)
             if np.any(flipped):
                 row, unit = (int(i) for i in np.argwhere(flipped)[0])
                 return (f"z⁽{k}⁾ of example {row}, unit {unit} lies on the other side of "
@@ -209,6 +226,10 @@ def derivative_check(g: Activation, z: np.ndarray, name: str | None = None) -> C
 
     m = g.derivative(z, np)
     r = derivative(g, z)
+    if z.dtype != np.float64 and np.shape(m) == np.shape(z):
+        # The hand g′ rounds its own kink tests (z + 3 for hard_sigmoid) in z's dtype, autodiff
+        # in float64: within a few ulps of a kink the two may take different sides. Not judged.
+        m = np.where(near_kink(g, z), r, m)
     f = tol.slope_scale(g)
     allowed = (tol.scale(z.dtype) * tol.derivative_bound(f, z.astype(np.float64))
                + tol.NOISE_SAFETY * tol.derivative_noise(g) + tol.floor(z.dtype, 1))

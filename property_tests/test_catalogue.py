@@ -72,11 +72,18 @@ def test_dense_grid_rejects_derivative_off_by_1e_6(name):
         properties.derivative_matches_autodiff(g, grid_with_kinks(g))
 
 
+def _ulps_from_integer(pair):
+    whole, ulps = pair
+    return whole + ulps * float(np.spacing(max(abs(whole), 1.0)))
+
+
 def points():
-    """Arrays of z: sign · 10^e with e in [−3, log10 50], and plain floats in [−50, 50]."""
+    """Arrays of z: sign · 10^e with e in [−3, log10 50], plain floats in [−50, 50], and points a
+    few ulps from the integers −6 … 6, where every catalogue kink lies."""
     magnitude = st.floats(-3, np.log10(50)).map(lambda e: 10.0 ** e)
     signed = st.tuples(st.sampled_from([-1.0, 1.0]), magnitude).map(lambda p: p[0] * p[1])
-    element = st.one_of(signed, st.floats(-50, 50, allow_subnormal=False))
+    near_integers = st.tuples(st.integers(-6, 6), st.integers(-8, 8)).map(_ulps_from_integer)
+    element = st.one_of(signed, st.floats(-50, 50, allow_subnormal=False), near_integers)
     return hnp.arrays(np.float64, st.integers(1, 64), elements=element, fill=st.nothing())
 
 
@@ -96,6 +103,17 @@ def test_random_points_reject_derivative_off_by_1e_6(name):
 
 
 KINKED = [name for name in NAMES if CATALOGUE[name].kinks]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", KINKED)
+def test_derivative_within_ulps_of_kinks(name, dtype):
+    # Forwards round before they meet a kink (hard_sigmoid compares z + 3): the hand g′ must
+    # follow autodiff to the last ulp around every kink, not only at it.
+    g = CATALOGUE[name]
+    steps = np.arange(-40, 41).astype(dtype)
+    z = np.concatenate([dtype(k) + steps * np.spacing(dtype(max(abs(k), 1.0))) for k in g.kinks])
+    properties.derivative_matches_autodiff(g, z.astype(dtype))
 
 
 @pytest.mark.parametrize("name", KINKED)
