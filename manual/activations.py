@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
-import numpy as np
 
 Array = Any
 """A NumPy or JAX array; the functions here are written once for both."""

@@ -11,7 +11,7 @@ import dataclasses
 
 import numpy as np
 
-from manual import EQUATIONS, Activation, Equations, backprop
+from manual import EQUATIONS, Activation, backprop
 
 
 def _g_prime_at_a_output(grad_a_E, z_L, g_L):

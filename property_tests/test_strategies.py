@@ -7,7 +7,7 @@ from hypothesis.errors import InvalidArgument
 
 from manual import CATALOGUE
 
-from .strategies import architectures, batches, cases, networks, unit_arrays
+from .strategies import Architecture, architectures, batches, cases, networks, unit_arrays
 
 
 @given(cases())
@@ -42,6 +42,7 @@ def test_cases_respect_their_arguments(case):
     lambda: batches(3, min_examples=0),
     lambda: batches(3, scale=-1.0),
     lambda: unit_arrays((2,), dtype=np.int32),
+    lambda: networks(Architecture((2, 2), (CATALOGUE["tanh"],)), weight_scale=0.0),
     lambda: cases(weight_scale=(2.0, 1.0)),
     lambda: cases(min_examples=5, max_examples=2),
 ])

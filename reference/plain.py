@@ -62,18 +62,6 @@ def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE
         )
 
 
-def forward_values(network: Network, x: np.ndarray) -> tuple[tuple, tuple]:
-    """Every z⁽ᵏ⁾ and a⁽ᵏ⁾ of the plain forward pass in float64 (no gradients)."""
-    with jax.enable_x64(True):
-        theta = [None] + [jnp.asarray(t, jnp.float64) for t in network.theta[1:]]
-        b = [None] + [jnp.asarray(v, jnp.float64) for v in network.b[1:]]
-        offset = [None] + [0.0] * network.depth
-        x64 = jnp.asarray(x, jnp.float64)
-        y0 = jnp.zeros((x.shape[0], network.widths[-1]), jnp.float64)
-        _, (z, a) = _error(theta, b, offset, x64, y0, network.g, MSE)
-        return _numpy(z), _numpy(a)
-
-
 def derivative(g: Activation, z: np.ndarray) -> np.ndarray:
     """g′(z) elementwise, as ``jax.grad`` of ``g.forward`` gives it, in float64."""
     with jax.enable_x64(True):
