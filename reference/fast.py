@@ -59,9 +59,15 @@ def _round_up(size: int, base: int) -> int:
 
 
 def branches_for(networks: Sequence[Network]) -> tuple[Activation, ...]:
-    """The catalogue, then any other activation the networks use, in first-seen order."""
-    extra = [g for net in networks for g in net.g[1:] if g not in CATALOGUE.values()]
-    return tuple(CATALOGUE.values()) + tuple(dict.fromkeys(extra))
+    """The activations one compiled program switches between: the whole catalogue when the
+    networks use only catalogue activations (one program for all of them); otherwise identity
+    (for the padding layers) and the activations used, in first-seen order (a small program
+    for a user's own activations)."""
+    used = list(dict.fromkeys(g for net in networks for g in net.g[1:]))
+    catalogue = tuple(CATALOGUE.values())
+    if all(g in catalogue for g in used):
+        return catalogue
+    return tuple(dict.fromkeys([IDENTITY, *used]))
 
 
 def _error(theta, b, offset, x, y, index, row_mask, unit_mask, n, branches, loss):
@@ -142,8 +148,12 @@ def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE
 
 
 def autodiff_many(cases: Sequence[tuple[Network, np.ndarray, np.ndarray]], *,
-                  loss: Loss = MSE) -> list[Reference]:
-    """``autodiff`` for many (network, x, y) cases; cases of one padded shape share a call."""
+                  loss: Loss = MSE, batched: bool | None = None) -> list[Reference]:
+    """``autodiff`` for many (network, x, y) cases; cases of one padded shape share a call.
+
+    ``batched`` picks the program: the vmapped one (``True``), the one-network one (``False``),
+    or the vmapped one whenever a padded shape holds more than one case (``None``). Each is
+    compiled once per process."""
     branches = branches_for([net for net, _, _ in cases])
     groups: dict[Shape, list[int]] = {}
     for i, (net, x, _) in enumerate(cases):
@@ -151,13 +161,13 @@ def autodiff_many(cases: Sequence[tuple[Network, np.ndarray, np.ndarray]], *,
     results: list[Reference | None] = [None] * len(cases)
     with jax.enable_x64(True):
         for shape, members in groups.items():
-            batched = len(members) > 1
-            program = _compiled(branches, loss, shape, batched)
-            step = CHUNK if batched else 1
+            vmapped = len(members) > 1 if batched is None else batched
+            program = _compiled(branches, loss, shape, vmapped)
+            step = CHUNK if vmapped else 1
             for start in range(0, len(members), step):
                 chunk = members[start : start + step]
                 padded = [_pad(*cases[i], shape, branches) for i in chunk]
-                if batched:
+                if vmapped:
                     padded += [padded[0]] * (step - len(chunk))
                     args = [np.stack(parts) for parts in zip(*padded)]
                     out = jax.device_get(program(*args))

@@ -1,0 +1,58 @@
+"""Time ``backprop-check activation`` end to end (a fresh process each run, JAX start-up and
+compilation included) on a right and a wrong activation from the bank, with the default
+options. Prints the median and the spread of several runs.
+
+    python benchmarks/activation_verdict.py [--runs 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+TARGETS = {
+    "right": "property_tests.activation_bank:RIGHT_SMOOTH",
+    "wrong": "property_tests.activation_bank:WRONG_RELATIVE_1E6",
+}
+GOALS = {"right": 10.0, "wrong": 5.0}
+
+
+def command() -> list[str]:
+    script = shutil.which("backprop-check")
+    return [script] if script else [sys.executable, "-m", "property_tests.cli"]
+
+
+def time_once(target: str, expected: int) -> float:
+    start = time.perf_counter()
+    done = subprocess.run([*command(), "activation", target], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != expected:
+        raise SystemExit(f"{target}: exit {done.returncode}, expected {expected}\n{done.stdout}{done.stderr}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = {}
+    for verdict, target in TARGETS.items():
+        times = [time_once(target, 0 if verdict == "right" else 1) for _ in range(args.runs)]
+        results[verdict] = {"median_seconds": statistics.median(times), "min_seconds": min(times),
+                            "max_seconds": max(times), "runs": args.runs, "goal_seconds": GOALS[verdict]}
+    if args.json:
+        print(json.dumps(results))
+        return
+    for verdict, r in results.items():
+        print(f"{verdict:5s} activation: median {r['median_seconds']:.2f} s over {r['runs']} runs "
+              f"(min {r['min_seconds']:.2f}, max {r['max_seconds']:.2f}); goal ≤ {r['goal_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Load a user's ``Activation`` (or ``Loss``) from ``path/to/file.py:NAME`` or ``package.module:NAME``.
+
+Every way this can go wrong becomes a ``UsageError`` with one sentence naming the problem.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+from types import ModuleType
+
+
+class UsageError(Exception):
+    """Unusable input: reported as one sentence, exit code 2."""
+
+
+def _last_frame(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" (at {Path(frame.filename).name}, line {frame.lineno})"
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, SyntaxError):
+        return f"a syntax error at line {error.lineno}: {error.msg}"
+    return f"{type(error).__name__}: {error}{_last_frame(error)}"
+
+
+def _load_file(path: Path) -> ModuleType:
+    if not path.exists():
+        raise UsageError(f"{path} does not exist")
+    if not path.is_file():
+        raise UsageError(f"{path} is not a file")
+    name = f"backprop_check_user_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"{path} cannot be imported as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as error:  # a user's file may raise anything while it loads
+        del sys.modules[name]
+        raise UsageError(f"{path} does not import: {_describe(error)}") from None
+    return module
+
+
+def _load_module(dotted: str) -> ModuleType:
+    try:
+        return importlib.import_module(dotted)
+    except ModuleNotFoundError as error:
+        if error.name and dotted.startswith(error.name):
+            raise UsageError(f"no module named {dotted!r} can be found") from None
+        raise UsageError(f"module {dotted!r} does not import: {_describe(error)}") from None
+    except BaseException as error:
+        raise UsageError(f"module {dotted!r} does not import: {_describe(error)}") from None
+
+
+def load_object(target: str, kind: type, what: str):
+    """The object NAME of ``file.py:NAME`` or ``module:NAME``, which must be a ``kind``."""
+    where, sep, name = target.rpartition(":")
+    if not sep or not where or not name:
+        raise UsageError(f"TARGET must look like path/to/file.py:NAME or package.module:NAME, got {target!r}")
+    module = _load_file(Path(where)) if where.endswith(".py") or "/" in where else _load_module(where)
+    if not hasattr(module, name):
+        raise UsageError(f"{where} has no attribute {name!r}")
+    value = getattr(module, name)
+    if not isinstance(value, kind):
+        raise UsageError(f"{where}:{name} is a {type(value).__name__}, not {what} "
+                         f"(build one with {kind.__name__}(name, ...))")
+    return value

@@ -1,0 +1,171 @@
+"""``backprop-check activation`` and ``check_activation``: the bank's right activations are all
+verified (kinks included), its wrong ones are all caught with a counterexample, and every kind
+of unusable input is one sentence with exit code 2."""
+
+import json
+import subprocess
+import shutil
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from manual import CATALOGUE
+
+from . import activation_bank as bank
+from .activation_check import assert_activation_correct, check_activation
+from .cli import main
+from .loading import UsageError
+
+QUICK = dict(examples=20)
+
+
+@pytest.mark.parametrize("g", bank.RIGHT, ids=lambda g: g.name)
+def test_right_activations_are_verified(g):
+    report = check_activation(g, **QUICK)
+    assert report.verdict == "verified", report.message()
+    assert report.max_error <= report.tolerance or report.kinks
+
+
+@pytest.mark.parametrize("g", bank.WRONG, ids=lambda g: g.name)
+def test_wrong_activations_are_caught(g):
+    report = check_activation(g, **QUICK)
+    assert report.verdict == "wrong", report.message()
+
+
+@pytest.mark.parametrize("g, low, high", [
+    (bank.WRONG_INTERVAL_NEGATIVE, -9.7, -9.2),
+    (bank.WRONG_INTERVAL_MIDDLE, 2.13, 2.63),
+    (bank.WRONG_INTERVAL_EDGE, 9.45, 9.95),
+], ids=lambda v: getattr(v, "name", str(v)))
+def test_counterexample_lies_where_the_derivative_is_wrong(g, low, high):
+    ce = check_activation(g, **QUICK).counterexample
+    assert ce is not None and low < ce.z < high
+    assert abs(ce.hand - ce.autodiff) > 1e-3 * abs(ce.autodiff)
+    assert ce.finite_difference == pytest.approx(ce.autodiff, rel=1e-7)
+
+
+def test_wrong_only_for_negative_z_is_caught_at_negative_z():
+    ce = check_activation(bank.WRONG_NEGATIVE_ONLY, **QUICK).counterexample
+    assert ce.z < 0
+
+
+def test_wrong_only_for_large_z_is_caught_beyond_5():
+    ce = check_activation(bank.WRONG_LARGE_ONLY, **QUICK).counterexample
+    assert abs(ce.z) > 5
+
+
+def test_nan_where_the_forward_is_finite_is_wrong():
+    ce = check_activation(bank.WRONG_NAN_AT_ZERO, **QUICK).counterexample
+    assert ce.z == 0.0 and np.isnan(ce.hand)
+
+
+def test_right_pointwise_but_wrong_on_arrays_shows_in_networks():
+    report = check_activation(bank.WRONG_ON_ARRAYS, **QUICK)
+    assert report.counterexample is None, "pointwise (1-D) it is right"
+    assert report.network_failure is not None and report.network_failure["equation"] == "(1)"
+
+
+def test_kinks_are_reported_with_both_slopes_never_failed():
+    report = check_activation(bank.RIGHT_CLIP, **QUICK)
+    assert report.verdict == "verified"
+    assert [k.z for k in report.kinks] == [-2.0, 3.0]
+    low, high = report.kinks
+    assert (low.left, low.right, low.autodiff) == (0.0, 1.0, 0.5)
+    assert (high.left, high.right, high.autodiff) == (1.0, 0.0, 0.5)
+
+
+def test_a_hand_value_outside_the_slopes_at_a_kink_is_wrong():
+    wrong = bank.RIGHT_ABS.__class__("abs_bad", bank.RIGHT_ABS.forward,
+                                     lambda z, xp: xp.where(z == 0, 3.0, xp.sign(z)))
+    report = check_activation(wrong, **QUICK)
+    assert report.verdict == "wrong" and report.counterexample.z == 0.0
+
+
+def test_same_seed_same_verdict_and_counterexample():
+    first = check_activation(bank.WRONG_RELATIVE_1E6, examples=20, seed=7)
+    again = check_activation(bank.WRONG_RELATIVE_1E6, examples=20, seed=7)
+    assert first.counterexample == again.counterexample
+
+
+def test_float32_check_of_a_catalogue_entry():
+    assert check_activation(CATALOGUE["gelu"], examples=10, dtype="float32").verdict == "verified"
+
+
+def test_pytest_helper_fails_with_the_report():
+    assert_activation_correct(bank.RIGHT_SMOOTH, **QUICK)
+    with pytest.raises(pytest.fail.Exception, match="WRONG DERIVATIVE"):
+        assert_activation_correct(bank.WRONG_MISSING_CHAIN_FACTOR, **QUICK)
+
+
+# --- the command line ---------------------------------------------------------------------
+
+def run_cli(*args):
+    script = shutil.which("backprop-check")
+    command = [script] if script else [sys.executable, "-m", "property_tests.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_cli_exit_0_for_a_right_activation_from_a_file(tmp_path):
+    path = tmp_path / "mine.py"
+    path.write_text(textwrap.dedent("""
+        from manual import Activation
+        MINE = Activation("cube_root_ish", lambda z, xp: z / (1 + z * z) ** 0.5,
+                          lambda z, xp: (1 + z * z) ** -1.5)
+    """))
+    done = run_cli("activation", f"{path}:MINE", "--examples", "20", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["verdict"] == "verified" and report["points"] > 6000 and report["networks"] == 20
+
+
+def test_cli_exit_1_with_counterexample_for_a_wrong_one():
+    done = run_cli("activation", "property_tests.activation_bank:WRONG_MISSING_CHAIN_FACTOR", "--examples", "20")
+    assert done.returncode == 1
+    assert "WRONG DERIVATIVE at z = " in done.stdout and "central finite difference" in done.stdout
+    assert "IN A NETWORK the hand result first leaves autodiff's at equation (1)" in done.stdout
+
+
+BROKEN_FILES = {
+    "syntax.py": ("def f(:\n", "does not import: a syntax error"),
+    "imports.py": ("import no_such_package_anywhere\n", "does not import: ModuleNotFoundError"),
+    "empty.py": ("X = 1\n", "has no attribute 'MINE'"),
+    "wrongtype.py": ("MINE = 42\n", "is a int, not an Activation"),
+}
+
+
+@pytest.mark.parametrize("filename", sorted(BROKEN_FILES))
+def test_unusable_files_exit_2_with_one_sentence(tmp_path, capsys, filename):
+    source, phrase = BROKEN_FILES[filename]
+    path = tmp_path / filename
+    path.write_text(source)
+    assert main(["activation", f"{path}:MINE"]) == 2
+    err = capsys.readouterr().err
+    assert phrase in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["activation", "no/such/file.py:MINE"], "does not exist"),
+    (["activation", "no_such_module_xyz:MINE"], "no module named"),
+    (["activation", "just_a_name"], "TARGET must look like"),
+    (["activation", "property_tests.activation_bank:NOT_AN_ACTIVATION"], "not an Activation"),
+    (["activation", "property_tests.activation_bank:UNUSABLE_RAISES"], "the derivative raises AttributeError"),
+    (["activation", "property_tests.activation_bank:UNUSABLE_SHAPE"], "returns shape ()"),
+    (["activation", "property_tests.activation_bank:RIGHT_ABS", "--examples", "-5"], "must be at least 1"),
+    (["activation", "property_tests.activation_bank:RIGHT_ABS", "--dtype", "float16"], "invalid choice"),
+])
+def test_unusable_input_exits_2_with_one_sentence(capsys, args, phrase):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert phrase in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_cli_unusable_input_through_the_real_script():
+    done = run_cli("activation", "property_tests.activation_bank:UNUSABLE_SHAPE")
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+
+
+def test_api_refuses_what_is_not_an_activation():
+    with pytest.raises(UsageError):
+        check_activation(bank.NOT_AN_ACTIVATION)
