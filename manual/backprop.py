@@ -16,17 +16,26 @@ from typing import Callable
 import numpy as np
 
 from .activations import Activation
+from .output_maps import OutputMap
 from .losses import MSE, Loss
 from .network import Network, forward
 
 
-def output_delta(grad_a_E: np.ndarray, z_L: np.ndarray, g_L: Activation) -> np.ndarray:
+def output_delta(grad_a_E: np.ndarray, z_L: np.ndarray, g_L: Activation | OutputMap) -> np.ndarray:
     """Equation (1), the output layer:
 
         δ⁽ᴸ⁾ = ∇ₐE ⊙ g_L′(z⁽ᴸ⁾)
 
-    ``grad_a_E`` holds ∇ₐEₜ for every example (one row each), ``z_L`` holds z⁽ᴸ⁾.
+    ``grad_a_E`` holds ∇ₐEₜ for every example (one row each), ``z_L`` holds z⁽ᴸ⁾. That form
+    assumes a⁽ᴸ⁾ᵢ depends on z⁽ᴸ⁾ᵢ alone. For an output map that mixes units (softmax) the
+    chain rule keeps the sum over output units, and (1) takes its general form
+
+        δ⁽ᴸ⁾ = J_g(z⁽ᴸ⁾)ᵀ ∇ₐE
+
+    with the Jacobian-transpose-vector product derived by hand in ``manual.output_maps``.
     """
+    if isinstance(g_L, OutputMap):
+        return g_L.vjp(z_L, grad_a_E, np)  # (1), general form
     return grad_a_E * g_L.derivative(z_L, np)  # (1)
 
 
@@ -79,11 +88,16 @@ class Gradients:
 
 def backward(network: Network, z: tuple, a: tuple, y: np.ndarray, *, loss: Loss = MSE,
              equations: Equations = EQUATIONS) -> Gradients:
-    """Equations (1), (2), (3) in the essay's order, from the forward pass's z and a."""
+    """Equations (1), (2), (3) in the essay's order, from the forward pass's z and a. When the
+    loss has a fused form with the output layer (softmax and cross-entropy, sigmoid and binary
+    cross-entropy), (1) uses it: δ⁽ᴸ⁾ = a − y, finite for any logits."""
     L = network.depth
     delta = [None] * (L + 1)
-    grad_a_E = loss.gradient(a[L], y, np)  # ∇ₐEₜ for every example
-    delta[L] = equations.output_delta(grad_a_E, z[L], network.g[L])  # (1)
+    if loss.fuses(network.g[L]):
+        delta[L] = loss.fused_delta(z[L], y, np)  # (1), fused with the loss: a − y
+    else:
+        grad_a_E = loss.gradient(a[L], y, np)  # ∇ₐEₜ for every example
+        delta[L] = equations.output_delta(grad_a_E, z[L], network.g[L])  # (1)
     for k in range(L - 1, 0, -1):
         delta[k] = equations.hidden_delta(network.theta[k + 1], delta[k + 1], z[k], network.g[k])  # (2)
     grads = [equations.parameter_gradients(delta[k], a[k - 1]) for k in range(1, L + 1)]  # (3)

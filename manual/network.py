@@ -17,13 +17,15 @@ from typing import Sequence
 import numpy as np
 
 from .activations import Activation
+from .output_maps import OutputMap
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @dataclass(frozen=True)
 class Network:
-    """Weights Θ⁽ᵏ⁾, biases b⁽ᵏ⁾ and one activation g_k per layer (index 0 unused)."""
+    """Weights Θ⁽ᵏ⁾, biases b⁽ᵏ⁾ and one activation g_k per layer (index 0 unused). The output
+    layer's g_L may also be an ``OutputMap`` (softmax, log_softmax)."""
 
     theta: tuple[np.ndarray | None, ...]
     b: tuple[np.ndarray | None, ...]
@@ -71,8 +73,11 @@ def check_network(network: Network) -> None:
                 f"layer {k}: Θ has {t.shape[1]} columns but layer {k - 1} has {theta[k - 1].shape[0]} units")
         if t.dtype not in FLOAT_DTYPES or bias.dtype != t.dtype or t.dtype != theta[1].dtype:
             raise ValueError(f"layer {k}: every Θ and b must share one dtype, float32 or float64")
+        if k == len(theta) - 1 and isinstance(g[k], OutputMap):
+            continue  # the output layer may mix units (softmax, log_softmax)
         if not isinstance(g[k], Activation):
-            raise ValueError(f"layer {k}: the activation must be an Activation, not {type(g[k]).__name__}")
+            raise ValueError(f"layer {k}: the activation must be an Activation, not {type(g[k]).__name__}"
+                             + (" (an OutputMap only fits the output layer)" if isinstance(g[k], OutputMap) else ""))
 
 
 def init_network(

@@ -77,3 +77,39 @@ def fast_reference_with_padding_leak(network, x, y):
     ref = fast.autodiff(network, x1, y1)
     n = x.shape[0]
     return dataclasses.replace(ref, delta=(None,) + tuple(d[:n] for d in ref.delta[1:]))
+
+
+def _softmax_diagonal_only(z, v, xp):
+    from manual.output_maps import softmax
+
+    a = softmax(z, xp)
+    return a * (1 - a) * v
+
+
+
+def _output_delta_diagonal_softmax(grad_a_E, z_L, g_L):
+    from manual import OutputMap, backprop
+
+    if isinstance(g_L, OutputMap) and g_L.name == "softmax":
+        return _softmax_diagonal_only(z_L, grad_a_E, np)  # (1) without the off-diagonal terms
+    return backprop.output_delta(grad_a_E, z_L, g_L)
+
+
+SOFTMAX_WITHOUT_OFF_DIAGONAL = dataclasses.replace(EQUATIONS, output_delta=_output_delta_diagonal_softmax)
+"""Equation (1) through softmax with a Jacobian that has lost its off-diagonal terms."""
+
+
+def softmax_map_without_off_diagonal():
+    from manual import SOFTMAX
+
+    return dataclasses.replace(SOFTMAX, vjp=_softmax_diagonal_only)
+
+
+def loss_with_gradient(loss, gradient):
+    """``loss`` with its hand gradient replaced."""
+    return dataclasses.replace(loss, gradient=gradient)
+
+
+def loss_with_fused_delta(loss, fused_delta):
+    """``loss`` with its fused δ⁽ᴸ⁾ replaced (the fused error, which autodiff uses, is kept)."""
+    return dataclasses.replace(loss, fused_delta=fused_delta)

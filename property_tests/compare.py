@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 import manual
-from manual import EQUATIONS, Activation, Equations, Network
+from manual import EQUATIONS, Activation, Equations, Network, OutputMap
 from reference import Reference
 
 from . import tolerances as tol
@@ -86,11 +86,39 @@ class Bounds:
         return tol.scale(dtype) * self.E[key] + tol.NOISE_SAFETY * self.N[key] + tol.floor(dtype, terms)
 
 
+def scales(g) -> tuple[float, float]:
+    """(f_g, autodiff's noise in g′) for an activation; an output map is bounded through its
+    own magnitude (|Jᵀv|ᵢ ≤ |vᵢ| + Σⱼ|vⱼ| since 0 ≤ softmax ≤ 1), so (1, 0)."""
+    if isinstance(g, OutputMap):
+        return 1.0, 0.0
+    return tol.slope_scale(g), tol.derivative_noise(g)
+
+
+def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
+    """M, E (units of u) and N of δ⁽ᴸ⁾ by equation (1) in the form the case uses: fused with
+    the loss, the general form J_gᵀ∇ₐE, or the elementwise form."""
+    net, L = case.network, case.network.depth
+    g, y, a, z = net.g[L], case.y.astype(np.float64), ref.a[L], ref.z[L]
+    f, eta = scales(g)
+    conditioning = tol.ELEMENTARY_ULPS * (1 + np.abs(z)) + tol.SECOND_DERIVATIVE_RATIO * EZ_L
+    if case.loss.fuses(g):  # a·Σy − y
+        M = np.abs(a) * np.sum(np.abs(y), axis=-1, keepdims=True) + np.abs(y) + np.abs(a)
+        return M, M * (conditioning + 2) + EA_L, np.zeros_like(M)
+    G = np.abs(case.loss.gradient(a, y, np)) + np.abs(a) + np.abs(y)
+    if isinstance(g, OutputMap):
+        M = G + np.sum(G, axis=-1, keepdims=True)
+        EG = G + EA_L
+        return M, M * (conditioning + 2) + EG + np.sum(EG, axis=-1, keepdims=True), np.zeros_like(M)
+    M = G * f
+    E = (G + EA_L) * f + G * (tol.derivative_bound(f, z) + tol.SECOND_DERIVATIVE_RATIO * f * EZ_L) + M
+    return M, E, G * eta
+
+
 def error_bounds(case: Case, ref: Reference) -> Bounds:
     """The running error analysis of the whole pipeline, on autodiff's values (float64)."""
     net, L, n = case.network, case.network.depth, case.n
-    f = (None,) + tuple(tol.slope_scale(g) for g in net.g[1:])
-    eta = (None,) + tuple(tol.derivative_noise(g) for g in net.g[1:])
+    f = (None,) + tuple(scales(g)[0] for g in net.g[1:])
+    eta = (None,) + tuple(scales(g)[1] for g in net.g[1:])
     theta = (None,) + tuple(np.abs(t.astype(np.float64)) for t in net.theta[1:])
     z = (None,) + tuple(np.abs(v) for v in ref.z[1:])
     # Forward: A = size of a's terms, EA and EZ = running errors of a and z (units of u).
@@ -104,12 +132,8 @@ def error_bounds(case: Case, ref: Reference) -> Bounds:
     def g_prime_error(k):
         return tol.derivative_bound(f[k], z[k]) + tol.SECOND_DERIVATIVE_RATIO * f[k] * EZ[k]
 
-    y = np.abs(case.y.astype(np.float64))
-    G = np.abs(case.loss.gradient(ref.a[L], case.y.astype(np.float64), np)) + np.abs(ref.a[L]) + y
     M, E, N = {}, {}, {}
-    M["delta", L] = G * f[L]
-    E["delta", L] = (G + EA[L]) * f[L] + G * g_prime_error(L) + M["delta", L]
-    N["delta", L] = G * eta[L]
+    M["delta", L], E["delta", L], N["delta", L] = output_layer(case, ref, EA[L], EZ[L])
     for k in range(L - 1, 0, -1):
         back = M["delta", k + 1] @ theta[k + 1]
         M["delta", k] = back * f[k]
@@ -133,13 +157,13 @@ def equation_1(case: Case, ref: Reference, equations: Equations = EQUATIONS) -> 
     The inputs are shared, so only the equation's own rounding counts."""
     net, L = case.network, case.network.depth
     g, y = net.g[L], case.y.astype(np.float64)
-    grad_a_E = case.loss.gradient(ref.a[L], y, np)
-    m = equations.output_delta(grad_a_E, ref.z[L], g)
-    G = np.abs(grad_a_E) + np.abs(ref.a[L]) + np.abs(y)
-    f = tol.slope_scale(g)
-    E = G * f + G * tol.derivative_bound(f, ref.z[L]) + G * f
-    allowed = tol.scale(np.float64) * E + tol.NOISE_SAFETY * G * tol.derivative_noise(g) + tol.floor(np.float64, 1)
-    return judge("(1)", L, g.name, m, ref.delta[L], G * f, allowed)
+    if case.loss.fuses(g):
+        m = case.loss.fused_delta(ref.z[L], y, np)
+    else:
+        m = equations.output_delta(case.loss.gradient(ref.a[L], y, np), ref.z[L], g)
+    M, E, N = output_layer(case, ref)
+    allowed = tol.scale(np.float64) * E + tol.NOISE_SAFETY * N + tol.floor(np.float64, net.widths[-1])
+    return judge("(1)", L, g.name, m, ref.delta[L], M, allowed)
 
 
 def equation_2(case: Case, ref: Reference, k: int, equations: Equations = EQUATIONS) -> Comparison:
@@ -183,7 +207,7 @@ def near_kink(g: Activation, z: np.ndarray) -> np.ndarray:
     return close
 
 
-def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple) -> str | None:
+def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple, a_manual: tuple | None = None) -> str | None:
     """Where rounding put a manual z⁽ᵏ⁾ on the other side of one of g_k's kinks than autodiff's
     z⁽ᵏ⁾, g′ legitimately jumps between the two computations: say where; else ``None``.
     End-to-end comparisons are skipped there, never reported as failures."""
@@ -200,6 +224,13 @@ def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple) -> str | None:
                 row, unit = (int(i) for i in np.argwhere(flipped)[0])
                 return (f"z⁽{k}⁾ of example {row}, unit {unit} lies on the other side of "
                         f"{net.g[k].name}'s kink at {kink:g} by hand than in autodiff")
+    if a_manual is not None:
+        y = case.y.astype(np.float64)
+        for kink in case.loss.kinks:  # the loss's kinks in a − y (mean absolute error at 0)
+            r_m, r_r = a_manual[-1].astype(np.float64) - y, ref.a[-1] - y
+            flipped = np.sign(r_m - kink) != np.sign(r_r - kink)
+            if np.any(flipped):
+                return f"an output lies on the other side of {case.loss.name}'s kink by hand than in autodiff"
     return None
 
 
@@ -209,7 +240,7 @@ def compare_case(case: Case, ref: Reference, equations: Equations = EQUATIONS) -
     comparisons = [equation_1(case, ref, equations)]
     comparisons += [equation_2(case, ref, k, equations) for k in range(case.network.depth - 1, 0, -1)]
     fwd = manual.forward(case.network, case.x)
-    doubt = kink_in_doubt(case, ref, fwd.z)
+    doubt = kink_in_doubt(case, ref, fwd.z, fwd.a)
     if doubt is None:
         grads = manual.backward(case.network, fwd.z, fwd.a, case.y, loss=case.loss, equations=equations)
         comparisons += equation_3(case, ref, error_bounds(case, ref), grads)

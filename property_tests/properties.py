@@ -48,7 +48,7 @@ def _end_to_end(case: Case, equations: Equations) -> list[Comparison]:
     rounding moved a z across a kink are rejected (``assume``), never failed."""
     ref = fast.autodiff(case.network, case.x, case.y, loss=case.loss)
     fwd = manual.forward(case.network, case.x)
-    assume(kink_in_doubt(case, ref, fwd.z) is None)
+    assume(kink_in_doubt(case, ref, fwd.z, fwd.a) is None)
     grads = manual.backward(case.network, fwd.z, fwd.a, case.y, loss=case.loss, equations=equations)
     return equation_3(case, ref, error_bounds(case, ref), grads)
 

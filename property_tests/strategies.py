@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.extra import numpy as hnp
 
-from manual import CATALOGUE, MSE, Activation, Loss, Network, activation
+from manual import CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, Activation, Loss, Network, OutputMap, activation
 
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
@@ -72,20 +72,23 @@ def _check_range(name: str, low: float, high: float, minimum: float) -> None:
         raise InvalidArgument(f"{name}: need {minimum} <= min <= max, got min={low}, max={high}")
 
 
-def _resolve(names: Sequence[str | Activation] | None) -> list[Activation]:
+def _resolve(names: Sequence[str | Activation | OutputMap] | None, *, maps: bool = False) -> list:
     if names is None:
         return list(CATALOGUE.values())
     if len(names) == 0:
         raise InvalidArgument("activations: give at least one activation, or None for the catalogue")
     chosen = []
     for item in names:
-        if isinstance(item, Activation):
+        if isinstance(item, Activation) or (maps and isinstance(item, OutputMap)):
             chosen.append(item)
+            continue
+        if maps and item in OUTPUT_MAPS:
+            chosen.append(OUTPUT_MAPS[item])
             continue
         try:
             chosen.append(activation(item))
-        except KeyError as error:
-            raise InvalidArgument(str(error.args[0])) from None
+        except (KeyError, TypeError) as error:
+            raise InvalidArgument(f"{item!r} is not an activation: {error}") from None
     return chosen
 
 
@@ -96,20 +99,24 @@ def activations(*, names: Sequence[str | Activation] | None = None) -> st.Search
 
 def architectures(*, min_depth: int = 1, max_depth: int = 6, min_width: int = 1, max_width: int = 16,
                   activations: Sequence[str | Activation] | None = None,
+                  output_layers: Sequence[str | Activation | OutputMap] | None = None,
                   ) -> st.SearchStrategy[Architecture]:
     """Depth L in [min_depth, max_depth], every width in [min_width, max_width], and an
-    activation per layer drawn independently from ``activations`` (the catalogue by default)."""
+    activation per layer drawn independently from ``activations`` (the catalogue by default);
+    the output layer's from ``output_layers`` when given (names of activations or of the output
+    maps softmax and log_softmax)."""
     _check_range("depth", min_depth, max_depth, 1)
     _check_range("width", min_width, max_width, 1)
     pool = _resolve(activations)
+    outputs = pool if output_layers is None else _resolve(output_layers, maps=True)
 
     @st.composite
     def draw(draw_) -> Architecture:
         depth = draw_(st.integers(min_depth, max_depth))
         widths = tuple(draw_(st.lists(st.integers(min_width, max_width), min_size=depth + 1,
                                       max_size=depth + 1)))
-        g = tuple(draw_(st.lists(st.sampled_from(pool), min_size=depth, max_size=depth)))
-        return Architecture(widths, g)
+        g = tuple(draw_(st.lists(st.sampled_from(pool), min_size=depth - 1, max_size=depth - 1)))
+        return Architecture(widths, g + (draw_(st.sampled_from(outputs)),))
 
     return draw()
 
@@ -177,17 +184,68 @@ def batches(n_inputs: int, *, min_examples: int = 1, max_examples: int = 32,
     return draw()
 
 
+def targets(loss: Loss, shape: tuple[int, int], *, scale: float | tuple[float, float] = 1.0,
+            dtype: np.dtype | type = np.float64) -> st.SearchStrategy[np.ndarray]:
+    """Valid targets for ``loss``: reals in [−s, s]; values in [0, 1] (binary cross-entropy);
+    or rows that are probability distributions, one-hot half of the time (cross-entropy)."""
+    scales = _scale("target_scale", scale)
+    if loss.targets == "real":
+        return st.tuples(unit_arrays(shape, dtype=dtype), scales).map(lambda p: p[0] * np.asarray(p[1], dtype))
+    if loss.targets == "unit":
+        return unit_arrays(shape, dtype=dtype).map(lambda u: np.abs(u))
+    if loss.targets == "distribution":
+        def normalise(u):
+            w = np.abs(u) + 1e-3
+            return (w / w.sum(axis=1, keepdims=True)).astype(dtype)
+        one_hot = st.lists(st.integers(0, shape[1] - 1), min_size=shape[0], max_size=shape[0]).map(
+            lambda idx: np.eye(shape[1], dtype=dtype)[idx])
+        return st.one_of(one_hot, unit_arrays(shape, dtype=dtype).map(normalise))
+    raise InvalidArgument(f"loss {loss.name!r} has unknown targets {loss.targets!r}")
+
+
+def losses(*, names: Sequence[str | Loss] | None = None) -> st.SearchStrategy[Loss]:
+    """One loss from ``names`` (catalogue names or ``Loss`` objects; all by default)."""
+    if names is None:
+        return st.sampled_from(list(LOSSES.values()))
+    chosen = []
+    for item in names:
+        if isinstance(item, Loss):
+            chosen.append(item)
+        elif item in LOSSES:
+            chosen.append(LOSSES[item])
+        else:
+            raise InvalidArgument(f"unknown loss {item!r}; known: {', '.join(LOSSES)}")
+    if not chosen:
+        raise InvalidArgument("losses: give at least one loss, or None for the catalogue")
+    return st.sampled_from(chosen)
+
+
+def output_layers_for(loss: Loss) -> list:
+    """The output layers a loss makes sense after: its own list, or every activation and map."""
+    if loss.outputs:
+        return [OUTPUT_MAPS.get(name) or CATALOGUE[name] for name in loss.outputs]
+    return list(CATALOGUE.values()) + list(OUTPUT_MAPS.values())
+
+
+def loss_cases(*, names: Sequence[str | Loss] | None = None, **kwargs) -> st.SearchStrategy[Case]:
+    """A loss from the catalogue, a compatible output layer, valid targets and a case around
+    them (``kwargs`` as for ``cases``)."""
+    return losses(names=names).flatmap(
+        lambda loss: cases(loss=loss, output_layers=output_layers_for(loss), **kwargs))
+
+
 def cases(*, min_depth: int = 1, max_depth: int = 6, min_width: int = 1, max_width: int = 16,
           activations: Sequence[str | Activation] | None = None,
+          output_layers: Sequence[str | Activation | OutputMap] | None = None,
           min_examples: int = 1, max_examples: int = 32,
           weight_scale: float | tuple[float, float] = (0.25, 2.0),
           input_scale: float | tuple[float, float] = (0.1, 4.0),
           target_scale: float | tuple[float, float] = 1.0,
           dtype: np.dtype | type = np.float64, loss: Loss = MSE) -> st.SearchStrategy[Case]:
-    """A whole case: an architecture, its weights, a batch x and targets y (in [−s, s])."""
+    """A whole case: an architecture, its weights, a batch x and targets y valid for ``loss``."""
     arch_strategy = architectures(min_depth=min_depth, max_depth=max_depth, min_width=min_width,
-                                  max_width=max_width, activations=activations)
-    targets = _scale("target_scale", target_scale)
+                                  max_width=max_width, activations=activations, output_layers=output_layers)
+    _scale("target_scale", target_scale)
     _scale("weight_scale", weight_scale), _scale("input_scale", input_scale)  # refuse nonsense now
     _check_range("examples", min_examples, max_examples, 1)
 
@@ -197,7 +255,7 @@ def cases(*, min_depth: int = 1, max_depth: int = 6, min_width: int = 1, max_wid
         network = draw_(networks(arch, weight_scale=weight_scale, dtype=dtype))
         x = draw_(batches(arch.widths[0], min_examples=min_examples, max_examples=max_examples,
                           scale=input_scale, dtype=dtype))
-        y = draw_(unit_arrays((x.shape[0], arch.widths[-1]), dtype=dtype)) * np.asarray(draw_(targets), dtype)
+        y = draw_(targets(loss, (x.shape[0], arch.widths[-1]), scale=target_scale, dtype=dtype))
         return Case(network, x, y, loss)
 
     return draw()

@@ -8,7 +8,10 @@ padded to one fixed shape so that a single compiled program serves them all:
 - depth is padded to D layers by appending identity layers (Θ = I, b = 0, g = identity) after
   the output layer: multiplying by 1 and adding 0 is exact, so the output is unchanged;
 - the batch is padded to N rows whose errors are weighted by zero in E;
-- padded output units are multiplied by zero before the loss;
+- padded output units are multiplied by zero before the loss; after softmax or log_softmax their
+  bias is −1e30 instead, so that they take no share of the normalisation (e^(−1e30) is 0);
+- a fused loss (cross-entropy after softmax, binary cross-entropy after sigmoid) is taken from
+  the output layer's z, which the program tracks whatever the network's depth;
 - each layer's activation is chosen at run time with ``lax.switch`` over a fixed list of
   activations, so the choice is data, not program.
 
@@ -26,7 +29,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from manual import CATALOGUE, MSE, Activation, Loss, Network
+from manual import CATALOGUE, MSE, OUTPUT_MAPS, Activation, Loss, Network, OutputMap
+
+from . import plain
 
 from .plain import Reference
 
@@ -35,6 +40,8 @@ CHUNK = 64
 """Networks per vmapped call in ``autodiff_many``; the last chunk is padded with repeats."""
 
 IDENTITY = CATALOGUE["identity"]
+SWITCHED_OFF = -1e30
+"""The bias of a padded unit of a softmax or log_softmax output layer."""
 
 
 @dataclass(frozen=True)
@@ -64,38 +71,51 @@ def branches_for(networks: Sequence[Network]) -> tuple[Activation, ...]:
     (for the padding layers) and the activations used, in first-seen order (a small program
     for a user's own activations)."""
     used = list(dict.fromkeys(g for net in networks for g in net.g[1:]))
-    catalogue = tuple(CATALOGUE.values())
+    catalogue = tuple(CATALOGUE.values()) + tuple(OUTPUT_MAPS.values())
     if all(g in catalogue for g in used):
         return catalogue
     return tuple(dict.fromkeys([IDENTITY, *used]))
 
 
-def _error(theta, b, offset, x, y, index, row_mask, unit_mask, n, branches, loss):
-    """E = (1/n) Σₜ Eₜ over the real rows; ``offset`` is zero and gives δ = n ∂E/∂offset."""
+def supports(networks: Sequence[Network], loss: Loss) -> bool:
+    """The padded program handles every catalogue loss after a compatible output layer; a fused
+    loss must meet the output layer it fuses with (cross-entropy after softmax)."""
+    return loss.fused_with is None or all(loss.fuses(net.g[-1]) for net in networks)
+
+
+def _layers(theta, b, offset, x, index, last, branches):
+    """The padded forward pass as one ``lax.scan`` over layers (one layer body to compile,
+    whatever the depth). Returns every z and a, and the output layer's z."""
     forwards = [lambda z, g=g: g.forward(z, jnp) for g in branches]
-    a = x
-    for k in range(theta.shape[0]):
-        z = a @ theta[k].T + b[k] + offset[k]
-        a = jax.lax.switch(index[k], forwards, z)
-    per_example = loss.error(a * unit_mask, y, jnp)
-    return jnp.sum(jnp.where(row_mask, per_example, 0)) / n
+
+    def layer(carry, inputs):
+        a, z_out = carry
+        k, theta_k, b_k, offset_k, index_k = inputs
+        z = a @ theta_k.T + b_k + offset_k
+        a_next = jax.lax.switch(index_k, forwards, z)
+        return (a_next, jnp.where(k == last, z, z_out)), (z, a_next)
+
+    ks = jnp.arange(theta.shape[0])
+    (a, z_out), (zs, a_s) = jax.lax.scan(layer, (x, jnp.zeros_like(offset[0])), (ks, theta, b, offset, index))
+    return a, z_out, zs, a_s
 
 
-def _with_values(theta, b, offset, x, index, branches):
-    """Every z and a of the padded network (for the comparisons that need them)."""
-    forwards = [lambda z, g=g: g.forward(z, jnp) for g in branches]
-    zs, a_s = [], [x]
-    for k in range(theta.shape[0]):
-        zs.append(a_s[-1] @ theta[k].T + b[k] + offset[k])
-        a_s.append(jax.lax.switch(index[k], forwards, zs[-1]))
-    return jnp.stack(zs), jnp.stack(a_s)
+def _error(theta, b, offset, x, y, index, last, row_mask, unit_mask, n, branches, loss):
+    """E = (1/n) Σₜ Eₜ over the real rows; ``offset`` is zero and gives δ = n ∂E/∂offset.
+    ``last`` is the index of the network's own output layer (the rest are identity layers)."""
+    a, z_out, zs, a_s = _layers(theta, b, offset, x, index, last, branches)
+    if loss.fused_with is not None:
+        per_example = loss.fused_error(z_out, y, jnp)
+    else:
+        per_example = loss.error(a * unit_mask, y, jnp)
+    return jnp.sum(jnp.where(row_mask, per_example, 0)) / n, (zs, a_s)
 
 
-def _program(theta, b, offset, x, y, index, row_mask, unit_mask, n, branches, loss):
-    value_and_grad = jax.value_and_grad(_error, argnums=(0, 1, 2))
-    error, grads = value_and_grad(theta, b, offset, x, y, index, row_mask, unit_mask, n, branches, loss)
-    z, a = _with_values(theta, b, offset, x, index, branches)
-    return error, grads, z, a
+def _program(theta, b, offset, x, y, index, last, row_mask, unit_mask, n, branches, loss):
+    value_and_grad = jax.value_and_grad(_error, argnums=(0, 1, 2), has_aux=True)
+    (error, (z, a)), grads = value_and_grad(theta, b, offset, x, y, index, last, row_mask, unit_mask, n,
+                                            branches, loss)
+    return error, grads, z, jnp.concatenate([x[None], a])
 
 
 @lru_cache(maxsize=None)
@@ -116,13 +136,15 @@ def _pad(network: Network, x: np.ndarray, y: np.ndarray, shape: Shape, branches)
         theta[k - 1, :rows, :cols] = network.theta[k]
         b[k - 1, :rows] = network.b[k]
         index[k - 1] = branches.index(network.g[k])
+    if isinstance(network.g[L], OutputMap):
+        b[L - 1, network.widths[-1]:] = SWITCHED_OFF
     theta[L:] = np.eye(W)
     x_pad, y_pad = np.zeros((N, W)), np.zeros((N, W))
     x_pad[:n, : x.shape[1]] = x
     y_pad[:n, : y.shape[1]] = y
     row_mask = np.arange(N) < n
     unit_mask = (np.arange(W) < network.widths[-1]).astype(np.float64)
-    return theta, b, np.zeros((D, N, W)), x_pad, y_pad, index, row_mask, unit_mask, float(n)
+    return theta, b, np.zeros((D, N, W)), x_pad, y_pad, index, L - 1, row_mask, unit_mask, float(n)
 
 
 def _unpad(network: Network, n: int, error, grads, z, a) -> Reference:
@@ -154,6 +176,8 @@ def autodiff_many(cases: Sequence[tuple[Network, np.ndarray, np.ndarray]], *,
     ``batched`` picks the program: the vmapped one (``True``), the one-network one (``False``),
     or the vmapped one whenever a padded shape holds more than one case (``None``). Each is
     compiled once per process."""
+    if not supports([net for net, _, _ in cases], loss):
+        return [plain.autodiff(net, x, y, loss=loss) for net, x, y in cases]
     branches = branches_for([net for net, _, _ in cases])
     groups: dict[Shape, list[int]] = {}
     for i, (net, x, _) in enumerate(cases):

@@ -32,11 +32,14 @@ class Reference:
 
 
 def _error(theta, b, offset, x, y, g, loss):
-    """E = (1/n) Σₜ Eₜ, with a zero ``offset`` added to every z⁽ᵏ⁾ so that ∂E/∂offset = ∂E/∂z."""
+    """E = (1/n) Σₜ Eₜ, with a zero ``offset`` added to every z⁽ᵏ⁾ so that ∂E/∂offset = ∂E/∂z.
+    After softmax or sigmoid, cross-entropy is taken from the logits (its fused form)."""
     z, a = [None], [x]
     for k in range(1, len(theta)):
         z.append(a[k - 1] @ theta[k].T + b[k] + offset[k])
         a.append(g[k].forward(z[k], jnp))
+    if loss.fuses(g[-1]):
+        return jnp.mean(loss.fused_error(z[-1], y, jnp)), (z, a)
     return jnp.mean(loss.error(a[-1], y, jnp)), (z, a)
 
 
