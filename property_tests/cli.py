@@ -2,6 +2,7 @@
 
     backprop-check verify [--examples N] [--seed S] [--json]
     backprop-check activation TARGET [--examples N] [--seed S] [--dtype float64|float32] [--json]
+    backprop-check loss TARGET [--examples N] [--seed S] [--json]
 
 Exit codes: 0 everything matched; 1 a mismatch (the smallest counterexample is printed);
 2 bad usage or unusable input (one sentence on standard error).
@@ -89,6 +90,24 @@ def build_parser() -> argparse.ArgumentParser:
     act.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                      help="dtype of the hand derivative (autodiff is always float64)")
     act.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    loss = commands.add_parser(
+        "loss", help="check your own loss's hand gradient",
+        description="Check a Loss's hand gradient against jax.grad of its per-example error, pointwise "
+                    "(with random per-example weights) and inside random networks ending in a compatible "
+                    "output layer. TARGET is path/to/file.py:NAME or package.module:NAME, NAME being a "
+                    "manual.Loss(name, error, gradient).",
+        epilog=EPILOG.replace("every comparison matched autodiff within its tolerance",
+                              "verified: the gradient equals autodiff's everywhere checked")
+                     .replace("a mismatch: the smallest counterexample is printed",
+                              "the gradient is wrong: a counterexample is printed"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    loss.add_argument("target", metavar="TARGET", help="path/to/file.py:NAME or package.module:NAME")
+    loss.add_argument("--examples", type=positive_int, default=200, metavar="N",
+                      help="extra random examples per width, and random networks (default 200)")
+    loss.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                      help="the same seed gives the same points, networks and verdict")
+    loss.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return parser
 
 
@@ -110,6 +129,14 @@ def format_table(report) -> str:
         total = report.by_equation[eq]
         lines.append(f"{eq:<8} {'(all)':<15} {total.comparisons:>7} {total.max_error:>10.2e} {total.tolerance:>10.2e}  "
                      f"{'ok' if total.failures == 0 else 'MISMATCH'}")
+        lines.append("")
+    if report.by_loss:
+        lines.append(f"{'loss':<24} {'networks':>8}  " + "  ".join(f"{eq + ' err/tol':>22}" for eq in EQUATION_ORDER) + "  verdict")
+        for name, tallies in report.by_loss.items():
+            cells = "  ".join(f"{tallies[eq].max_error:>10.2e}/{tallies[eq].tolerance:<11.2e}" if eq in tallies else f"{'—':>22}"
+                              for eq in EQUATION_ORDER)
+            ok = all(t.failures == 0 for t in tallies.values())
+            lines.append(f"{name:<24} {report.networks_per_loss[name]:>8}  {cells}  {'ok' if ok else 'MISMATCH'}")
         lines.append("")
     lines.append("Errors and tolerances are relative to each quantity's magnitude; the tolerance is "
                  "the bound at the element closest to it.")
@@ -152,7 +179,19 @@ def cmd_activation(args: argparse.Namespace) -> int:
     return EXIT_OK if report.verdict == "verified" else EXIT_MISMATCH
 
 
-COMMANDS = {"verify": cmd_verify, "activation": cmd_activation}
+def cmd_loss(args: argparse.Namespace) -> int:
+    from manual import Loss
+
+    from .loading import load_object
+    from .loss_check import check_loss
+
+    loss = load_object(args.target, Loss, "a Loss")
+    report = check_loss(loss, examples=args.examples, seed=args.seed)
+    print(json.dumps(report.as_dict()) if args.json else report.message())
+    return EXIT_OK if report.verdict == "verified" else EXIT_MISMATCH
+
+
+COMMANDS = {"verify": cmd_verify, "activation": cmd_activation, "loss": cmd_loss}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

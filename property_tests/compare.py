@@ -104,13 +104,16 @@ def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
     if case.loss.fuses(g):  # a·Σy − y
         M = np.abs(a) * np.sum(np.abs(y), axis=-1, keepdims=True) + np.abs(y) + np.abs(a)
         return M, M * (conditioning + 2) + EA_L, np.zeros_like(M)
-    G = np.abs(case.loss.gradient(a, y, np)) + np.abs(a) + np.abs(y)
+    # The size of the terms ∇ₐEₜ is computed from: for a loss other than the squared error that is
+    # |∇| + |a| + |y| + 1 (logcosh's tanh(a − y) is a difference of two halves of size ½).
+    G = np.abs(case.loss.gradient(a, y, np)) + np.abs(a) + np.abs(y) + (case.loss.name != "mse")
     if isinstance(g, OutputMap):
         M = G + np.sum(G, axis=-1, keepdims=True)
         EG = G + EA_L
         return M, M * (conditioning + 2) + EG + np.sum(EG, axis=-1, keepdims=True), np.zeros_like(M)
     M = G * f
-    E = (G + EA_L) * f + G * (tol.derivative_bound(f, z) + tol.SECOND_DERIVATIVE_RATIO * f * EZ_L) + M
+    loss_rounding = 1 if case.loss.name == "mse" else tol.ELEMENTARY_ULPS
+    E = (loss_rounding * G + EA_L) * f + G * (tol.derivative_bound(f, z) + tol.SECOND_DERIVATIVE_RATIO * f * EZ_L) + M
     return M, E, G * eta
 
 

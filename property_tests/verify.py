@@ -2,9 +2,12 @@
 
 Networks are drawn from a seed with NumPy (bulk numbers are cheap that way), and the activation
 at each layer is chosen so that, across the run, every activation of the catalogue sits at
-every layer position k = 1 … 6 and in the output layer. The reference is ``reference.fast``
-(one compilation for the whole run). A mismatch is reported with the smallest counterexample
-found: the smallest failing network, cut down to the single example that fails.
+every layer position k = 1 … 6 and in the output layer. The losses take turns, network by
+network; a loss that needs its own output layer gets it (cross-entropy after softmax, binary
+cross-entropy after sigmoid, negative log-likelihood after log_softmax), and every eighth
+network of the other catalogue losses ends in softmax or log_softmax. The reference is ``reference.fast`` (one
+compilation per loss for the whole run). A mismatch is reported with the smallest
+counterexample found: the smallest failing network, cut down to the single example that fails.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 import manual
-from manual import CATALOGUE, EQUATIONS, Activation, Equations
+from manual import CATALOGUE, EQUATIONS, LOSSES, MSE, OUTPUT_MAPS, Activation, Equations, Loss
 from reference import fast
 
 from .compare import Comparison, compare_case, first_failure
@@ -63,15 +66,20 @@ class Report:
     skipped_at_kinks: int = 0
     coverage_complete: bool = False
     counterexample: dict | None = None
+    by_loss: dict[str, dict[str, Tally]] = field(default_factory=dict)
+    networks_per_loss: dict[str, int] = field(default_factory=dict)
 
     @property
     def verified(self) -> bool:
         return all(t.failures == 0 for t in self.by_equation.values()) and bool(self.by_equation)
 
-    def add(self, comparisons: Sequence[Comparison]) -> None:
+    def add(self, comparisons: Sequence[Comparison], loss: Loss = MSE) -> None:
+        self.networks_per_loss[loss.name] = self.networks_per_loss.get(loss.name, 0) + 1
+        per_loss = self.by_loss.setdefault(loss.name, {})
         for c in comparisons:
             self.by_equation.setdefault(c.equation, Tally()).add(c)
             self.by_activation.setdefault((c.equation, c.activation), Tally()).add(c)
+            per_loss.setdefault(c.equation, Tally()).add(c)
 
     def as_dict(self) -> dict:
         return {
@@ -84,22 +92,32 @@ class Report:
             "skipped_at_kinks": self.skipped_at_kinks,
             "equations": {eq: self.by_equation[eq].as_dict() for eq in EQUATION_ORDER if eq in self.by_equation},
             "by_activation": {f"{eq} {name}": t.as_dict() for (eq, name), t in sorted(self.by_activation.items())},
+            "losses": {name: {"networks": self.networks_per_loss[name],
+                              "verified": all(t.failures == 0 for t in tallies.values()),
+                              "equations": {eq: tallies[eq].as_dict() for eq in EQUATION_ORDER if eq in tallies}}
+                       for name, tallies in self.by_loss.items()},
             "counterexample": self.counterexample,
         }
 
 
-def design(examples: int, rng: np.random.Generator, pool: Sequence[Activation]) -> list[list[Activation]]:
+def design(examples: int, rng: np.random.Generator, pool: Sequence[Activation],
+           forced_outputs: Sequence[object | None] | None = None) -> list[list[Activation]]:
     """Activations per layer for every network, covering each (activation, position) slot.
 
     Positions are the layer indices k = 1 … MAX_DEPTH and "output". Each network takes a depth
     at random, then fills each layer with an activation not yet seen at that position (and, for
-    its last layer, not yet seen as output) when there is one, at random otherwise."""
+    its last layer, not yet seen as output) when there is one, at random otherwise. Where
+    ``forced_outputs[i]`` is set, network i's output layer is that one instead."""
+    forced_outputs = forced_outputs or [None] * examples
     unseen = {pos: list(pool) for pos in list(range(1, MAX_DEPTH + 1)) + ["output"]}
     plans = []
-    for _ in range(examples):
+    for i in range(examples):
         depth = int(rng.integers(1, MAX_DEPTH + 1))
         plan = []
         for k in range(1, depth + 1):
+            if k == depth and forced_outputs[i] is not None:
+                plan.append(forced_outputs[i])
+                break
             wanted = [g for g in unseen[k] if k < depth or g in unseen["output"]] or unseen[k]
             if k == depth and not wanted:
                 wanted = unseen["output"]
@@ -112,30 +130,58 @@ def design(examples: int, rng: np.random.Generator, pool: Sequence[Activation]) 
     return plans
 
 
+def loss_plan(examples: int, losses: Sequence[Loss]) -> tuple[list[Loss], list[object | None]]:
+    """The loss of every network (taking turns) and the output layer it forces, if any."""
+    chosen, forced = [], []
+    maps = list(OUTPUT_MAPS.values())
+    for i in range(examples):
+        loss = losses[i % len(losses)]
+        chosen.append(loss)
+        if loss.outputs:
+            name = loss.outputs[(i // len(losses)) % len(loss.outputs)]
+            forced.append(OUTPUT_MAPS.get(name) or CATALOGUE[name])
+        elif (i // len(losses)) % 8 == 7 and loss in LOSSES.values():
+            forced.append(maps[(i // (8 * len(losses))) % len(maps)])
+        else:
+            forced.append(None)
+    return chosen, forced
+
+
 def covered(plans: Sequence[Sequence[Activation]], pool: Sequence[Activation]) -> bool:
     """Did every activation appear at every position k = 1 … MAX_DEPTH and as output?"""
-    seen = {(k, g) for plan in plans for k, g in enumerate(plan, 1)}
+    seen = {(k, g) for plan in plans for k, g in enumerate(plan[:-1], 1)}
+    seen |= {(len(plan), plan[-1]) for plan in plans if isinstance(plan[-1], Activation)}
     seen |= {("output", plan[-1]) for plan in plans}
     positions = list(range(1, MAX_DEPTH + 1)) + ["output"]
     return all((pos, g) in seen for pos in positions for g in pool)
 
 
-def make_case(plan: Sequence[Activation], rng: np.random.Generator) -> Case:
+def make_targets(loss: Loss, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Valid targets: reals, values in [0, 1], or probability rows (one-hot half the time)."""
+    if loss.targets == "unit":
+        return rng.uniform(0, 1, shape)
+    if loss.targets == "distribution":
+        if rng.uniform() < 0.5:
+            return np.eye(shape[1])[rng.integers(0, shape[1], shape[0])]
+        return rng.dirichlet(np.ones(shape[1]), shape[0])
+    return rng.uniform(-1, 1, shape)
+
+
+def make_case(plan: Sequence[Activation], rng: np.random.Generator, loss: Loss = MSE) -> Case:
     """Weights, inputs and targets for one planned network, at a random scale."""
     depth = len(plan)
     widths = [int(w) for w in rng.integers(1, MAX_WIDTH + 1, depth + 1)]
     network = manual.init_network(widths, plan, rng, scale=float(rng.uniform(0.25, 2.0)))
     n = int(rng.integers(1, MAX_BATCH + 1))
     x = rng.uniform(-1, 1, (n, widths[0])) * rng.uniform(0.1, 4.0)
-    y = rng.uniform(-1, 1, (n, widths[-1]))
-    return Case(network, x, y)
+    return Case(network, x, make_targets(loss, (n, widths[-1]), rng), loss)
 
 
 def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: Equations) -> dict:
     """The smallest failing network, cut down to the single example that still fails."""
     case, comparison = min(failing, key=lambda cc: (cc[0].network.depth, sum(cc[0].network.widths), cc[0].n))
     singles = [case.rows([row]) for row in range(case.n)]
-    refs = fast.autodiff_many([(s.network, s.x, s.y) for s in singles], batched=True)
+    refs = fast.autodiff_many([(s.network, s.x, s.y) for s in singles], loss=case.loss, batched=True)
     for single, ref in zip(singles, refs):
         again = first_failure(compare_case(single, ref, equations)[0])
         if again is not None:
@@ -153,6 +199,7 @@ def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: E
         "autodiff": comparison.autodiff_value,
         "widths": list(net.widths),
         "activations": [g.name for g in net.g[1:]],
+        "loss": case.loss.name,
         "theta": [t.tolist() for t in net.theta[1:]],
         "b": [b.tolist() for b in net.b[1:]],
         "x": case.x.tolist(),
@@ -160,27 +207,44 @@ def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: E
     }
 
 
+def references(cases: Sequence[Case]) -> list:
+    """Autodiff for every case, one ``reference.fast`` call per loss."""
+    out: list = [None] * len(cases)
+    by_loss: dict[Loss, list[int]] = {}
+    for i, case in enumerate(cases):
+        by_loss.setdefault(case.loss, []).append(i)
+    for loss, members in by_loss.items():
+        refs = fast.autodiff_many([(cases[i].network, cases[i].x, cases[i].y) for i in members], loss=loss)
+        for i, ref in zip(members, refs):
+            out[i] = ref
+    return out
+
+
 def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
                activations: Sequence[Activation] | None = None, equations: Equations = EQUATIONS,
-               dtype: np.dtype | type = np.float64,
+               losses: Sequence[Loss] | None = None, dtype: np.dtype | type = np.float64,
                progress: Callable[[int, int], None] | None = None) -> Report:
     """Check equations (1), (2), (3) on ``examples`` random networks; see the module docstring.
     With ``dtype=float32`` the networks are rounded to float32 and equation (3) is checked end
     to end in float32 (equations (1) and (2) always run on autodiff's float64 values)."""
     start = time.perf_counter()
     pool = list(activations) if activations is not None else list(CATALOGUE.values())
+    if losses is None:  # every catalogue loss, unless the activations were chosen by the caller
+        losses = list(LOSSES.values()) if activations is None else [MSE]
     rng = np.random.default_rng(seed)
-    plans = design(examples, rng, pool)
+    chosen_losses, forced = loss_plan(examples, list(losses))
+    plans = design(examples, rng, pool, forced)
     report = Report(examples=examples, seed=seed, activations=[g.name for g in pool],
                     coverage_complete=covered(plans, pool))
     failing: list[tuple[Case, Comparison]] = []
     for begin in range(0, examples, CHUNK):
-        cases = [make_case(plan, rng).astype(dtype) for plan in plans[begin : begin + CHUNK]]
-        refs = fast.autodiff_many([(c.network, c.x, c.y) for c in cases])
+        cases = [make_case(plan, rng, loss).astype(dtype)
+                 for plan, loss in zip(plans[begin : begin + CHUNK], chosen_losses[begin : begin + CHUNK])]
+        refs = references(cases)
         for case, ref in zip(cases, refs):
             comparisons, doubt = compare_case(case, ref, equations)
             report.skipped_at_kinks += doubt is not None
-            report.add(comparisons)
+            report.add(comparisons, case.loss)
             failure = first_failure(comparisons)
             if failure is not None:
                 failing.append((case, failure))

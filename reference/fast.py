@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from manual import CATALOGUE, MSE, OUTPUT_MAPS, Activation, Loss, Network, OutputMap
+from manual import CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, Activation, Loss, Network, OutputMap
 
 from . import plain
 
@@ -78,9 +78,27 @@ def branches_for(networks: Sequence[Network]) -> tuple[Activation, ...]:
 
 
 def supports(networks: Sequence[Network], loss: Loss) -> bool:
-    """The padded program handles every catalogue loss after a compatible output layer; a fused
-    loss must meet the output layer it fuses with (cross-entropy after softmax)."""
-    return loss.fused_with is None or all(loss.fuses(net.g[-1]) for net in networks)
+    """Where the padded program is valid. Padded output units hold a = 0 and y = 0, so the loss
+    must be finite there with a finite gradient: true of every catalogue loss (cross-entropy
+    uses xlogy, 0·log 0 = 0), and checked for any other loss; after softmax or log_softmax a
+    loss from outside the catalogue is not trusted with the padding at all. A fused loss must
+    meet the output layer it fuses with."""
+    if loss.fused_with is not None and not all(loss.fuses(net.g[-1]) for net in networks):
+        return False
+    if loss in LOSSES.values():
+        return True
+    return not any(isinstance(net.g[-1], OutputMap) for net in networks) and _finite_at_padding(loss)
+
+
+@lru_cache(maxsize=None)
+def _finite_at_padding(loss: Loss) -> bool:
+    with jax.enable_x64(True):
+        zero = jnp.zeros((1, 2))
+        try:
+            value, grad = jax.value_and_grad(lambda a: jnp.sum(loss.error(a, zero, jnp)))(zero)
+        except Exception:
+            return False
+        return bool(jnp.isfinite(value) and jnp.all(jnp.isfinite(grad)))
 
 
 def _layers(theta, b, offset, x, index, last, branches):
@@ -176,13 +194,18 @@ def autodiff_many(cases: Sequence[tuple[Network, np.ndarray, np.ndarray]], *,
     ``batched`` picks the program: the vmapped one (``True``), the one-network one (``False``),
     or the vmapped one whenever a padded shape holds more than one case (``None``). Each is
     compiled once per process."""
-    if not supports([net for net, _, _ in cases], loss):
-        return [plain.autodiff(net, x, y, loss=loss) for net, x, y in cases]
-    branches = branches_for([net for net, _, _ in cases])
-    groups: dict[Shape, list[int]] = {}
-    for i, (net, x, _) in enumerate(cases):
-        groups.setdefault(padded_shape(net, x.shape[0]), []).append(i)
     results: list[Reference | None] = [None] * len(cases)
+    padded_ok = []
+    for i, (net, x, y) in enumerate(cases):
+        if supports([net], loss):
+            padded_ok.append(i)
+        else:  # outside what the padded program can take: the plain oracle, one by one
+            results[i] = plain.autodiff(net, x, y, loss=loss)
+    branches = branches_for([cases[i][0] for i in padded_ok])
+    groups: dict[Shape, list[int]] = {}
+    for i in padded_ok:
+        net, x, _ = cases[i]
+        groups.setdefault(padded_shape(net, x.shape[0]), []).append(i)
     with jax.enable_x64(True):
         for shape, members in groups.items():
             vmapped = len(members) > 1 if batched is None else batched

@@ -1,0 +1,53 @@
+"""``backprop-check loss`` and ``check_loss``: right losses verified, wrong ones caught, bad
+input refused in one sentence."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from manual import LOSSES
+
+from . import loss_bank as bank
+from .cli import main
+from .loss_check import check_loss
+
+
+@pytest.mark.parametrize("loss", [bank.RIGHT_LOGCOSH, LOSSES["huber"], LOSSES["mae"]], ids=lambda l: l.name)
+def test_right_losses_are_verified(loss):
+    report = check_loss(loss, examples=20)
+    assert report.verdict == "verified", report.message()
+
+
+@pytest.mark.parametrize("loss", [bank.WRONG_LOGCOSH, bank.WRONG_MSE_TWICE_AVERAGED], ids=lambda l: l.name)
+def test_wrong_losses_are_caught(loss):
+    report = check_loss(loss, examples=20)
+    assert report.verdict == "wrong" and report.counterexample is not None, report.message()
+
+
+def run_cli(*args):
+    script = shutil.which("backprop-check")
+    command = [script] if script else [sys.executable, "-m", "property_tests.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600)
+
+
+def test_cli_exit_codes_for_right_and_wrong():
+    right = run_cli("loss", "property_tests.loss_bank:RIGHT_LOGCOSH", "--examples", "20", "--json")
+    assert right.returncode == 0, right.stdout + right.stderr
+    assert json.loads(right.stdout)["verdict"] == "verified"
+    wrong = run_cli("loss", "property_tests.loss_bank:WRONG_MSE_TWICE_AVERAGED", "--examples", "20")
+    assert wrong.returncode == 1 and "WRONG GRADIENT" in wrong.stdout
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["loss", "property_tests.loss_bank:UNUSABLE_SHAPE"], "returns shape ()"),
+    (["loss", "property_tests.activation_bank:RIGHT_ABS"], "not a Loss"),
+    (["loss", "nowhere/at/all.py:L"], "does not exist"),
+    (["loss", "property_tests.loss_bank:RIGHT_LOGCOSH", "--examples", "0"], "must be at least 1"),
+])
+def test_unusable_loss_input_exits_2(capsys, args, phrase):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert phrase in err and len(err.strip().splitlines()) == 1
