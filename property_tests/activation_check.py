@@ -35,10 +35,8 @@ from hypothesis.extra import numpy as hnp
 from manual import Activation
 
 from . import tolerances as tol
+from .compare import autodiff_derivative
 from .loading import UsageError
-
-PAD = 256
-"""Autodiff is called on arrays padded to a multiple of this, so JAX compiles few shapes."""
 
 
 @dataclass(frozen=True)
@@ -147,14 +145,8 @@ def _call(what: str, fn, z: np.ndarray) -> np.ndarray:
 
 def _autodiff(g: Activation, z: np.ndarray) -> np.ndarray:
     """``jax.grad`` of g's forward in float64, on arrays padded to few distinct shapes."""
-    from reference import derivative
-
-    flat = z.astype(np.float64).ravel()
-    size = PAD * max(1, math.ceil(flat.size / PAD))
-    padded = np.zeros(size)
-    padded[: flat.size] = flat
     try:
-        return derivative(g, padded)[: flat.size].reshape(z.shape)
+        return autodiff_derivative(g, z)
     except Exception as error:
         raise UsageError(f"the forward cannot be differentiated by jax.grad with xp=jax.numpy: "
                          f"{type(error).__name__}: {str(error).splitlines()[0]}") from None

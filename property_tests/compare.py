@@ -100,7 +100,10 @@ def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
     net, L = case.network, case.network.depth
     g, y, a, z = net.g[L], case.y.astype(np.float64), ref.a[L], ref.z[L]
     f, eta = scales(g)
-    conditioning = tol.ELEMENTARY_ULPS * (1 + np.abs(z)) + tol.SECOND_DERIVATIVE_RATIO * EZ_L
+    # exp and log cost ELEMENTARY_ULPS·(1 + |z|) each; softmax's normalising sum over the m
+    # output units costs m more (γ_m), as does the Σⱼ aⱼvⱼ of its Jᵀv.
+    m_units = net.widths[-1]
+    conditioning = tol.ELEMENTARY_ULPS * (1 + np.abs(z)) + m_units + tol.SECOND_DERIVATIVE_RATIO * EZ_L
     if case.loss.fuses(g):  # a·Σy − y
         M = np.abs(a) * np.sum(np.abs(y), axis=-1, keepdims=True) + np.abs(y) + np.abs(a)
         return M, M * (conditioning + 2) + EA_L, np.zeros_like(M)
@@ -254,12 +257,27 @@ def first_failure(comparisons: Sequence[Comparison]) -> Comparison | None:
     return next((c for c in comparisons if not c.passed), None)
 
 
-def derivative_check(g: Activation, z: np.ndarray, name: str | None = None) -> Comparison:
-    """g′(z) by hand (in z's dtype) against ``jax.grad`` of g's forward (float64), pointwise."""
+PAD = 256
+
+
+def autodiff_derivative(g: Activation, z: np.ndarray) -> np.ndarray:
+    """``reference.derivative`` on z flattened and padded with zeros to a power of two of at
+    least PAD points, so that JAX compiles a handful of shapes rather than one per size."""
     from reference import derivative
 
+    flat = np.asarray(z, np.float64).ravel()
+    size = PAD
+    while size < flat.size:
+        size *= 2
+    padded = np.zeros(size)
+    padded[: flat.size] = flat
+    return derivative(g, padded)[: flat.size].reshape(np.shape(z))
+
+
+def derivative_check(g: Activation, z: np.ndarray, name: str | None = None) -> Comparison:
+    """g′(z) by hand (in z's dtype) against ``jax.grad`` of g's forward (float64), pointwise."""
     m = g.derivative(z, np)
-    r = derivative(g, z)
+    r = autodiff_derivative(g, z)
     if z.dtype != np.float64 and np.shape(m) == np.shape(z):
         # The hand g′ rounds its own kink tests (z + 3 for hard_sigmoid) in z's dtype, autodiff
         # in float64: within a few ulps of a kink the two may take different sides. Not judged.

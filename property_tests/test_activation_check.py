@@ -18,7 +18,7 @@ from .activation_check import assert_activation_correct, check_activation
 from .cli import main
 from .loading import UsageError
 
-QUICK = dict(examples=20)
+QUICK = dict(examples=10)
 
 
 @pytest.mark.parametrize("g", bank.RIGHT, ids=lambda g: g.name)

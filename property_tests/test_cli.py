@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from manual import CATALOGUE
+from manual import CATALOGUE, LOSSES, MSE
 
-from . import broken
+from . import broken, verify
 from .cli import main
 from .verify import run_verify
 
@@ -22,23 +22,26 @@ def backprop_check(*args):
 
 
 def test_verify_json_reports_success():
-    done = backprop_check("verify", "--examples", "150", "--seed", "3", "--json")
+    done = backprop_check("verify", "--examples", "400", "--seed", "3", "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["verified"] is True and report["examples"] == 150
+    assert report["verified"] is True and report["examples"] == 400
     assert isinstance(report["seconds"], float)
     assert sorted(report["activations"]) == sorted(CATALOGUE)
     assert report["coverage_complete"] is True
     for equation in ("(1)", "(2)", "(3) Θ", "(3) b"):
         entry = report["equations"][equation]
         assert 0 <= entry["max_error"] <= entry["tolerance"] or entry["max_error"] == 0
+    assert sorted(report["losses"]) == sorted(LOSSES)
+    assert all(entry["verified"] and entry["networks"] > 0 for entry in report["losses"].values())
     assert done.stderr == ""
 
 
-def test_verify_table():
-    done = backprop_check("verify", "--examples", "60")
-    assert done.returncode == 0, done.stderr
-    assert "VERIFIED" in done.stdout and "(3) Θ" in done.stdout and "sigmoid" in done.stdout
+def test_verify_table(monkeypatch, capsys):
+    monkeypatch.setattr(verify, "LOSSES", {"mse": MSE})  # one loss: one compilation
+    assert main(["verify", "--examples", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "VERIFIED" in out and "(3) Θ" in out and "sigmoid" in out and "mse" in out
 
 
 @pytest.mark.parametrize("args, phrase", [
@@ -73,6 +76,7 @@ def test_verify_finds_a_wrong_derivative_and_shrinks_it():
 
 
 def test_verify_exit_code_1_on_mismatch(monkeypatch, capsys):
+    monkeypatch.setattr(verify, "LOSSES", {"mse": MSE})
     monkeypatch.setitem(CATALOGUE, "sigmoid", broken.off_by(CATALOGUE["sigmoid"], 1e-6))
     assert main(["verify", "--examples", "30", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)

@@ -1,0 +1,104 @@
+"""One full forward + backward step on an MLP 784-1024-1024-1024-10, batch 512, ReLU hidden
+layers and an identity output under the squared error, in float32 and float64:
+
+- manual_ms: ``manual.gradients`` (NumPy: the forward pass and equations (1), (2), (3));
+- jax_jit_ms: ``jax.jit(jax.grad(E))`` of the same network, after compilation;
+- roofline_ms: the step's matrix-multiply FLOPs divided by the GEMM throughput NumPy reaches on
+  this machine, measured in the same run on a square product of the same dtype.
+
+Each figure is the median of ``--repeats`` timed runs (after a warm-up).
+
+    python benchmarks/mlp_step.py [--repeats 7] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import manual
+
+WIDTHS = (784, 1024, 1024, 1024, 10)
+BATCH = 512
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up (and compilation, for JAX)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def step_flops() -> float:
+    """Forward: 2·n·in·out per layer. Backward: (3) costs the same per layer, (2) the same for
+    every layer but the first (no δ is needed for the input)."""
+    pairs = list(zip(WIDTHS[:-1], WIDTHS[1:]))
+    forward = sum(2 * BATCH * i * o for i, o in pairs)
+    weights = forward
+    deltas = sum(2 * BATCH * i * o for i, o in pairs[1:])
+    return forward + weights + deltas
+
+
+def gemm_flops_per_second(dtype, repeats: int) -> float:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1024, 1024)).astype(dtype)
+    b = rng.standard_normal((1024, 1024)).astype(dtype)
+    ms = median_ms(lambda: a @ b, repeats)
+    return 2 * 1024**3 / (ms / 1e3)
+
+
+def measure(dtype, repeats: int) -> dict:
+    rng = np.random.default_rng(0)
+    relu, identity = manual.CATALOGUE["relu"], manual.CATALOGUE["identity"]
+    g = [relu] * (len(WIDTHS) - 2) + [identity]
+    net = manual.init_network(WIDTHS, g, rng, dtype=dtype)
+    x = rng.standard_normal((BATCH, WIDTHS[0])).astype(dtype)
+    y = rng.standard_normal((BATCH, WIDTHS[-1])).astype(dtype)
+    manual_ms = median_ms(lambda: manual.gradients(net, x, y), repeats)
+
+    with jax.enable_x64(dtype == np.float64):
+        params = [(jnp.asarray(t), jnp.asarray(b)) for t, b in zip(net.theta[1:], net.b[1:])]
+
+        def error(params, x, y):
+            a = x
+            for k, (theta, b) in enumerate(params):
+                z = a @ theta.T + b
+                a = jax.nn.relu(z) if k < len(params) - 1 else z
+            return jnp.mean(0.5 * jnp.sum((a - y) ** 2, axis=-1))
+
+        step = jax.jit(jax.grad(error))
+        xj, yj = jnp.asarray(x), jnp.asarray(y)
+        jax_ms = median_ms(lambda: jax.block_until_ready(step(params, xj, yj)), repeats)
+
+    roofline_ms = 1e3 * step_flops() / gemm_flops_per_second(dtype, repeats)
+    return {"manual_ms": manual_ms, "jax_jit_ms": jax_ms, "roofline_ms": roofline_ms,
+            "manual_over_jax": manual_ms / jax_ms, "manual_over_roofline": manual_ms / roofline_ms}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    results = {name: measure(dtype, args.repeats) for name, dtype in (("float32", np.float32), ("float64", np.float64))}
+    if args.json:
+        print(json.dumps(results))
+        return
+    print(f"MLP {'-'.join(map(str, WIDTHS))}, batch {BATCH}, ReLU; median of {args.repeats} runs")
+    for name, r in results.items():
+        print(f"{name}: manual {r['manual_ms']:.1f} ms, jax.jit(jax.grad) {r['jax_jit_ms']:.1f} ms, "
+              f"GEMM roofline {r['roofline_ms']:.1f} ms  (manual/jax {r['manual_over_jax']:.2f}, "
+              f"manual/roofline {r['manual_over_roofline']:.2f})")
+
+
+if __name__ == "__main__":
+    main()
