@@ -64,6 +64,11 @@ def parameter_gradients(delta_k: np.ndarray, a_prev: np.ndarray) -> tuple[np.nda
     return grad_theta, grad_b
 
 
+def layer_operands(delta: tuple, a: tuple, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """What equation (3) multiplies for layer k: its own δ⁽ᵏ⁾ and its input a⁽ᵏ⁻¹⁾."""
+    return delta[k], a[k - 1]
+
+
 @dataclass(frozen=True)
 class Equations:
     """The three equations as one swappable set, so a deliberately wrong derivation can be
@@ -72,6 +77,7 @@ class Equations:
     output_delta: Callable[[np.ndarray, np.ndarray, Activation], np.ndarray] = output_delta
     hidden_delta: Callable[[np.ndarray, np.ndarray, np.ndarray, Activation], np.ndarray] = hidden_delta
     parameter_gradients: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] = parameter_gradients
+    layer_operands: Callable[[tuple, tuple, int], tuple[np.ndarray, np.ndarray]] = layer_operands
 
 
 EQUATIONS = Equations()
@@ -100,7 +106,7 @@ def backward(network: Network, z: tuple, a: tuple, y: np.ndarray, *, loss: Loss 
         delta[L] = equations.output_delta(grad_a_E, z[L], network.g[L])  # (1)
     for k in range(L - 1, 0, -1):
         delta[k] = equations.hidden_delta(network.theta[k + 1], delta[k + 1], z[k], network.g[k])  # (2)
-    grads = [equations.parameter_gradients(delta[k], a[k - 1]) for k in range(1, L + 1)]  # (3)
+    grads = [equations.parameter_gradients(*equations.layer_operands(delta, a, k)) for k in range(1, L + 1)]  # (3)
     return Gradients(
         delta=tuple(delta),
         theta=(None,) + tuple(g for g, _ in grads),

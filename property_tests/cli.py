@@ -3,6 +3,7 @@
     backprop-check verify [--examples N] [--seed S] [--json]
     backprop-check activation TARGET [--examples N] [--seed S] [--dtype float64|float32] [--json]
     backprop-check loss TARGET [--examples N] [--seed S] [--json]
+    backprop-check mutants [--seed S] [--json]
 
 Exit codes: 0 everything matched; 1 a mismatch (the smallest counterexample is printed);
 2 bad usage or unusable input (one sentence on standard error).
@@ -108,6 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
     loss.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
                       help="the same seed gives the same points, networks and verdict")
     loss.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    mutants = commands.add_parser(
+        "mutants", help="show that the checks catch a bank of broken backward passes",
+        description="Run the equation checks against every entry of the bank of broken backward passes "
+                    "(property_tests/mutants.py) and report, per entry, whether it was caught, the first "
+                    "equation and layer that disagreed with autodiff, and the time to detection.",
+        epilog="exit codes:\n  0  every entry was caught\n  1  some entry was not caught\n  2  bad usage",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    mutants.add_argument("--seed", type=non_negative_int, default=0, metavar="S")
+    mutants.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     return parser
 
 
@@ -191,7 +202,22 @@ def cmd_loss(args: argparse.Namespace) -> int:
     return EXIT_OK if report.verdict == "verified" else EXIT_MISMATCH
 
 
-COMMANDS = {"verify": cmd_verify, "activation": cmd_activation, "loss": cmd_loss}
+def cmd_mutants(args: argparse.Namespace) -> int:
+    from .mutants import run_mutants
+
+    report = run_mutants(seed=args.seed)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        print(f"{'mutant':<34} {'caught':<7} {'equation':<9} {'layer':>5} {'networks':>8} {'seconds':>8}  mistake")
+        for r in report.results:
+            print(f"{r.name:<34} {'yes' if r.caught else 'NO':<7} {r.equation or '—':<9} "
+                  f"{r.layer if r.layer is not None else '—':>5} {r.networks:>8} {r.seconds:>8.3f}  {r.mistake}")
+        print(f"{report.caught}/{len(report.results)} caught; median time to detection {report.median_seconds:.3f} s")
+    return EXIT_OK if report.caught == len(report.results) else EXIT_MISMATCH
+
+
+COMMANDS = {"verify": cmd_verify, "activation": cmd_activation, "loss": cmd_loss, "mutants": cmd_mutants}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,6 +48,16 @@ class Comparison:
                 + ("" if self.passed else where))
 
 
+@dataclass(frozen=True)
+class RaisedComparison(Comparison):
+    """A comparison that could not be made because the hand derivation raised."""
+
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"equation {self.equation}, layer {self.layer}: the hand derivation raised: {self.reason}"
+
+
 def judge(equation: str, layer: int, activation: str, m: np.ndarray, r: np.ndarray,
           magnitude: np.ndarray, allowed: np.ndarray) -> Comparison:
     """Compare ``m`` (by hand) with ``r`` (autodiff) elementwise: |m − r| ≤ allowed. A NaN or an
@@ -240,16 +250,36 @@ def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple, a_manual: tuple |
     return None
 
 
+def _guarded(equation: str, layer: int, activation: str, compute):
+    """Run one comparison; a derivation that raises (shapes that do not fit) has failed it."""
+    try:
+        return compute()
+    except (ValueError, IndexError) as error:
+        return _raised(equation, layer, activation, error)
+
+
+def _raised(equation: str, layer: int, activation: str, error: Exception) -> Comparison:
+    return RaisedComparison(equation, layer, activation, float("inf"), 0.0, False, reason=str(error))
+
+
 def compare_case(case: Case, ref: Reference, equations: Equations = EQUATIONS) -> tuple[list[Comparison], str | None]:
     """Every equation at every layer. Returns the comparisons and, when the end-to-end check was
-    skipped because a z sits on a kink within rounding, the reason."""
-    comparisons = [equation_1(case, ref, equations)]
-    comparisons += [equation_2(case, ref, k, equations) for k in range(case.network.depth - 1, 0, -1)]
-    fwd = manual.forward(case.network, case.x)
+    skipped because a z sits on a kink within rounding, the reason. A derivation that raises
+    (shapes that do not fit, as Θ without its transpose does) fails the equation it raised in."""
+    net = case.network
+    comparisons = [_guarded("(1)", net.depth, net.g[-1].name, lambda: equation_1(case, ref, equations))]
+    comparisons += [_guarded("(2)", k, net.g[k].name, lambda k=k: equation_2(case, ref, k, equations))
+                    for k in range(net.depth - 1, 0, -1)]
+    fwd = manual.forward(net, case.x)
     doubt = kink_in_doubt(case, ref, fwd.z, fwd.a)
     if doubt is None:
-        grads = manual.backward(case.network, fwd.z, fwd.a, case.y, loss=case.loss, equations=equations)
-        comparisons += equation_3(case, ref, error_bounds(case, ref), grads)
+        def end_to_end():
+            grads = manual.backward(net, fwd.z, fwd.a, case.y, loss=case.loss, equations=equations)
+            return equation_3(case, ref, error_bounds(case, ref), grads)
+        try:
+            comparisons += end_to_end()
+        except (ValueError, IndexError) as error:
+            comparisons.append(_raised("(3) Θ", 0, "", error))
     return comparisons, doubt
 
 
