@@ -98,7 +98,7 @@ def relu(z, xp):
 
 
 def relu_prime(z, xp):
-    return xp.where(z > 0, 1, 0).astype(z.dtype)
+    return (z > 0).astype(z.dtype)
 
 
 LEAKY_SLOPE = 0.01
@@ -217,7 +217,7 @@ def relu6(z, xp):
 
 
 def relu6_prime(z, xp):
-    return xp.where((z > 0) & (z < 6), 1, 0).astype(z.dtype)
+    return ((z > 0) & (z < 6)).astype(z.dtype)
 
 
 def hard_tanh(z, xp):
@@ -225,7 +225,7 @@ def hard_tanh(z, xp):
 
 
 def hard_tanh_prime(z, xp):
-    return xp.where(xp.abs(z) <= 1, 1, 0).astype(z.dtype)
+    return (xp.abs(z) <= 1).astype(z.dtype)
 
 
 def hard_sigmoid(z, xp):

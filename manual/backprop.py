@@ -48,7 +48,9 @@ def hidden_delta(theta_next: np.ndarray, delta_next: np.ndarray, z_k: np.ndarray
     Θ⁽ᵏ⁺¹⁾ excludes the bias column: the bias unit has no incoming weights, so no delta flows
     back into it. With one example per row the product reads ``delta_next @ theta_next``.
     """
-    return (delta_next @ theta_next) * g_k.derivative(z_k, np)  # (2)
+    delta_k = delta_next @ theta_next
+    delta_k *= g_k.derivative(z_k, np)  # (2), the ⊙ done in place
+    return delta_k
 
 
 def parameter_gradients(delta_k: np.ndarray, a_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +61,8 @@ def parameter_gradients(delta_k: np.ndarray, a_prev: np.ndarray) -> tuple[np.nda
     For a batch: ∂E/∂Θ⁽ᵏ⁾ = (1/n) (δ⁽ᵏ⁾)ᵀ a⁽ᵏ⁻¹⁾ and ∂E/∂b⁽ᵏ⁾ = (1/n) Σₜ δ⁽ᵏ⁾₍ₜ₎.
     """
     n = delta_k.shape[0]
-    grad_theta = delta_k.T @ a_prev / n  # (3)
+    grad_theta = delta_k.T @ a_prev  # (3), one GEMM over the batch
+    grad_theta /= n
     grad_b = delta_k.sum(axis=0) / n  # (3), a₀ = 1
     return grad_theta, grad_b
 

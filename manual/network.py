@@ -112,8 +112,10 @@ def forward(network: Network, x: np.ndarray) -> ForwardPass:
     check_input(network, x)
     z, a = [None], [x]
     for k in range(1, network.depth + 1):
-        z.append(a[k - 1] @ network.theta[k].T + network.b[k])  # z⁽ᵏ⁾ = Θ⁽ᵏ⁾a⁽ᵏ⁻¹⁾ + b⁽ᵏ⁾
-        a.append(network.g[k].forward(z[k], np))  # a⁽ᵏ⁾ = g_k(z⁽ᵏ⁾)
+        z_k = a[k - 1] @ network.theta[k].T  # one GEMM, no copy of Θ (BLAS reads the transpose)
+        z_k += network.b[k]  # z⁽ᵏ⁾ = Θ⁽ᵏ⁾a⁽ᵏ⁻¹⁾ + b⁽ᵏ⁾, the bias added in place
+        z.append(z_k)
+        a.append(network.g[k].forward(z_k, np))  # a⁽ᵏ⁾ = g_k(z⁽ᵏ⁾)
     return ForwardPass(tuple(z), tuple(a))
 
 
