@@ -4,6 +4,8 @@
     backprop-check activation TARGET [--examples N] [--seed S] [--dtype float64|float32] [--json]
     backprop-check loss TARGET [--examples N] [--seed S] [--json]
     backprop-check mutants [--seed S] [--json]
+    backprop-check explain [--widths 2,3,2] [--activation NAME] [--loss NAME] [--seed S] [--json]
+    backprop-check plot TARGET --output FILE.png [--range LOW HIGH]
 
 Exit codes: 0 everything matched; 1 a mismatch (the smallest counterexample is printed);
 2 bad usage or unusable input (one sentence on standard error).
@@ -119,7 +121,37 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     mutants.add_argument("--seed", type=non_negative_int, default=0, metavar="S")
     mutants.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+    explain = commands.add_parser(
+        "explain", help="the three equations with real numbers, beside autodiff's",
+        description="Build a tiny network, print its forward pass, then equations (1), (2) and (3), each "
+                    "with its formula, the numbers it produces by hand, autodiff's numbers and the difference.")
+    explain.add_argument("--widths", type=widths_list, default=[2, 3, 2], metavar="2,3,2",
+                         help="layer widths, input first (default 2,3,2)")
+    explain.add_argument("--activation", default="tanh", metavar="NAME", help="hidden activation (default tanh)")
+    explain.add_argument("--loss", default="mse", metavar="NAME", help="loss (default mse)")
+    explain.add_argument("--seed", type=non_negative_int, default=0, metavar="S")
+    explain.add_argument("--json", action="store_true", help="print one JSON object (for notebooks)")
+
+    plot = commands.add_parser(
+        "plot", help="draw an activation's hand derivative against autodiff's",
+        description="Draw g, its hand derivative and jax.grad's over a range with the difference below "
+                    "and the kinks marked, and every weight gradient of a random network with g in each "
+                    "layer, hand against autodiff. TARGET is a catalogue name or path/to/file.py:NAME.")
+    plot.add_argument("target", metavar="TARGET")
+    plot.add_argument("--output", required=True, metavar="FILE.png")
+    plot.add_argument("--range", type=float, nargs=2, default=[-6.0, 6.0], metavar=("LOW", "HIGH"))
     return parser
+
+
+def widths_list(text: str) -> list[int]:
+    try:
+        widths = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+    if len(widths) < 2 or min(widths) < 1:
+        raise argparse.ArgumentTypeError(f"need at least two widths, each at least 1, got {text!r}")
+    return widths
 
 
 def _progress(done: int, total: int) -> None:
@@ -217,7 +249,29 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     return EXIT_OK if report.caught == len(report.results) else EXIT_MISMATCH
 
 
-COMMANDS = {"verify": cmd_verify, "activation": cmd_activation, "loss": cmd_loss, "mutants": cmd_mutants}
+def cmd_explain(args: argparse.Namespace) -> int:
+    from .teaching import explain, format_explained
+
+    explained = explain(args.widths, args.activation, args.loss, args.seed)
+    print(json.dumps(explained.as_dict()) if args.json else format_explained(explained))
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .teaching import plot, resolve_target
+
+    if not args.output.lower().endswith(".png"):
+        raise UsageError(f"--output must name a .png file, got {args.output!r}")
+    try:
+        plot(resolve_target(args.target), args.output, low=args.range[0], high=args.range[1])
+    except OSError as error:
+        raise UsageError(f"cannot write {args.output}: {error.strerror}") from None
+    print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+COMMANDS = {"verify": cmd_verify, "activation": cmd_activation, "loss": cmd_loss, "mutants": cmd_mutants,
+            "explain": cmd_explain, "plot": cmd_plot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
