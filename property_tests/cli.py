@@ -74,43 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seed of the random networks; the same seed gives the same verdict")
     verify.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
-    act = commands.add_parser(
-        "activation", help="check your own activation's hand derivative",
-        description="Check an Activation's hand derivative against jax.grad of its forward, pointwise "
-                    "(dense grids, extreme magnitudes, Hypothesis draws, kinks) and inside random networks "
-                    "at every layer position. TARGET is path/to/file.py:NAME or package.module:NAME, NAME "
-                    "being a manual.Activation(name, forward, derivative).",
-        epilog=EPILOG.replace("every comparison matched autodiff within its tolerance",
-                              "verified: the derivative equals autodiff's everywhere checked")
-                     .replace("a mismatch: the smallest counterexample is printed",
-                              "the derivative is wrong: the simplest counterexample is printed"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    act.add_argument("target", metavar="TARGET", help="path/to/file.py:NAME or package.module:NAME")
-    act.add_argument("--examples", type=positive_int, default=200, metavar="N",
-                     help="Hypothesis-drawn point arrays and random networks (default 200)")
-    act.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                     help="the same seed gives the same points, networks and verdict")
+    act = _add_checker(
+        commands, "activation", "derivative",
+        "check your own activation's hand derivative",
+        "Check an Activation's hand derivative against jax.grad of its forward, pointwise (dense grids, "
+        "extreme magnitudes, Hypothesis draws, kinks) and inside random networks at every layer position. "
+        "TARGET is path/to/file.py:NAME or package.module:NAME, NAME being a "
+        "manual.Activation(name, forward, derivative).",
+        "Hypothesis-drawn point arrays and random networks (default 200)")
     act.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                      help="dtype of the hand derivative (autodiff is always float64)")
-    act.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-
-    loss = commands.add_parser(
-        "loss", help="check your own loss's hand gradient",
-        description="Check a Loss's hand gradient against jax.grad of its per-example error, pointwise "
-                    "(with random per-example weights) and inside random networks ending in a compatible "
-                    "output layer. TARGET is path/to/file.py:NAME or package.module:NAME, NAME being a "
-                    "manual.Loss(name, error, gradient).",
-        epilog=EPILOG.replace("every comparison matched autodiff within its tolerance",
-                              "verified: the gradient equals autodiff's everywhere checked")
-                     .replace("a mismatch: the smallest counterexample is printed",
-                              "the gradient is wrong: a counterexample is printed"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    loss.add_argument("target", metavar="TARGET", help="path/to/file.py:NAME or package.module:NAME")
-    loss.add_argument("--examples", type=positive_int, default=200, metavar="N",
-                      help="extra random examples per width, and random networks (default 200)")
-    loss.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
-                      help="the same seed gives the same points, networks and verdict")
-    loss.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    _add_checker(
+        commands, "loss", "gradient",
+        "check your own loss's hand gradient",
+        "Check a Loss's hand gradient against jax.grad of its per-example error, pointwise (with random "
+        "per-example weights) and inside random networks ending in a compatible output layer. TARGET is "
+        "path/to/file.py:NAME or package.module:NAME, NAME being a manual.Loss(name, error, gradient).",
+        "extra random examples per width, and random networks (default 200)")
 
     mutants = commands.add_parser(
         "mutants", help="show that the checks catch a bank of broken backward passes",
@@ -141,6 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("target", metavar="TARGET")
     plot.add_argument("--output", required=True, metavar="FILE.png")
     plot.add_argument("--range", type=float, nargs=2, default=[-6.0, 6.0], metavar=("LOW", "HIGH"))
+    return parser
+
+
+def _add_checker(commands, name: str, what: str, help_text: str, description: str,
+                 examples_help: str) -> argparse.ArgumentParser:
+    """A subcommand that checks a user's TARGET (``activation``, ``loss``): the options they share."""
+    parser = commands.add_parser(
+        name, help=help_text, description=description,
+        epilog=EPILOG.replace("every comparison matched autodiff within its tolerance",
+                              f"verified: the {what} equals autodiff's everywhere checked")
+                     .replace("a mismatch: the smallest counterexample is printed",
+                              f"the {what} is wrong: the simplest counterexample is printed"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("target", metavar="TARGET", help="path/to/file.py:NAME or package.module:NAME")
+    parser.add_argument("--examples", type=positive_int, default=200, metavar="N", help=examples_help)
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                        help="the same seed gives the same points, networks and verdict")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return parser
 
 

@@ -7,7 +7,9 @@ from hypothesis import given, settings
 
 from . import broken, properties
 from .controls import rejects
-from .strategies import cases
+from reference import fast
+
+from .strategies import cases, loss_cases
 
 # The plain oracle compiles once per architecture (0.1–0.7 s), so this property runs fewer
 # examples than the others unless the thorough profile asks for many.
@@ -18,6 +20,13 @@ PLAIN = dict(max_depth=4, max_width=8, max_examples=8)
 @given(cases(**PLAIN))
 def test_fast_reference_equals_plain(case):
     properties.fast_reference_equals_plain(case)
+
+
+@settings(max_examples=12)
+@given(loss_cases(**PLAIN))
+def test_fast_reference_equals_plain_for_every_loss(case):
+    # One compiled program switches between all catalogue losses: each network still gets its own.
+    properties.fast_reference_equals_plain(case, fast_autodiff=lambda n, x, y: fast.autodiff(n, x, y, loss=case.loss))
 
 
 def test_fast_reference_property_rejects_padding_leak():

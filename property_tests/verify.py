@@ -5,8 +5,8 @@ at each layer is chosen so that, across the run, every activation of the catalog
 every layer position k = 1 … 6 and in the output layer. The losses take turns, network by
 network; a loss that needs its own output layer gets it (cross-entropy after softmax, binary
 cross-entropy after sigmoid, negative log-likelihood after log_softmax), and every eighth
-network of the other catalogue losses ends in softmax or log_softmax. The reference is ``reference.fast`` (one
-compilation per loss for the whole run). A mismatch is reported with the smallest
+network of the other catalogue losses ends in softmax or log_softmax. The reference is
+``reference.fast`` (one compilation for the whole run). A mismatch is reported with the smallest
 counterexample found: the smallest failing network, cut down to the single example that fails.
 """
 
@@ -208,16 +208,8 @@ def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: E
 
 
 def references(cases: Sequence[Case]) -> list:
-    """Autodiff for every case, one ``reference.fast`` call per loss."""
-    out: list = [None] * len(cases)
-    by_loss: dict[Loss, list[int]] = {}
-    for i, case in enumerate(cases):
-        by_loss.setdefault(case.loss, []).append(i)
-    for loss, members in by_loss.items():
-        refs = fast.autodiff_many([(cases[i].network, cases[i].x, cases[i].y) for i in members], loss=loss)
-        for i, ref in zip(members, refs):
-            out[i] = ref
-    return out
+    """Autodiff for every case, each with its own loss, from ``reference.fast``."""
+    return fast.autodiff_many([(c.network, c.x, c.y) for c in cases], losses=[c.loss for c in cases])
 
 
 def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,

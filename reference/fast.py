@@ -13,7 +13,8 @@ padded to one fixed shape so that a single compiled program serves them all:
 - a fused loss (cross-entropy after softmax, binary cross-entropy after sigmoid) is taken from
   the output layer's z, which the program tracks whatever the network's depth;
 - each layer's activation is chosen at run time with ``lax.switch`` over a fixed list of
-  activations, so the choice is data, not program.
+  activations, and each network's loss with ``lax.switch`` over the catalogue's losses, so both
+  choices are data, not program.
 
 ``autodiff_many`` also maps over many networks at once with ``vmap``. The property
 ``test_fast_reference_equals_plain`` checks this module against ``plain`` on random networks.
@@ -118,32 +119,50 @@ def _layers(theta, b, offset, x, index, last, branches):
     return a, z_out, zs, a_s
 
 
-def _error(theta, b, offset, x, y, index, last, row_mask, unit_mask, n, branches, loss):
-    """E = (1/n) Σₜ Eₜ over the real rows; ``offset`` is zero and gives δ = n ∂E/∂offset.
-    ``last`` is the index of the network's own output layer (the rest are identity layers)."""
-    a, z_out, zs, a_s = _layers(theta, b, offset, x, index, last, branches)
+def _per_example(loss: Loss):
+    """Eₜ for every row: from the output layer's z when the loss is fused with it, else from a."""
     if loss.fused_with is not None:
-        per_example = loss.fused_error(z_out, y, jnp)
-    else:
-        per_example = loss.error(a * unit_mask, y, jnp)
+        return lambda a, z_out, y, unit_mask: loss.fused_error(z_out, y, jnp)
+    return lambda a, z_out, y, unit_mask: loss.error(a * unit_mask, y, jnp)
+
+
+def _error(theta, b, offset, x, y, index, last, loss_index, row_mask, unit_mask, n, branches, losses):
+    """E = (1/n) Σₜ Eₜ over the real rows; ``offset`` is zero and gives δ = n ∂E/∂offset.
+    ``last`` is the index of the network's own output layer (the rest are identity layers), and
+    ``loss_index`` picks the network's loss from ``losses``, like ``index`` picks activations."""
+    a, z_out, zs, a_s = _layers(theta, b, offset, x, index, last, branches)
+    per_example = jax.lax.switch(loss_index, [_per_example(loss) for loss in losses], a, z_out, y, unit_mask)
     return jnp.sum(jnp.where(row_mask, per_example, 0)) / n, (zs, a_s)
 
 
-def _program(theta, b, offset, x, y, index, last, row_mask, unit_mask, n, branches, loss):
+def _program(theta, b, offset, x, y, index, last, loss_index, row_mask, unit_mask, n, branches, losses):
     value_and_grad = jax.value_and_grad(_error, argnums=(0, 1, 2), has_aux=True)
-    (error, (z, a)), grads = value_and_grad(theta, b, offset, x, y, index, last, row_mask, unit_mask, n,
-                                            branches, loss)
+    (error, (z, a)), grads = value_and_grad(theta, b, offset, x, y, index, last, loss_index, row_mask,
+                                            unit_mask, n, branches, losses)
     return error, grads, z, jnp.concatenate([x[None], a])
 
 
 @lru_cache(maxsize=None)
-def _compiled(branches: tuple[Activation, ...], loss: Loss, shape: Shape, batched: bool):
+def _compiled(branches: tuple[Activation, ...], losses: tuple[Loss, ...], shape: Shape, batched: bool):
     def program(*args):
-        return _program(*args, branches, loss)
+        return _program(*args, branches, losses)
     return jax.jit(jax.vmap(program) if batched else program)
 
 
-def _pad(network: Network, x: np.ndarray, y: np.ndarray, shape: Shape, branches):
+def losses_for(branches: tuple[Activation, ...], losses: Sequence[Loss]) -> tuple[Loss, ...]:
+    """The losses one program switches between. Catalogue losses are finite wherever another is
+    evaluated, so they can share a program: with the catalogue's activations, the program holds
+    every catalogue loss (one compilation serves all of them); with a user's activations, only
+    the losses used (that program is compiled for one check). A loss from outside the catalogue
+    always gets a program of its own."""
+    used = tuple(dict.fromkeys(losses))
+    full = tuple(CATALOGUE.values()) + tuple(OUTPUT_MAPS.values())
+    if all(loss in LOSSES.values() for loss in used) and branches == full:
+        return tuple(LOSSES.values())
+    return used
+
+
+def _pad(network: Network, x: np.ndarray, y: np.ndarray, shape: Shape, branches, loss_index: int = 0):
     D, W, N = shape.depth, shape.width, shape.batch
     L, n = network.depth, x.shape[0]
     theta = np.zeros((D, W, W))
@@ -162,7 +181,7 @@ def _pad(network: Network, x: np.ndarray, y: np.ndarray, shape: Shape, branches)
     y_pad[:n, : y.shape[1]] = y
     row_mask = np.arange(N) < n
     unit_mask = (np.arange(W) < network.widths[-1]).astype(np.float64)
-    return theta, b, np.zeros((D, N, W)), x_pad, y_pad, index, L - 1, row_mask, unit_mask, float(n)
+    return theta, b, np.zeros((D, N, W)), x_pad, y_pad, index, L - 1, loss_index, row_mask, unit_mask, float(n)
 
 
 def _unpad(network: Network, n: int, error, grads, z, a) -> Reference:
@@ -188,32 +207,33 @@ def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE
 
 
 def autodiff_many(cases: Sequence[tuple[Network, np.ndarray, np.ndarray]], *,
-                  loss: Loss = MSE, batched: bool | None = None) -> list[Reference]:
+                  loss: Loss = MSE, batched: bool | None = None,
+                  losses: Sequence[Loss] | None = None) -> list[Reference]:
     """``autodiff`` for many (network, x, y) cases; cases of one padded shape share a call.
 
-    ``batched`` picks the program: the vmapped one (``True``), the one-network one (``False``),
-    or the vmapped one whenever a padded shape holds more than one case (``None``). Each is
-    compiled once per process."""
+    ``losses`` gives each case its own loss (``loss`` serves all of them otherwise). ``batched``
+    picks the program: the vmapped one (``True``), the one-network one (``False``), or the
+    vmapped one whenever a padded shape holds more than one case (``None``). Each is compiled
+    once per process."""
+    case_losses = list(losses) if losses is not None else [loss] * len(cases)
     results: list[Reference | None] = [None] * len(cases)
-    padded_ok = []
-    for i, (net, x, y) in enumerate(cases):
-        if supports([net], loss):
-            padded_ok.append(i)
+    groups: dict[tuple, list[int]] = {}
+    for i, ((net, x, y), case_loss) in enumerate(zip(cases, case_losses)):
+        if supports([net], case_loss):
+            own = "catalogue" if case_loss in LOSSES.values() else case_loss
+            groups.setdefault((own, padded_shape(net, x.shape[0])), []).append(i)
         else:  # outside what the padded program can take: the plain oracle, one by one
-            results[i] = plain.autodiff(net, x, y, loss=loss)
-    branches = branches_for([cases[i][0] for i in padded_ok])
-    groups: dict[Shape, list[int]] = {}
-    for i in padded_ok:
-        net, x, _ = cases[i]
-        groups.setdefault(padded_shape(net, x.shape[0]), []).append(i)
+            results[i] = plain.autodiff(net, x, y, loss=case_loss)
     with jax.enable_x64(True):
-        for shape, members in groups.items():
+        for (_, shape), members in groups.items():
+            branches = branches_for([cases[i][0] for i in members])
+            loss_set = losses_for(branches, [case_losses[i] for i in members])
             vmapped = len(members) > 1 if batched is None else batched
-            program = _compiled(branches, loss, shape, vmapped)
+            program = _compiled(branches, loss_set, shape, vmapped)
             step = CHUNK if vmapped else 1
             for start in range(0, len(members), step):
                 chunk = members[start : start + step]
-                padded = [_pad(*cases[i], shape, branches) for i in chunk]
+                padded = [_pad(*cases[i], shape, branches, loss_set.index(case_losses[i])) for i in chunk]
                 if vmapped:
                     padded += [padded[0]] * (step - len(chunk))
                     args = [np.stack(parts) for parts in zip(*padded)]
