@@ -61,25 +61,30 @@ class RaisedComparison(Comparison):
 def judge(equation: str, layer: int, activation: str, m: np.ndarray, r: np.ndarray,
           magnitude: np.ndarray, allowed: np.ndarray) -> Comparison:
     """Compare ``m`` (by hand) with ``r`` (autodiff) elementwise: |m − r| ≤ allowed. A NaN or an
-    infinity by hand where autodiff is finite always fails, and so does a wrong shape."""
+    infinity by hand where autodiff is finite always fails (a comparison with NaN is false), and
+    so does a wrong shape."""
     m, r = np.asarray(m, np.float64), np.asarray(r, np.float64)
     if m.shape != r.shape:
         return Comparison(equation, layer, activation, float("inf"), 0.0, False)
     if m.size == 0:
         return Comparison(equation, layer, activation, 0.0, 0.0, True)
     allowed = np.broadcast_to(allowed, m.shape)
-    diff = np.where(np.isfinite(m), np.abs(m - r), np.inf)
-    tiny = np.finfo(np.float64).tiny
+    diff = np.abs(m - r)
+    passed = bool(np.all(diff <= allowed))
     with np.errstate(divide="ignore", invalid="ignore"):
-        score = np.where(diff == 0, 0.0, diff / np.maximum(allowed, tiny))
-    worst = np.unravel_index(np.argmax(score), m.shape)
-    unit = max(float(magnitude[worst] if np.ndim(magnitude) else magnitude), tiny)
+        score = diff / np.maximum(allowed, _TINY)
+    score[np.isnan(score)] = np.inf  # NaN by hand ranks worst
+    worst = np.unravel_index(int(np.argmax(score)), m.shape)
+    unit = max(float(magnitude[worst] if np.ndim(magnitude) else magnitude), _TINY)
     return Comparison(
         equation, layer, activation,
         error=float(diff[worst]) / unit, tolerance=float(allowed[worst]) / unit,
-        passed=bool(np.all(diff <= allowed)), index=tuple(int(i) for i in worst),
+        passed=passed, index=tuple(int(i) for i in worst),
         manual_value=float(m[worst]), autodiff_value=float(r[worst]),
     )
+
+
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ NOISE_NEIGHBOURS = 4
 REFERENCE_DTYPE = np.dtype(np.float64)
 
 
+@lru_cache(maxsize=None)
 def unit_roundoff(dtype: np.dtype | type) -> float:
     """u = eps/2: the largest relative error of one rounding."""
     return float(np.finfo(dtype).eps) / 2
@@ -75,7 +76,12 @@ def scale(dtype: np.dtype | type) -> float:
 
 def floor(dtype: np.dtype | type, terms: int) -> float:
     """Absolute slack for subnormal results flushed to zero by XLA: one smallest normal per term."""
-    return float(np.finfo(dtype).smallest_normal) * (terms + 2)
+    return _smallest_normal(dtype) * (terms + 2)
+
+
+@lru_cache(maxsize=None)
+def _smallest_normal(dtype: np.dtype | type) -> float:
+    return float(np.finfo(dtype).smallest_normal)
 
 
 def derivative_bound(g_scale: float, z: np.ndarray) -> np.ndarray:
