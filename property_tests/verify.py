@@ -25,7 +25,7 @@ from reference import fast
 from .compare import Comparison, compare_case, first_failure
 from .strategies import Case
 
-DEFAULT_EXAMPLES = 2000
+DEFAULT_EXAMPLES = 5000
 MAX_DEPTH, MAX_WIDTH, MAX_BATCH = 6, 16, 32
 CHUNK = 256
 """Cases per reference call: bounds memory however many examples are asked for."""
