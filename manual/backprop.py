@@ -18,7 +18,7 @@ import numpy as np
 from .activations import Activation
 from .output_maps import OutputMap
 from .losses import MSE, Loss
-from .network import Network, forward
+from .network import Network, check_input, forward
 
 
 def output_delta(grad_a_E: np.ndarray, z_L: np.ndarray, g_L: Activation | OutputMap) -> np.ndarray:
@@ -77,7 +77,7 @@ class Equations:
     """The three equations as one swappable set, so a deliberately wrong derivation can be
     checked by the same properties (``EQUATIONS`` is the right one)."""
 
-    output_delta: Callable[[np.ndarray, np.ndarray, Activation], np.ndarray] = output_delta
+    output_delta: Callable[[np.ndarray, np.ndarray, Activation | OutputMap], np.ndarray] = output_delta
     hidden_delta: Callable[[np.ndarray, np.ndarray, np.ndarray, Activation], np.ndarray] = hidden_delta
     parameter_gradients: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] = parameter_gradients
     layer_operands: Callable[[tuple, tuple, int], tuple[np.ndarray, np.ndarray]] = layer_operands
@@ -120,7 +120,10 @@ def backward(network: Network, z: tuple, a: tuple, y: np.ndarray, *, loss: Loss 
 def gradients(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE,
               equations: Equations = EQUATIONS) -> Gradients:
     """Forward pass, then backward pass: every δ⁽ᵏ⁾, ∂E/∂Θ⁽ᵏ⁾ and ∂E/∂b⁽ᵏ⁾ for the batch x, y."""
-    if y.shape != (x.shape[0], network.widths[-1]):
-        raise ValueError(f"y must have shape {(x.shape[0], network.widths[-1])}, got {y.shape}")
+    check_input(network, x)
+    if not isinstance(y, np.ndarray) or y.shape != (x.shape[0], network.widths[-1]):
+        raise ValueError(f"y must be an array of shape {(x.shape[0], network.widths[-1])}, got {np.shape(y)}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity")
     fwd = forward(network, x)
     return backward(network, fwd.z, fwd.a, y, loss=loss, equations=equations)
