@@ -5,7 +5,7 @@ import sys
 
 from hypothesis import given, settings
 
-from . import broken, properties
+from . import broken, profiles, properties
 from .controls import rejects
 from reference import fast
 
@@ -14,15 +14,16 @@ from .strategies import cases, loss_cases
 # The plain oracle compiles once per architecture (0.1–0.7 s), so this property runs fewer
 # examples than the others unless the thorough profile asks for many.
 PLAIN = dict(max_depth=4, max_width=8, max_examples=8)
+PLAIN_EXAMPLES = settings(max_examples=10_000 if profiles.PROFILE == "thorough" else 12)
 
 
-@settings(max_examples=12)
+@PLAIN_EXAMPLES
 @given(cases(**PLAIN))
 def test_fast_reference_equals_plain(case):
     properties.fast_reference_equals_plain(case)
 
 
-@settings(max_examples=12)
+@PLAIN_EXAMPLES
 @given(loss_cases(**PLAIN))
 def test_fast_reference_equals_plain_for_every_loss(case):
     # One compiled program switches between all catalogue losses: each network still gets its own.
