@@ -106,16 +106,8 @@ class ActivationReport:
             lines.append(f"  warning: {kink.describe()}")
         if self.counterexample:
             lines.append(f"  WRONG DERIVATIVE {self.counterexample.describe()}")
-        if self.network_report is not None:
-            eqs = self.network_report["equations"]
-            summary = ", ".join(f"{eq} {v['max_error']:.3g}/{v['tolerance']:.3g}" for eq, v in eqs.items())
-            lines.append(f"  networks: {self.networks} random networks with {self.name} in every layer "
-                         f"(positions 1–6 and output); largest error/tolerance per equation: {summary}")
-        if self.network_failure:
-            nf = self.network_failure
-            lines.append(f"  IN A NETWORK the hand result first leaves autodiff's at equation {nf['equation']}, "
-                         f"layer {nf['layer']}: {nf['summary']}")
-            lines.append(f"    {nf['case']}; x = {nf['x']}")
+        lines += network_lines(self.networks, f"with {self.name} in every layer (positions 1–6 and output)",
+                               self.network_report, self.network_failure)
         lines.append(f"  {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -125,6 +117,22 @@ class ActivationReport:
         out["kinks"] = [k.__dict__ for k in self.kinks]
         out["counterexample"] = self.counterexample.__dict__ if self.counterexample else None
         return out
+
+
+def network_lines(networks: int, where: str, network_report: dict | None,
+                  network_failure: dict | None) -> list[str]:
+    """The lines of a checker's report about its random networks (activation and loss checks)."""
+    lines = []
+    if network_report is not None:
+        summary = ", ".join(f"{eq} {v['max_error']:.3g}/{v['tolerance']:.3g}"
+                            for eq, v in network_report["equations"].items())
+        lines.append(f"  networks: {networks} random networks {where}; largest error/tolerance per equation: {summary}")
+    if network_failure:
+        nf = network_failure
+        lines.append(f"  IN A NETWORK the hand result first leaves autodiff's at equation {nf['equation']}, "
+                     f"layer {nf['layer']}: {nf['summary']}")
+        lines.append(f"    {nf['case']}; x = {nf['x']}")
+    return lines
 
 
 # --- calling the user's code safely -------------------------------------------------------

@@ -25,6 +25,7 @@ from manual import CATALOGUE, OUTPUT_MAPS, Loss
 from reference import fast
 
 from . import tolerances as tol
+from .activation_check import network_lines
 from .loading import UsageError
 from .verify import make_targets, run_verify
 
@@ -86,14 +87,8 @@ class LossReport:
                          f"between autodiff's one-sided gradients (accepted)")
         if self.counterexample:
             lines.append(f"  WRONG GRADIENT {self.counterexample.describe()}")
-        if self.network_report is not None:
-            eqs = self.network_report["equations"]
-            summary = ", ".join(f"{eq} {v['max_error']:.3g}/{v['tolerance']:.3g}" for eq, v in eqs.items())
-            lines.append(f"  networks: {self.networks} random networks; largest error/tolerance per equation: {summary}")
-        if self.network_failure:
-            nf = self.network_failure
-            lines.append(f"  IN A NETWORK the hand result first leaves autodiff's at equation {nf['equation']}, "
-                         f"layer {nf['layer']}: {nf['summary']}")
+        lines += network_lines(self.networks, "ending in a compatible output layer", self.network_report,
+                               self.network_failure)
         lines.append(f"  {self.seconds:.1f} s")
         return "\n".join(lines)
 
