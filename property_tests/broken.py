@@ -59,15 +59,6 @@ def off_by(g: Activation, relative: float = 1e-6) -> Activation:
     return dataclasses.replace(g, derivative=lambda z, xp: derivative(z, xp) * (1 + relative))
 
 
-def with_activation(network, g_new: Activation, k: int | None = None):
-    """The network with layer k's activation (every layer's, if k is None) replaced."""
-    g = list(network.g)
-    for i in range(1, len(g)):
-        if k is None or i == k:
-            g[i] = g_new
-    return dataclasses.replace(network, g=tuple(g))
-
-
 def fast_reference_with_padding_leak(network, x, y):
     """A padded reference whose padded rows leak into the mean: E averaged over n + 1 rows."""
     from reference import fast
