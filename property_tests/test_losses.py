@@ -18,6 +18,7 @@ from . import broken, properties
 from . import tolerances as tol
 from .compare import judge
 from .controls import rejects
+from .conventions import LOSS_KINK_SLOPES
 from .strategies import cases, loss_cases, targets, unit_arrays
 
 LOSS_NAMES = sorted(LOSSES)
@@ -73,6 +74,18 @@ def loss_gradient_matches(pair, loss):
 def test_loss_gradient_equals_autodiff(name):
     loss = LOSSES[name]
     given(loss_points(loss))(lambda pair: loss_gradient_matches(pair, loss))()
+
+
+@pytest.mark.parametrize("name", sorted(name for name in LOSS_NAMES if LOSSES[name].kinks))
+def test_recorded_loss_kink_convention_is_jax_grads(name):
+    # ∂Eₜ/∂aⱼ with every residual aⱼ − yⱼ on the kink, from jax.grad of the loss's own error.
+    loss = LOSSES[name]
+    for kink in loss.kinks:
+        y = np.array([[0.5, -2.0, 0.0]])
+        with jax.enable_x64(True):
+            jax_value = np.asarray(_weighted_gradient(loss, y + kink, y, np.ones(1))).tolist()
+        assert loss.gradient(y + kink, y, np).tolist() == jax_value
+        assert LOSS_KINK_SLOPES[name][kink] == jax_value[0][0] and len(set(jax_value[0])) == 1
 
 
 @pytest.mark.parametrize("name, wrong", [
