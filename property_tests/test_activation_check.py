@@ -107,24 +107,23 @@ def run_cli(*args):
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600)
 
 
-def test_cli_exit_0_for_a_right_activation_from_a_file(tmp_path):
+def test_cli_exit_0_for_a_right_activation_from_a_file(tmp_path, capsys):
     path = tmp_path / "mine.py"
     path.write_text(textwrap.dedent("""
         from manual import Activation
         MINE = Activation("cube_root_ish", lambda z, xp: z / (1 + z * z) ** 0.5,
                           lambda z, xp: (1 + z * z) ** -1.5)
     """))
-    done = run_cli("activation", f"{path}:MINE", "--examples", "20", "--json")
-    assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads(done.stdout)
+    assert main(["activation", f"{path}:MINE", "--examples", "20", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
     assert report["verdict"] == "verified" and report["points"] > 6000 and report["networks"] == 20
 
 
-def test_cli_exit_1_with_counterexample_for_a_wrong_one():
-    done = run_cli("activation", "property_tests.activation_bank:WRONG_MISSING_CHAIN_FACTOR", "--examples", "20")
-    assert done.returncode == 1
-    assert "WRONG DERIVATIVE at z = " in done.stdout and "central finite difference" in done.stdout
-    assert "IN A NETWORK the hand result first leaves autodiff's at equation (1)" in done.stdout
+def test_cli_exit_1_with_counterexample_for_a_wrong_one(capsys):
+    assert main(["activation", "property_tests.activation_bank:WRONG_MISSING_CHAIN_FACTOR", "--examples", "20"]) == 1
+    out = capsys.readouterr().out
+    assert "WRONG DERIVATIVE at z = " in out and "central finite difference" in out
+    assert "IN A NETWORK the hand result first leaves autodiff's at equation (1)" in out
 
 
 BROKEN_FILES = {

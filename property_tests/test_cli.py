@@ -21,10 +21,10 @@ def backprop_check(*args):
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600)
 
 
-def test_verify_json_reports_success():
-    done = backprop_check("verify", "--examples", "400", "--seed", "3", "--json")
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+def test_verify_json_reports_success(capsys):
+    assert main(["verify", "--examples", "400", "--seed", "3", "--json"]) == 0
+    out, err = capsys.readouterr()
+    report = json.loads(out)
     assert report["verified"] is True and report["examples"] == 400
     assert isinstance(report["seconds"], float)
     assert sorted(report["activations"]) == sorted(CATALOGUE)
@@ -34,7 +34,13 @@ def test_verify_json_reports_success():
         assert 0 <= entry["max_error"] <= entry["tolerance"] or entry["max_error"] == 0
     assert sorted(report["losses"]) == sorted(LOSSES)
     assert all(entry["verified"] and entry["networks"] > 0 for entry in report["losses"].values())
-    assert done.stderr == ""
+    assert err == ""
+
+
+def test_the_installed_script_runs_verify():
+    done = backprop_check("verify", "--examples", "8", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["verified"] is True and done.stderr == ""
 
 
 def test_verify_table(monkeypatch, capsys):
@@ -52,12 +58,18 @@ def test_verify_table(monkeypatch, capsys):
     (["frobnicate"], "invalid choice"),
     ([], "required"),
 ])
-def test_bad_usage_is_one_sentence_and_exit_2(args, phrase):
-    done = backprop_check(*args)
-    assert done.returncode == 2
-    assert done.stdout == ""
-    assert phrase in done.stderr and "Traceback" not in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
+def test_bad_usage_is_one_sentence_and_exit_2(args, phrase, capsys):
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert phrase in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_installed_script_exits_2_on_bad_usage():
+    done = backprop_check("verify", "--examples", "many")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "expected a whole number" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_help_documents_exit_codes():

@@ -177,11 +177,13 @@ def make_case(plan: Sequence[Activation], rng: np.random.Generator, loss: Loss =
     return Case(network, x, make_targets(loss, (n, widths[-1]), rng), loss)
 
 
-def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: Equations) -> dict:
+def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: Equations,
+                            branches: tuple | None = None) -> dict:
     """The smallest failing network, cut down to the single example that still fails."""
     case, comparison = min(failing, key=lambda cc: (cc[0].network.depth, sum(cc[0].network.widths), cc[0].n))
     singles = [case.rows([row]) for row in range(case.n)]
-    refs = fast.autodiff_many([(s.network, s.x, s.y) for s in singles], loss=case.loss, batched=True)
+    refs = fast.autodiff_many([(s.network, s.x, s.y) for s in singles], loss=case.loss, batched=True,
+                              branches=branches)
     for single, ref in zip(singles, refs):
         again = first_failure(compare_case(single, ref, equations)[0])
         if again is not None:
@@ -207,9 +209,11 @@ def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: E
     }
 
 
-def references(cases: Sequence[Case]) -> list:
-    """Autodiff for every case, each with its own loss, from ``reference.fast``."""
-    return fast.autodiff_many([(c.network, c.x, c.y) for c in cases], losses=[c.loss for c in cases])
+def references(cases: Sequence[Case], branches: tuple | None = None) -> list:
+    """Autodiff for every case, each with its own loss, from ``reference.fast`` (``branches``
+    as in ``fast.autodiff_many``)."""
+    return fast.autodiff_many([(c.network, c.x, c.y) for c in cases], losses=[c.loss for c in cases],
+                              branches=branches)
 
 
 def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
@@ -229,10 +233,11 @@ def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
     report = Report(examples=examples, seed=seed, activations=[g.name for g in pool],
                     coverage_complete=covered(plans, pool))
     failing: list[tuple[Case, Comparison]] = []
+    branches = fast.branches_for_pool(pool)  # one compiled program for every chunk
     for begin in range(0, examples, CHUNK):
         cases = [make_case(plan, rng, loss).astype(dtype)
                  for plan, loss in zip(plans[begin : begin + CHUNK], chosen_losses[begin : begin + CHUNK])]
-        refs = references(cases)
+        refs = references(cases, branches)
         for case, ref in zip(cases, refs):
             comparisons, doubt = compare_case(case, ref, equations)
             report.skipped_at_kinks += doubt is not None
@@ -243,6 +248,6 @@ def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
         if progress is not None:
             progress(min(begin + CHUNK, examples), examples)
     if failing:
-        report.counterexample = smallest_counterexample(failing, equations)
+        report.counterexample = smallest_counterexample(failing, equations, branches)
     report.seconds = time.perf_counter() - start
     return report
