@@ -64,7 +64,7 @@ def test_derivative_on_dense_grid(name, dtype):
     properties.derivative_matches_autodiff(g, grid_with_kinks(g).astype(dtype))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ["tanh", "gelu_tanh", "hard_silu", "sparse_sigmoid", "log_sigmoid"])
 def test_dense_grid_rejects_derivative_off_by_1e_6(name):
     g = broken.off_by(CATALOGUE[name], 1e-6)
     with pytest.raises(AssertionError):
