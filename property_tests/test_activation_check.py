@@ -168,3 +168,25 @@ def test_cli_unusable_input_through_the_real_script():
 def test_api_refuses_what_is_not_an_activation():
     with pytest.raises(UsageError):
         check_activation(bank.NOT_AN_ACTIVATION)
+
+
+def test_an_undeclared_kink_does_not_widen_the_tolerance():
+    # A jump of g′ that nobody declared is a step, not rounding noise: were it counted as noise,
+    # every tolerance would be as wide as the jump and this 1e-3 mistake would pass pointwise.
+    from manual import Activation
+
+    wrong = Activation("shifted_relu_wrong", lambda z, xp: xp.where(z > 1, z - 1, 0),
+                       lambda z, xp: (z > 1).astype(z.dtype) * 1.001)
+    ce = check_activation(wrong, **QUICK).counterexample
+    assert ce is not None and ce.z > 1 and ce.tolerance < 1e-12
+
+
+def test_steps_are_told_from_noise():
+    from .tolerances import is_step
+
+    rows = np.array([[1, 1, 1, 1, 2, 2, 2, 2, 2],            # a jump
+                     [0, 0, 0, 0, 0.25, 0.5, 0.5, 0.5, 0.5],  # a jump with the mean at the kink
+                     [1, 2, 1, 2, 1, 2, 1, 2, 1],            # noise
+                     [0, 1, 0, 0, 0, 0, 0, 0, 0],            # an outlier in a flat row: noise
+                     [3, 3, 3, 3, 3, 3, 3, 3, 3]], float)    # flat
+    assert is_step(rows).tolist() == [True, True, False, False, False]

@@ -1,0 +1,83 @@
+"""Run every mutant that survived ``mutmut run`` against the autodiff tests as well.
+
+``mutmut run`` uses only the tests that never import JAX (``docs/mutation.md`` says why). Some
+changes show only under JAX: ``where(z > 0, z, 0)`` and ``where(z >= 0, z, 0)`` give the same
+values in NumPy, but ``jax.grad`` of the forward, which the reference differentiates, takes a
+different side of the kink. This script runs each survivor, in a fresh process of its own (no
+fork), against the autodiff tests of its module, and prints what they make of it.
+
+    mutmut run && python scripts/recheck_survivors.py [--jobs 2] [--json]
+
+Exit status 0 when every survivor is either killed here or listed as equivalent in
+``docs/mutation.md``; 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = {
+    "activations": ["property_tests/test_catalogue.py"],
+    "losses": ["property_tests/test_losses.py"],
+    "output_maps": ["property_tests/test_losses.py"],
+    "backprop": ["property_tests/test_equations.py", "property_tests/test_losses.py"],
+    "network": ["property_tests/test_equations.py", "property_tests/test_manual_api.py"],
+}
+
+
+def survivors() -> list[str]:
+    out = subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    return [line.split(":")[0].strip() for line in out.splitlines() if line.strip().endswith("survived")]
+
+
+def killed_by_autodiff(mutant: str) -> bool:
+    module = mutant.split(".")[1]
+    env = dict(os.environ, MUTANT_UNDER_TEST=mutant)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider",
+                           "--hypothesis-profile=ci", *TESTS[module]],
+                          cwd=ROOT / "mutants", env=env, capture_output=True, text=True)
+    return done.returncode != 0
+
+
+def listed_as_equivalent(mutant: str) -> bool:
+    text = (ROOT / "docs" / "mutation.md").read_text()
+    short = mutant.removeprefix("manual.")
+    module_and_function, number = short.rsplit("__mutmut_", 1)
+    # Either the full name, or a row that names the function and then the number as `_N`.
+    return short in text or re.search(rf"{re.escape(module_and_function)}__mutmut_\d+`?[^\n]*`_{number}`", text) is not None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    names = survivors()
+    with ThreadPoolExecutor(args.jobs) as pool:
+        killed = dict(zip(names, pool.map(killed_by_autodiff, names)))
+    unexplained = [m for m in names if not killed[m] and not listed_as_equivalent(m)]
+    result = {"survivors": len(names), "killed_by_autodiff": sum(killed.values()),
+              "equivalent": len(names) - sum(killed.values()) - len(unexplained),
+              "unexplained": unexplained, "killed": sorted(m for m in names if killed[m])}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['survivors']} survivors of mutmut run: {result['killed_by_autodiff']} killed by the "
+              f"autodiff tests, {result['equivalent']} listed as equivalent, {len(unexplained)} unexplained")
+        for m in result["killed"]:
+            print(f"  killed by autodiff: {m}")
+        for m in unexplained:
+            print(f"  UNEXPLAINED: {m}")
+    return 0 if not unexplained else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
