@@ -33,21 +33,24 @@ def test_catalogue_covers_jax_nn():
     assert set(ALIASES.values()) <= set(CATALOGUE)
 
 
-def forward_matches(g, z, jax_f):
+def forward_matches(g, z, jax_f, xp=np):
+    """g's forward, in NumPy (the hand derivation's) or in jax.numpy (the one the reference
+    differentiates), against ``jax_f``."""
     with jax.enable_x64(True):
         expected = np.asarray(jax_f(jax.numpy.asarray(z)))
-    mine = g.forward(z, np)
+        mine = np.asarray(g.forward(z if xp is np else jax.numpy.asarray(z), xp))
     f = tol.slope_scale(g)
     size = np.abs(expected) + f * np.abs(z)  # the size of the terms g is computed from
     allowed = 2 * tol.scale(np.float64) * tol.ELEMENTARY_ULPS * size + tol.floor(np.float64, 1)
     return judge("g", 0, g.name, mine, expected, size, allowed)
 
 
+@pytest.mark.parametrize("xp", [np, jax.numpy], ids=["numpy", "jax.numpy"])
 @pytest.mark.parametrize("name", NAMES)
-def test_forward_equals_jax_nn(name):
+def test_forward_equals_jax_nn(name, xp):
     g = CATALOGUE[name]
     z = grid_with_kinks(g)
-    comparison = forward_matches(g, z, JAX_NN[name])
+    comparison = forward_matches(g, z, JAX_NN[name], xp)
     assert comparison.passed, comparison.describe()
 
 
