@@ -2,9 +2,11 @@
 
 Every strategy takes keyword-only arguments and raises ``hypothesis.errors.InvalidArgument``
 for a request that makes no sense (``max_depth=0``, a width range upside down, an unknown
-activation name). Arrays are drawn element by element with ``hypothesis.extra.numpy.arrays``
-(``fill=nothing()`` and ``unique=True``, so no array is mostly one repeated value) from floats without subnormals,
-so a failing case shrinks to small, readable numbers.
+activation name). Hypothesis draws what shapes a case: depth, widths, activations, loss, batch
+size, the scale of the weights, inputs and targets, and one seed per array; NumPy's generator
+turns each seed into the array's numbers in one call (``unit_arrays``), not one Hypothesis draw
+per element, which would cost more than the check itself. A failing case shrinks to the
+smallest structure that still fails (fewest layers, narrowest widths, fewest examples).
 
     from hypothesis import given
     from property_tests.strategies import cases
@@ -137,15 +139,24 @@ def _no_tiny(value: float) -> float:
 
 
 def unit_arrays(shape: tuple[int, ...], *, dtype: np.dtype | type = np.float64) -> st.SearchStrategy[np.ndarray]:
-    """Arrays of ``shape`` with every element drawn from [−1, 1]: no NaN, no infinity, no
-    subnormal, every element drawn on its own and all of them distinct (so no array is mostly
-    one repeated value, and no two units start out as twins)."""
+    """Arrays of ``shape`` with elements uniform in [−1, 1]: no NaN, no infinity, no subnormal
+    (magnitudes below ``TINY`` become 0), and all elements distinct, so no array is mostly one
+    repeated value and no two units start out as twins. Hypothesis draws a seed; NumPy's
+    generator draws the numbers from it."""
     dtype = np.dtype(dtype)
     if dtype not in DTYPES:
         raise InvalidArgument(f"dtype must be float32 or float64, got {dtype}")
-    elements = st.floats(-1, 1, allow_nan=False, allow_infinity=False, allow_subnormal=False,
-                         width=32 if dtype == np.float32 else 64).map(_no_tiny)
-    return hnp.arrays(dtype, shape, elements=elements, fill=st.nothing(), unique=True)
+    return st.integers(0, 2**32 - 1).map(lambda seed: _seeded_unit_array(shape, dtype, seed))
+
+
+def _seeded_unit_array(shape: tuple[int, ...], dtype: np.dtype, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    while True:  # a repeat (after rounding to float32, or two tiny values made 0) is drawn again
+        u = rng.uniform(-1, 1, shape)
+        u[np.abs(u) < TINY] = 0.0
+        u = u.astype(dtype)
+        if np.unique(u).size == u.size:
+            return u
 
 
 def networks(architecture: Architecture, *, weight_scale: float | tuple[float, float] = (0.25, 2.0),

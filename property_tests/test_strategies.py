@@ -20,7 +20,7 @@ def test_cases_are_well_formed(case):
         assert array.dtype == np.float64 and np.all(np.isfinite(array))
         nonzero = np.abs(array[array != 0])
         assert np.all(nonzero >= np.finfo(np.float64).smallest_normal), "subnormal drawn"
-        # Every element is drawn on its own, all distinct: never mostly one repeated value.
+        # All elements distinct: never mostly one repeated value.
         assert len(np.unique(array)) == array.size
 
 
