@@ -5,6 +5,8 @@ layers and an identity output under the squared error, in float32 and float64:
 - jax_jit_ms: ``jax.jit(jax.grad(E))`` of the same network, after compilation;
 - roofline_ms: the step's matrix-multiply FLOPs divided by the GEMM throughput NumPy reaches on
   this machine, measured in the same run on a square product of the same dtype;
+- gemm_only_ms: the step's own matrix products (its shapes and layouts) timed alone, back to
+  back: the step without any elementwise work;
 - manual_retained_heap_ms: ``manual.gradients`` again, in a child process whose C allocator
   keeps freed memory (``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``). A step returns
   about 30 MB of fresh arrays (every z, a, δ and gradient); with glibc's defaults the memory of
@@ -56,6 +58,25 @@ def step_flops() -> float:
     weights = forward
     deltas = sum(2 * BATCH * i * o for i, o in pairs[1:])
     return forward + weights + deltas
+
+
+def gemm_only_ms(dtype, repeats: int) -> float:
+    """The step's own matrix products, with their shapes and layouts, timed back to back with
+    nothing else: what the step would cost if all its elementwise work were free."""
+    rng = np.random.default_rng(0)
+    pairs = list(zip(WIDTHS[:-1], WIDTHS[1:]))
+    a = [rng.standard_normal((BATCH, i)).astype(dtype) for i, _ in pairs]
+    theta = [rng.standard_normal((o, i)).astype(dtype) for i, o in pairs]
+    delta = [rng.standard_normal((BATCH, o)).astype(dtype) for _, o in pairs]
+
+    def products():
+        for k in range(len(pairs)):
+            a[k] @ theta[k].T  # forward: z⁽ᵏ⁾
+            delta[k].T @ a[k]  # (3): ∂E/∂Θ⁽ᵏ⁾
+            if k > 0:
+                delta[k] @ theta[k]  # (2): δ⁽ᵏ⁻¹⁾ before g′
+
+    return median_ms(products, repeats)
 
 
 def gemm_flops_per_second(dtype, repeats: int) -> float:
@@ -118,6 +139,7 @@ def measure(dtype, repeats: int) -> dict:
     roofline_ms = 1e3 * step_flops() / gemm_flops_per_second(dtype, repeats)
     kept = retained_heap(dtype, repeats)
     return {"manual_ms": manual_ms, "jax_jit_ms": jax_ms, "roofline_ms": roofline_ms,
+            "gemm_only_ms": gemm_only_ms(dtype, repeats),
             "manual_over_jax": manual_ms / jax_ms, "manual_over_roofline": manual_ms / roofline_ms,
             "page_faults_per_step": alone["page_faults_per_step"],
             "manual_retained_heap_ms": kept["ms"], "retained_heap_page_faults_per_step": kept["page_faults_per_step"],
@@ -142,6 +164,7 @@ def main() -> None:
         print(f"{name}: manual {r['manual_ms']:.1f} ms, jax.jit(jax.grad) {r['jax_jit_ms']:.1f} ms, "
               f"GEMM roofline {r['roofline_ms']:.1f} ms  (manual/jax {r['manual_over_jax']:.2f}, "
               f"manual/roofline {r['manual_over_roofline']:.2f}); {r['page_faults_per_step']:.0f} page faults a step")
+        print(f"  the step's matrix products alone: {r['gemm_only_ms']:.1f} ms")
         print(f"  with freed memory kept by the allocator: manual {r['manual_retained_heap_ms']:.1f} ms "
               f"(manual/jax {r['retained_heap_over_jax']:.2f}, manual/roofline {r['retained_heap_over_roofline']:.2f})")
 
