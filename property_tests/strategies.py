@@ -151,12 +151,15 @@ def unit_arrays(shape: tuple[int, ...], *, dtype: np.dtype | type = np.float64) 
 
 def _seeded_unit_array(shape: tuple[int, ...], dtype: np.dtype, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    while True:  # a repeat (after rounding to float32, or two tiny values made 0) is drawn again
-        u = rng.uniform(-1, 1, shape)
-        u[np.abs(u) < TINY] = 0.0
-        u = u.astype(dtype)
-        if np.unique(u).size == u.size:
-            return u
+    u = rng.uniform(-1, 1, int(np.prod(shape, dtype=np.int64))).astype(dtype)
+    while True:  # a repeat (two tiny values made 0, or a float32 rounding) is drawn again
+        u[np.abs(u) < TINY] = 0
+        _, first = np.unique(u, return_index=True)
+        repeat = np.ones(u.size, bool)
+        repeat[first] = False
+        if not repeat.any():
+            return u.reshape(shape)
+        u[repeat] = rng.uniform(-1, 1, int(repeat.sum())).astype(dtype)
 
 
 def networks(architecture: Architecture, *, weight_scale: float | tuple[float, float] = (0.25, 2.0),

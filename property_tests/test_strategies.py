@@ -51,7 +51,13 @@ def test_nonsense_requests_are_refused(make):
         make()  # refused when the strategy is built, before anything is drawn
 
 
-def test_the_uniqueness_check_can_fail():
-    # The assertion above is not vacuous: a filled array is caught.
-    filled = np.zeros((4, 4))
-    assert len(np.unique(filled)) != filled.size
+def test_large_float32_arrays_are_distinct_too():
+    # 300,000 uniform float32 draws repeat a few hundred values (float32 has about 3e7 values of
+    # that magnitude); those are drawn again until none repeats.
+    from .strategies import _seeded_unit_array
+
+    raw = np.random.default_rng(7).uniform(-1, 1, 300_000).astype(np.float32)
+    assert len(np.unique(raw)) < raw.size, "the raw draw does repeat: the check below can fail"
+    u = _seeded_unit_array((300_000,), np.dtype(np.float32), 7)
+    assert u.dtype == np.float32 and len(np.unique(u)) == u.size
+    assert np.all(np.abs(u) <= 1) and np.all((u == 0) | (np.abs(u) >= 1e-6))
