@@ -100,7 +100,9 @@ def relu(z, xp):
         # max(z, 0) with no branch per element: NumPy's where mispredicts one on every random
         # sign (2.0 ms against 0.14 ms for 512 × 1024 float32).
         return np.maximum(z, 0)
-    return xp.where(z > 0, z, 0)  # the same values; under jax.grad, g′(0) = 0 as jax.nn.relu
+    # Under jax.grad, where gives g′(0) = 0, jax.nn.relu's convention. The values are those of
+    # maximum for every number (a NaN aside, which maximum passes on, as jax.nn.relu does).
+    return xp.where(z > 0, z, 0)
 
 
 def relu_prime(z, xp):

@@ -23,7 +23,6 @@ from typing import Sequence
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
-from hypothesis.extra import numpy as hnp
 
 from manual import CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, Activation, Loss, Network, OutputMap, activation
 

@@ -184,9 +184,13 @@ def test_an_undeclared_kink_does_not_widen_the_tolerance():
 def test_steps_are_told_from_noise():
     from .tolerances import is_step
 
+    ulp = np.spacing(1.0)
     rows = np.array([[1, 1, 1, 1, 2, 2, 2, 2, 2],            # a jump
                      [0, 0, 0, 0, 0.25, 0.5, 0.5, 0.5, 0.5],  # a jump with the mean at the kink
-                     [1, 2, 1, 2, 1, 2, 1, 2, 1],            # noise
-                     [0, 1, 0, 0, 0, 0, 0, 0, 0],            # an outlier in a flat row: noise
+                     [1, 1, 1, 1, 1, 1, 1, 1, 1.001],         # a jump next to the row's end
+                     [1, 2, 1, 2, 1, 2, 1, 2, 1],            # scatter
+                     [0, 1, 0, 0, 0, 0, 0, 0, 0],            # an outlier in a flat row
+                     [1, 1, 1, 1, 1 + ulp, 1 + ulp, 1 + ulp, 1 + ulp, 1 + ulp],  # a one-ulp staircase
+                     [1 + 300 * ulp, 1, 1, 1, 1, 1, 1, 1, 1],  # rounding noise at the row's end
                      [3, 3, 3, 3, 3, 3, 3, 3, 3]], float)    # flat
-    assert is_step(rows).tolist() == [True, True, False, False, False]
+    assert is_step(rows).tolist() == [True, True, True, False, False, False, False, False]
