@@ -27,7 +27,8 @@ from reference import fast
 from . import tolerances as tol
 from .activation_check import network_lines
 from .loading import UsageError
-from .verify import make_targets, run_verify
+from .strategies import make_targets
+from .verify import run_verify
 
 WIDTHS = (1, 3)
 PAD_ROWS = 512

@@ -216,6 +216,18 @@ def targets(loss: Loss, shape: tuple[int, int], *, scale: float | tuple[float, f
     raise InvalidArgument(f"loss {loss.name!r} has unknown targets {loss.targets!r}")
 
 
+def make_targets(loss: Loss, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Valid targets from NumPy's generator (the bulk path of ``verify``): reals in [−1, 1],
+    values in [0, 1], or probability rows (one-hot half the time)."""
+    if loss.targets == "unit":
+        return rng.uniform(0, 1, shape)
+    if loss.targets == "distribution":
+        if rng.uniform() < 0.5:
+            return np.eye(shape[1])[rng.integers(0, shape[1], shape[0])]
+        return rng.dirichlet(np.ones(shape[1]), shape[0])
+    return rng.uniform(-1, 1, shape)
+
+
 def losses(*, names: Sequence[str | Loss] | None = None) -> st.SearchStrategy[Loss]:
     """One loss from ``names`` (catalogue names or ``Loss`` objects; all by default)."""
     if names is None:

@@ -31,7 +31,7 @@ from manual import (ALIASES, CATALOGUE, CROSS_ENTROPY, LOSSES, MSE, OUTPUT_MAPS,
 from . import broken
 from . import tolerances as tol
 from .conventions import ACTIVATION_KINK_SLOPES, LOSS_KINK_SLOPES
-from .strategies import Case, output_layers_for, targets
+from .strategies import Case, make_targets, output_layers_for, targets
 
 U = tol.unit_roundoff(np.float64)
 NAMES = sorted(CATALOGUE)
@@ -434,14 +434,6 @@ LOSS_AND_OUTPUTS = [("mse", SMOOTH + ["softmax", "log_softmax"]), ("huber", SMOO
                     ("negative_log_likelihood", ["log_softmax"])]
 
 
-def random_targets(loss, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    if loss.targets == "unit":
-        return rng.uniform(size=shape)
-    if loss.targets == "distribution":
-        return rng.dirichlet(np.ones(shape[1]), size=shape[0])
-    return rng.normal(size=shape)
-
-
 @st.composite
 def small_cases(draw, pairs=LOSS_AND_OUTPUTS) -> Case:
     """Hypothesis draws the structure (loss, depth, widths, activations, batch size) and a seed;
@@ -459,7 +451,7 @@ def small_cases(draw, pairs=LOSS_AND_OUTPUTS) -> Case:
     rng = np.random.default_rng(seed)
     network = manual.init_network(widths, g, rng, scale=1.5)
     x = rng.normal(size=(n, widths[0]))
-    return Case(network, x, random_targets(LOSSES[loss_name], rng, (n, widths[-1])), LOSSES[loss_name])
+    return Case(network, x, make_targets(LOSSES[loss_name], (n, widths[-1]), rng), LOSSES[loss_name])
 
 
 def mean_error(theta, b, g, x, y, loss, offsets=None) -> float:

@@ -23,7 +23,7 @@ from manual import CATALOGUE, EQUATIONS, LOSSES, MSE, OUTPUT_MAPS, Activation, E
 from reference import fast
 
 from .compare import Comparison, compare_case, first_failure
-from .strategies import Case
+from .strategies import Case, make_targets
 
 DEFAULT_EXAMPLES = 5000
 MAX_DEPTH, MAX_WIDTH, MAX_BATCH = 6, 16, 32
@@ -154,17 +154,6 @@ def covered(plans: Sequence[Sequence[Activation]], pool: Sequence[Activation]) -
     seen |= {("output", plan[-1]) for plan in plans}
     positions = list(range(1, MAX_DEPTH + 1)) + ["output"]
     return all((pos, g) in seen for pos in positions for g in pool)
-
-
-def make_targets(loss: Loss, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Valid targets: reals, values in [0, 1], or probability rows (one-hot half the time)."""
-    if loss.targets == "unit":
-        return rng.uniform(0, 1, shape)
-    if loss.targets == "distribution":
-        if rng.uniform() < 0.5:
-            return np.eye(shape[1])[rng.integers(0, shape[1], shape[0])]
-        return rng.dirichlet(np.ones(shape[1]), shape[0])
-    return rng.uniform(-1, 1, shape)
 
 
 def make_case(plan: Sequence[Activation], rng: np.random.Generator, loss: Loss = MSE) -> Case:
