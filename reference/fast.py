@@ -66,6 +66,11 @@ def _round_up(size: int, base: int) -> int:
     return base
 
 
+def catalogue_branches() -> tuple[Activation | OutputMap, ...]:
+    """Every catalogue activation and output map: the branches of the one shared program."""
+    return tuple(CATALOGUE.values()) + tuple(OUTPUT_MAPS.values())
+
+
 def branches_for(networks: Sequence[Network]) -> tuple[Activation, ...]:
     """The activations one compiled program switches between: the whole catalogue when the
     networks use only catalogue activations (one program for all of them); otherwise identity
@@ -77,7 +82,7 @@ def branches_for(networks: Sequence[Network]) -> tuple[Activation, ...]:
 def branches_for_pool(activations: Sequence[Activation | OutputMap]) -> tuple[Activation, ...]:
     """``branches_for`` every network built from ``activations`` and the output maps, so that
     all of them, and any subset, share one compiled program."""
-    catalogue = tuple(CATALOGUE.values()) + tuple(OUTPUT_MAPS.values())
+    catalogue = catalogue_branches()
     if all(g in catalogue for g in activations):
         return catalogue
     return tuple(dict.fromkeys([IDENTITY, *activations, *OUTPUT_MAPS.values()]))
@@ -156,8 +161,7 @@ def _compiled(branches: tuple[Activation, ...], losses: tuple[Loss, ...], shape:
     # networks from 0.72 s to 0.54 s. The level may change the last bits of a composite
     # expression (a different instruction order, no fast-math either way): rounding that the
     # tolerances already count, as for any XLA build.
-    own = (branches != tuple(CATALOGUE.values()) + tuple(OUTPUT_MAPS.values())
-           or any(loss not in LOSSES.values() for loss in losses))
+    own = branches != catalogue_branches() or any(loss not in LOSSES.values() for loss in losses)
     function = jax.vmap(program) if batched else program
     if own:
         try:
@@ -174,8 +178,7 @@ def losses_for(branches: tuple[Activation, ...], losses: Sequence[Loss]) -> tupl
     the losses used (that program is compiled for one check). A loss from outside the catalogue
     always gets a program of its own."""
     used = tuple(dict.fromkeys(losses))
-    full = tuple(CATALOGUE.values()) + tuple(OUTPUT_MAPS.values())
-    if all(loss in LOSSES.values() for loss in used) and branches == full:
+    if all(loss in LOSSES.values() for loss in used) and branches == catalogue_branches():
         return tuple(LOSSES.values())
     return used
 
