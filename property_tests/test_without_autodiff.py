@@ -13,6 +13,7 @@ Central differences use ``tolerances.finite_difference_step`` and are trusted to
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import warnings
@@ -30,6 +31,7 @@ from manual import (ALIASES, CATALOGUE, CROSS_ENTROPY, LOSSES, MSE, OUTPUT_MAPS,
 
 from . import broken
 from . import tolerances as tol
+from .controls import rejects
 from .conventions import ACTIVATION_KINK_SLOPES, LOSS_KINK_SLOPES
 from .strategies import Case, make_targets, output_layers_for, targets
 
@@ -190,10 +192,9 @@ def test_textbook_check_rejects_a_forward_off_by_1e_9():
         forward_matches_textbook(CATALOGUE["gelu"], lambda z: TEXTBOOK["gelu"](z) * (1 + 1e-9))
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("name", NAMES)
-def test_finite_and_quiet_up_to_1e3(name, dtype):
-    g = CATALOGUE[name]
+def finite_and_quiet(g: Activation, dtype) -> None:
+    """g and g′ finite, in ``dtype``, with no overflow, division by zero or invalid operation
+    anywhere on [−1e3, 1e3]."""
     z = np.concatenate([np.linspace(-1e3, 1e3, 20_001), [-1e3, -700.0, -100.0, 100.0, 700.0, 1e3]]).astype(dtype)
     # Underflow to zero is the right answer in a saturated tail (NumPy ignores it by default).
     with warnings.catch_warnings(), np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
@@ -201,6 +202,19 @@ def test_finite_and_quiet_up_to_1e3(name, dtype):
         a, g_prime = g.forward(z, np), g.derivative(z, np)
     assert a.dtype == dtype and g_prime.dtype == dtype
     assert np.all(np.isfinite(a)) and np.all(np.isfinite(g_prime))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", NAMES)
+def test_finite_and_quiet_up_to_1e3(name, dtype):
+    finite_and_quiet(CATALOGUE[name], dtype)
+
+
+def test_finite_and_quiet_rejects_the_overflowing_sigmoid():
+    naive = Activation("sigmoid", lambda z, xp: 1 / (1 + xp.exp(-z)),
+                       lambda z, xp: xp.exp(-z) / (1 + xp.exp(-z)) ** 2)
+    with pytest.raises(FloatingPointError):
+        finite_and_quiet(naive, np.float64)
 
 
 def test_catalogue_lookup_and_aliases():
@@ -255,13 +269,22 @@ def test_loss_gradient_check_rejects_1_over_n_twice():
         agrees_with_differences(MSE.gradient(a, y, np) / 2, d_h, d_2h, h, np.ones_like(a), "∇ₐmse / n")
 
 
+def loss_follows_recorded_convention(loss, slopes: dict[float, float]) -> bool:
+    """∂Eₜ/∂a, with every residual on a kink, is exactly the value ``jax.grad`` gives there."""
+    y = np.array([[0.5, -2.0, 0.0]])
+    return sorted(slopes) == sorted(loss.kinks) and all(
+        loss.gradient(y + kink, y, np).tolist() == [[slope] * 3] for kink, slope in slopes.items())
+
+
 @pytest.mark.parametrize("name", sorted(LOSS_KINK_SLOPES))
 def test_loss_gradient_at_kinks_follows_the_recorded_convention(name):
-    loss = LOSSES[name]
-    assert sorted(LOSS_KINK_SLOPES[name]) == sorted(loss.kinks)
-    for kink, slope in LOSS_KINK_SLOPES[name].items():
-        y = np.array([[0.5, -2.0, 0.0]])
-        assert loss.gradient(y + kink, y, np).tolist() == [[slope] * 3]
+    assert loss_follows_recorded_convention(LOSSES[name], LOSS_KINK_SLOPES[name])
+
+
+def test_loss_kink_check_rejects_sign_zero_at_the_kink():
+    mae = LOSSES["mae"]
+    other = dataclasses.replace(mae, gradient=lambda a, y, xp: xp.sign(a - y))
+    assert not loss_follows_recorded_convention(other, LOSS_KINK_SLOPES["mae"])
 
 
 def test_recorded_loss_kinks_cover_every_kinked_loss():
@@ -278,23 +301,41 @@ TEXTBOOK_LOSSES = {
 }
 
 
+def loss_matches_textbook(loss, z, a, y) -> None:
+    """Eₜ against the textbook definition, the mean of them, and the fused form from the logits."""
+    expected = TEXTBOOK_LOSSES[loss.name](a, y)
+    size = np.sum((np.abs(a) + np.abs(y) + np.abs(np.log(np.abs(a) + 1e-300)) + 1) ** 2, axis=1)
+    mine = loss.error(a, y, np)
+    assert mine.shape == (a.shape[0],)
+    assert np.all(np.abs(mine - expected) <= 4 * tol.ELEMENTARY_ULPS * U * size), loss.name
+    assert manual.mean_error(loss, a, y) == float(np.mean(mine))
+    if loss.fused_error is not None:
+        fused = loss.fused_error(z, y, np)
+        assert np.all(np.abs(fused - expected) <= 4 * tol.ELEMENTARY_ULPS * U * (size + np.sum(np.abs(z), axis=1))), loss.name
+
+
 @pytest.mark.parametrize("name", LOSS_NAMES)
 @given(data=st.data())
 def test_loss_equals_the_textbook_definition_and_averages(name, data):
     loss = LOSSES[name]
-    _, z, a, y = data.draw(loss_inputs(loss))
-    expected = TEXTBOOK_LOSSES[name](a, y)
-    size = np.sum((np.abs(a) + np.abs(y) + np.abs(np.log(np.abs(a) + 1e-300)) + 1) ** 2, axis=1)
-    mine = loss.error(a, y, np)
-    assert mine.shape == (a.shape[0],)
-    assert np.all(np.abs(mine - expected) <= 4 * tol.ELEMENTARY_ULPS * U * size), name
-    assert manual.mean_error(loss, a, y) == float(np.mean(mine))
-    if loss.fused_error is not None:
-        fused = loss.fused_error(z, y, np)
-        assert np.all(np.abs(fused - expected) <= 4 * tol.ELEMENTARY_ULPS * U * (size + np.sum(np.abs(z), axis=1))), name
+    loss_matches_textbook(loss, *data.draw(loss_inputs(loss))[1:])
+
+
+def test_textbook_check_rejects_the_squared_error_without_its_half():
+    a, y = np.array([[0.3, -1.0]]), np.array([[0.0, 1.0]])
+    without_half = dataclasses.replace(MSE, error=lambda a, y, xp: xp.sum((a - y) ** 2, axis=-1))
+    with pytest.raises(AssertionError):
+        loss_matches_textbook(without_half, a, a, y)
 
 
 FUSED = [(name, loss.fused_with) for name, loss in sorted(LOSSES.items()) if loss.fused_with]
+
+
+def fused_delta_agrees_with_differences(loss, z: np.ndarray, y: np.ndarray) -> None:
+    d_h, d_2h, h = central_differences(lambda s: loss.fused_error(s, y, np), z, columns=True)
+    size = np.sum(np.abs(z) + np.abs(y) + 1, axis=1, keepdims=True) ** 2
+    agrees_with_differences(loss.fused_delta(z, y, np), d_h, d_2h, h, size.repeat(z.shape[1], 1),
+                            f"fused δ of {loss.name}")
 
 
 @pytest.mark.parametrize("name, output", FUSED)
@@ -302,31 +343,43 @@ FUSED = [(name, loss.fused_with) for name, loss in sorted(LOSSES.items()) if los
 def test_fused_delta_equals_central_differences_of_the_fused_error(name, output, data):
     loss = LOSSES[name]
     _, z, _, y = data.draw(loss_inputs(loss))
-    d_h, d_2h, h = central_differences(lambda s: loss.fused_error(s, y, np), z, columns=True)
-    size = np.sum(np.abs(z) + np.abs(y) + 1, axis=1, keepdims=True) ** 2
-    agrees_with_differences(loss.fused_delta(z, y, np), d_h, d_2h, h, size.repeat(z.shape[1], 1), f"fused δ of {name}")
+    fused_delta_agrees_with_differences(loss, z, y)
+
+
+# Targets that do not sum to 1 (label weights, several labels): δ⁽ᴸ⁾ = a·Σy − y keeps the Σy.
+UNNORMALISED = (np.array([[0.5, -1.0, 2.0], [0.0, 0.25, -0.5]]), np.array([[0.0, 2.0, 0.0], [0.5, 0.0, 1.0]]))
 
 
 def test_cross_entropy_delta_keeps_the_sum_of_the_targets():
-    # δ⁽ᴸ⁾ = a·Σy − y: for targets that do not sum to 1 (label weights, several labels) the
-    # Σy stays, and a − y alone would be wrong.
-    loss = CROSS_ENTROPY
-    z = np.array([[0.5, -1.0, 2.0], [0.0, 0.25, -0.5]])
-    y = np.array([[0.0, 2.0, 0.0], [0.5, 0.0, 1.0]])
-    d_h, d_2h, h = central_differences(lambda s: loss.fused_error(s, y, np), z, columns=True)
-    size = np.sum(np.abs(z) + np.abs(y) + 1, axis=1, keepdims=True) ** 2
-    agrees_with_differences(loss.fused_delta(z, y, np), d_h, d_2h, h, size.repeat(3, 1), "fused δ, Σy ≠ 1")
+    fused_delta_agrees_with_differences(CROSS_ENTROPY, *UNNORMALISED)
 
 
-@pytest.mark.parametrize("name, output", FUSED)
-def test_fused_forms_are_finite_at_huge_logits(name, output):
-    loss = LOSSES[name]
+def test_fused_delta_check_rejects_a_minus_y_alone():
+    a_minus_y = dataclasses.replace(CROSS_ENTROPY, fused_delta=lambda z, y, xp: SOFTMAX.forward(z, xp) - y)
+    with pytest.raises(AssertionError, match="disagree with central differences"):
+        fused_delta_agrees_with_differences(a_minus_y, *UNNORMALISED)
+
+
+def fused_forms_finite_at_huge_logits(loss) -> None:
     z = np.array([[1e3, -1e3, 0.0], [-1e3, -1e3, 1e3]])
     y = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]) if loss.targets == "distribution" else np.array([[0.0, 1.0, 0.5]] * 2)
     with np.errstate(all="raise", under="ignore"):
         e, delta = loss.fused_error(z, y, np), loss.fused_delta(z, y, np)
     assert np.all(np.isfinite(e)) and np.all(np.isfinite(delta))
     assert np.all(np.abs(delta) <= np.sum(np.abs(y), axis=1, keepdims=True) + 1)
+
+
+@pytest.mark.parametrize("name, output", FUSED)
+def test_fused_forms_are_finite_at_huge_logits(name, output):
+    fused_forms_finite_at_huge_logits(LOSSES[name])
+
+
+def test_finite_logits_check_rejects_logsumexp_without_its_shift():
+    def unshifted(z, y, xp):
+        return xp.sum(y, axis=-1) * xp.log(xp.sum(xp.exp(z), axis=-1)) - xp.sum(y * z, axis=-1)
+
+    with pytest.raises(FloatingPointError):
+        fused_forms_finite_at_huge_logits(dataclasses.replace(CROSS_ENTROPY, fused_error=unshifted))
 
 
 def test_which_losses_fuse_with_which_output_layers():
@@ -362,21 +415,38 @@ def test_output_map_vjp_and_forward_without_autodiff(name, z, data):
         assert np.all(np.isfinite(g.forward(z + 1e3, np))) and np.all(np.isfinite(g.vjp(z + 1e3, v, np)))
 
 
-def test_rows_far_apart_are_normalised_row_by_row():
-    # Each row is an example of its own and is shifted by its own maximum: one shift for the whole
-    # batch would underflow every exp of a row far below the others (0/0).
+def row_by_row(piece) -> None:
+    """``piece(z, v, y)`` on a batch whose rows lie far apart equals it on each row alone: each
+    row is an example of its own and is shifted by its own maximum (one shift for the whole
+    batch would underflow every exp of a row far below the others, 0/0)."""
     z = np.array([[1000.0, 999.0, 997.5], [-1000.0, -1001.0, -999.0], [0.5, -0.25, 0.0]])
     v = np.array([[1.0, -0.5, 0.25], [0.5, 0.5, -2.0], [-1.0, 0.0, 1.0]])
     y = np.array([[0.0, 1.0, 0.0], [0.25, 0.25, 0.5], [1.0, 0.0, 0.0]])
-    pieces = [lambda z_, v_, y_, g=g: g.forward(z_, np) for g in OUTPUT_MAPS.values()]
-    pieces += [lambda z_, v_, y_, g=g: g.vjp(z_, v_, np) for g in OUTPUT_MAPS.values()]
-    pieces += [lambda z_, v_, y_: CROSS_ENTROPY.fused_error(z_, y_, np),
-               lambda z_, v_, y_: CROSS_ENTROPY.fused_delta(z_, y_, np)]
-    for piece in pieces:
-        with np.errstate(all="raise", under="ignore"):
-            batch = piece(z, v, y)
-            rows = [piece(z[t:t + 1], v[t:t + 1], y[t:t + 1]) for t in range(3)]
-        np.testing.assert_array_equal(batch, np.concatenate(rows))
+    with np.errstate(all="raise", under="ignore"):
+        batch = piece(z, v, y)
+        rows = [piece(z[t:t + 1], v[t:t + 1], y[t:t + 1]) for t in range(3)]
+    np.testing.assert_array_equal(batch, np.concatenate(rows))
+
+
+ROW_PIECES = ([lambda z, v, y, g=g: g.forward(z, np) for g in OUTPUT_MAPS.values()]
+              + [lambda z, v, y, g=g: g.vjp(z, v, np) for g in OUTPUT_MAPS.values()]
+              + [lambda z, v, y: CROSS_ENTROPY.fused_error(z, y, np),
+                 lambda z, v, y: CROSS_ENTROPY.fused_delta(z, y, np)])
+
+
+@pytest.mark.parametrize("piece", ROW_PIECES, ids=["softmax", "log_softmax", "softmax_vjp", "log_softmax_vjp",
+                                                   "cross_entropy_from_logits", "cross_entropy_delta"])
+def test_rows_far_apart_are_normalised_row_by_row(piece):
+    row_by_row(piece)
+
+
+def test_row_check_rejects_one_shift_for_the_whole_batch():
+    def batch_shifted_softmax(z, v, y):
+        e = np.exp(z - np.max(z))
+        return e / np.sum(e, axis=-1, keepdims=True)
+
+    with pytest.raises(FloatingPointError):
+        row_by_row(batch_shifted_softmax)
 
 
 def _decimal_squareplus(z: float):
@@ -521,16 +591,13 @@ def test_every_equation_equals_central_differences_of_E(case):
 
 @pytest.mark.parametrize("mistake", ["G_PRIME_AT_A", "BIAS_SUMMED", "MISALIGNED_EXAMPLES"])
 def test_central_differences_of_E_reject_classic_mistakes(mistake):
-    from .controls import rejects
-
     elementwise = [("mse", SMOOTH)]  # the g′-at-a mistake needs a g′ to misplace
     assert rejects(equations_agree_with_differences, small_cases(elementwise), equations=getattr(broken, mistake))
 
 
-@given(small_cases())
-def test_forward_pass_is_the_definition(case):
+def forward_is_the_definition(case: Case, forward=manual.forward) -> None:
     net, x = case.network, case.x
-    fwd = manual.forward(net, x)
+    fwd = forward(net, x)
     assert len(fwd.z) == len(fwd.a) == net.depth + 1 and fwd.z[0] is None and fwd.a[0] is x
     a = x
     for k in range(1, net.depth + 1):
@@ -538,11 +605,28 @@ def test_forward_pass_is_the_definition(case):
         a = net.g[k].forward(z, np)
         np.testing.assert_array_equal(fwd.z[k], z)
         np.testing.assert_array_equal(fwd.a[k], a)
-    grads = manual.gradients(net, x, case.y, loss=case.loss)
+
+
+@given(small_cases())
+def test_forward_pass_is_the_definition(case):
+    forward_is_the_definition(case)
+    net = case.network
+    grads = manual.gradients(net, case.x, case.y, loss=case.loss)
     for part in (grads.delta, grads.theta, grads.b):
         assert len(part) == net.depth + 1 and part[0] is None
     assert all(grads.theta[k].shape == net.theta[k].shape and grads.b[k].shape == net.b[k].shape
                for k in range(1, net.depth + 1))
+
+
+def test_forward_check_rejects_a_forward_without_the_bias():
+    def without_bias(net, x):
+        z, a = [None], [x]
+        for k in range(1, net.depth + 1):
+            z.append(a[-1] @ net.theta[k].T)
+            a.append(net.g[k].forward(z[-1], np))
+        return manual.ForwardPass(tuple(z), tuple(a))
+
+    assert rejects(forward_is_the_definition, small_cases(), forward=without_bias)
 
 
 def test_fused_output_delta_stays_finite_where_the_unfused_one_cannot():
