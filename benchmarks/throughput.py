@@ -72,7 +72,7 @@ def main() -> None:
     start = time.perf_counter()
     run_fast(draw_cases(8, 10_000))  # compilation
     for g in CATALOGUE.values():  # the tolerance tables (slope scale, autodiff's noise) of every activation
-        tol.slope_scale(g), tol.derivative_noise(g)
+        tol.profile(g)
     warm_up = time.perf_counter() - start
     rates = {"plain": [], "fast": [], "manual": []}
     for run in range(args.runs):

@@ -8,7 +8,9 @@
     backprop-check plot TARGET --output FILE.png [--range LOW HIGH]
 
 Exit codes: 0 everything matched; 1 a mismatch (the smallest counterexample is printed);
-2 bad usage or unusable input (one sentence on standard error).
+2 bad usage or unusable input (one sentence on standard error); 3 inconclusive (too little could
+be checked, said in one sentence); 4 an internal error of the checker (a NaN or an infinity
+reached an error or a tolerance), never a verdict.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import json
 import sys
 from typing import Sequence
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_BY_VERDICT = {"verified": EXIT_OK, "wrong": EXIT_MISMATCH, "imprecise": EXIT_MISMATCH,
+                   "inconclusive": EXIT_INCONCLUSIVE}
 
 
-from .loading import UsageError
+from .loading import InternalError, UsageError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,7 +56,9 @@ def non_negative_int(text: str) -> int:
 EPILOG = """exit codes:
   0  every comparison matched autodiff within its tolerance
   1  a mismatch: the smallest counterexample is printed
-  2  bad usage or unusable input, explained in one sentence"""
+  2  bad usage or unusable input, explained in one sentence
+  3  inconclusive: too few points or networks could be checked (said why)
+  4  internal error of the checker: a NaN or infinity reached an error or a tolerance"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Hypothesis-drawn point arrays and random networks (default 200)")
     act.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                      help="dtype of the hand derivative (autodiff is always float64)")
+    act.add_argument("--strict", action="store_true",
+                     help="a right formula that loses digits in this dtype fails (exit 1) instead of warning")
     _add_checker(
         commands, "loss", "gradient",
         "check your own loss's hand gradient",
@@ -199,7 +207,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     report = run_verify(args.examples, args.seed, progress=None if args.json else _progress)
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(report.as_dict(), allow_nan=False))
     else:
         print(format_table(report))
     return EXIT_OK if report.verified else EXIT_MISMATCH
@@ -212,12 +220,12 @@ def cmd_activation(args: argparse.Namespace) -> int:
     from .loading import load_object
 
     g = load_object(args.target, Activation, "an Activation")
-    report = check_activation(g, examples=args.examples, seed=args.seed, dtype=args.dtype)
+    report = check_activation(g, examples=args.examples, seed=args.seed, dtype=args.dtype, strict=args.strict)
     if args.json:
-        print(json.dumps(report.as_dict()))
+        print(json.dumps(report.as_dict(), allow_nan=False))
     else:
         print(report.message())
-    return EXIT_OK if report.verdict == "verified" else EXIT_MISMATCH
+    return EXIT_BY_VERDICT[report.verdict]
 
 
 def cmd_loss(args: argparse.Namespace) -> int:
@@ -228,8 +236,8 @@ def cmd_loss(args: argparse.Namespace) -> int:
 
     loss = load_object(args.target, Loss, "a Loss")
     report = check_loss(loss, examples=args.examples, seed=args.seed)
-    print(json.dumps(report.as_dict()) if args.json else report.message())
-    return EXIT_OK if report.verdict == "verified" else EXIT_MISMATCH
+    print(json.dumps(report.as_dict(), allow_nan=False) if args.json else report.message())
+    return EXIT_BY_VERDICT[report.verdict]
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
@@ -279,6 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"backprop-check: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except InternalError as error:
+        print(f"backprop-check: internal error: {error}", file=sys.stderr)
+        return EXIT_INTERNAL
     except KeyboardInterrupt:
         print("backprop-check: interrupted", file=sys.stderr)
         return 130

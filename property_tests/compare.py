@@ -21,6 +21,7 @@ from manual import EQUATIONS, Activation, Equations, Network, OutputMap
 from reference import Reference
 
 from . import tolerances as tol
+from .loading import require_finite
 from .strategies import Case
 
 
@@ -33,7 +34,7 @@ class Comparison:
     equation: str
     layer: int
     activation: str
-    error: float
+    error: float | None
     tolerance: float
     passed: bool
     index: tuple[int, ...] = ()
@@ -43,9 +44,11 @@ class Comparison:
     def describe(self) -> str:
         verdict = "ok" if self.passed else "MISMATCH"
         where = f" at {self.index}: hand {self.manual_value:.17g}, autodiff {self.autodiff_value:.17g}"
-        return (f"equation {self.equation}, layer {self.layer} ({self.activation}): "
-                f"error {self.error:.3g} vs tolerance {self.tolerance:.3g}: {verdict}"
-                + ("" if self.passed else where))
+        head = f"equation {self.equation}, layer {self.layer} ({self.activation}): "
+        if self.error is None:
+            return head + ("the hand result has the wrong shape" if not self.index else
+                           f"the hand value is not finite where autodiff's is: {verdict}{where}")
+        return head + f"error {self.error:.3g} vs tolerance {self.tolerance:.3g}: {verdict}" + ("" if self.passed else where)
 
 
 @dataclass(frozen=True)
@@ -61,24 +64,28 @@ class RaisedComparison(Comparison):
 def judge(equation: str, layer: int, activation: str, m: np.ndarray, r: np.ndarray,
           magnitude: np.ndarray, allowed: np.ndarray) -> Comparison:
     """Compare ``m`` (by hand) with ``r`` (autodiff) elementwise: |m − r| ≤ allowed. A NaN or an
-    infinity by hand where autodiff is finite always fails (a comparison with NaN is false), and
-    so does a wrong shape."""
+    infinity by hand where autodiff is finite always fails, with no error figure (``error`` is
+    ``None``), and so does a wrong shape. A tolerance or magnitude that is not finite is a bug
+    of the checker (``InternalError``), never a verdict."""
     m, r = np.asarray(m, np.float64), np.asarray(r, np.float64)
     if m.shape != r.shape:
-        return Comparison(equation, layer, activation, float("inf"), 0.0, False)
+        return Comparison(equation, layer, activation, None, 0.0, False)
     if m.size == 0:
         return Comparison(equation, layer, activation, 0.0, 0.0, True)
     allowed = np.broadcast_to(allowed, m.shape)
+    magnitude = np.broadcast_to(magnitude, m.shape)
+    require_finite(f"the tolerance of equation {equation}, layer {layer}", allowed, magnitude, r)
     diff = np.abs(m - r)
     passed = bool(np.all(diff <= allowed))
     with np.errstate(divide="ignore", invalid="ignore"):
         score = diff / np.maximum(allowed, _TINY)
-    score[np.isnan(score)] = np.inf  # NaN by hand ranks worst
+    score[~np.isfinite(m)] = np.inf  # NaN or ∞ by hand ranks worst
     worst = np.unravel_index(int(np.argmax(score)), m.shape)
-    unit = max(float(magnitude[worst] if np.ndim(magnitude) else magnitude), _TINY)
+    unit = max(float(magnitude[worst]), _TINY)
+    finite = bool(np.isfinite(m[worst]))
     return Comparison(
         equation, layer, activation,
-        error=float(diff[worst]) / unit, tolerance=float(allowed[worst]) / unit,
+        error=float(diff[worst]) / unit if finite else None, tolerance=float(allowed[worst]) / unit,
         passed=passed, index=tuple(int(i) for i in worst),
         manual_value=float(m[worst]), autodiff_value=float(r[worst]),
     )
@@ -101,12 +108,14 @@ class Bounds:
         return tol.scale(dtype) * self.E[key] + tol.NOISE_SAFETY * self.N[key] + tol.floor(dtype, terms)
 
 
-def scales(g) -> tuple[float, float]:
-    """(f_g, autodiff's noise in g′) for an activation; an output map is bounded through its
-    own magnitude (|Jᵀv|ᵢ ≤ |vᵢ| + Σⱼ|vⱼ| since 0 ≤ softmax ≤ 1), so (1, 0)."""
+def scales(g, z) -> tuple:
+    """(f_g, autodiff's noise in g′) at every element of z (``tolerances.Profile``); an output
+    map is bounded through its own magnitude (|Jᵀv|ᵢ ≤ |vᵢ| + Σⱼ|vⱼ| since 0 ≤ softmax ≤ 1), so
+    (1, 0)."""
     if isinstance(g, OutputMap):
         return 1.0, 0.0
-    return tol.slope_scale(g), tol.derivative_noise(g)
+    p = tol.profile(g)
+    return p.slope_at(z), p.noise_at(z)
 
 
 def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
@@ -114,7 +123,7 @@ def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
     the loss, the general form J_gᵀ∇ₐE, or the elementwise form."""
     net, L = case.network, case.network.depth
     g, y, a, z = net.g[L], case.y.astype(np.float64), ref.a[L], ref.z[L]
-    f, eta = scales(g)
+    f, eta = scales(g, z)
     # exp and log cost ELEMENTARY_ULPS·(1 + |z|) each; softmax's normalising sum over the m
     # output units costs m more (γ_m), as does the Σⱼ aⱼvⱼ of its Jᵀv.
     m_units = net.widths[-1]
@@ -138,8 +147,7 @@ def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
 def error_bounds(case: Case, ref: Reference) -> Bounds:
     """The running error analysis of the whole pipeline, on autodiff's values (float64)."""
     net, L, n = case.network, case.network.depth, case.n
-    f = (None,) + tuple(scales(g)[0] for g in net.g[1:])
-    eta = (None,) + tuple(scales(g)[1] for g in net.g[1:])
+    f, eta = zip(*[(None, None)] + [scales(g, z_k) for g, z_k in zip(net.g[1:], ref.z[1:])])
     theta = (None,) + tuple(np.abs(t.astype(np.float64)) for t in net.theta[1:])
     z = (None,) + tuple(np.abs(v) for v in ref.z[1:])
     # Forward: A = size of a's terms, EA and EZ = running errors of a and z (units of u).
@@ -194,9 +202,9 @@ def equation_2(case: Case, ref: Reference, k: int, equations: Equations = EQUATI
     theta_next = net.theta[k + 1].astype(np.float64)
     m = equations.hidden_delta(theta_next, ref.delta[k + 1], ref.z[k], g)
     back = np.abs(ref.delta[k + 1]) @ np.abs(theta_next)
-    f, terms = tol.slope_scale(g), theta_next.shape[0]
+    (f, noise), terms = scales(g, ref.z[k]), theta_next.shape[0]
     E = (terms + 1) * back * f + back * tol.derivative_bound(f, ref.z[k])
-    allowed = (tol.scale(np.float64) * E + tol.NOISE_SAFETY * back * tol.derivative_noise(g)
+    allowed = (tol.scale(np.float64) * E + tol.NOISE_SAFETY * back * noise
                + tol.floor(np.float64, terms))
     return judge("(2)", k, g.name, m, ref.delta[k], back * f, allowed)
 
@@ -264,7 +272,7 @@ def _guarded(equation: str, layer: int, activation: str, compute):
 
 
 def _raised(equation: str, layer: int, activation: str, error: Exception) -> Comparison:
-    return RaisedComparison(equation, layer, activation, float("inf"), 0.0, False, reason=str(error))
+    return RaisedComparison(equation, layer, activation, None, 0.0, False, reason=str(error))
 
 
 def compare_case(case: Case, ref: Reference, equations: Equations = EQUATIONS) -> tuple[list[Comparison], str | None]:
@@ -317,11 +325,11 @@ def derivative_check(g: Activation, z: np.ndarray, name: str | None = None) -> C
         # The hand g′ rounds its own kink tests (z + 3 for hard_sigmoid) in z's dtype, autodiff
         # in float64: within a few ulps of a kink the two may take different sides. Not judged.
         m = np.where(near_kink(g, z), r, m)
-    f = tol.slope_scale(g)
+    f, noise = scales(g, z.astype(np.float64))
     allowed = (tol.scale(z.dtype) * tol.derivative_bound(f, z.astype(np.float64))
-               + tol.NOISE_SAFETY * tol.derivative_noise(g) + tol.floor(z.dtype, 1))
+               + tol.NOISE_SAFETY * noise + tol.derivative_floor(z.dtype, z.astype(np.float64)))
     if np.shape(m) != np.shape(z):
-        return Comparison("g′", 0, name or g.name, float("inf"), 0.0, False)
+        return Comparison("g′", 0, name or g.name, None, 0.0, False)
     return judge("g′", 0, name or g.name, m, r, np.abs(r) + f, allowed)
 
 

@@ -167,5 +167,5 @@ def run_mutants(mutants: list[Mutant] | None = None, *, seed: int = 0) -> Mutant
     # figures (slope scale, autodiff's noise), which every later check reuses.
     references([make_case([CATALOGUE["tanh"]], np.random.default_rng(0))])
     for g in CATALOGUE.values():
-        tol.slope_scale(g), tol.derivative_noise(g)
+        tol.profile(g)
     return MutantsReport([hunt(m, seed=seed) for m in (mutants or MUTANTS)])

@@ -162,7 +162,7 @@ def plot(g: Activation, output: str, *, low: float = -6.0, high: float = 6.0, se
     check_callable(g)
     z = np.linspace(low, high, 2001)
     hand, auto = g.derivative(z, np), autodiff_derivative(g, z)
-    found = {round(float(k), 9): float(k) for k in (*g.kinks, *find_jumps(g, tol.slope_scale(g)))}
+    found = {round(float(k), 9): float(k) for k in (*g.kinks, *find_jumps(g))}
     kinks = sorted(k for k in found.values() if low <= k <= high)
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 10), gridspec_kw={"height_ratios": [3, 2, 3]})
     top.plot(z, g.forward(z, np), label=f"{g.name}(z)", color="0.2")

@@ -38,7 +38,9 @@ prints it beside every error, and the negative controls in ``test_equations.py``
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 
@@ -79,14 +81,21 @@ def floor(dtype: np.dtype | type, terms: int) -> float:
     return _smallest_normal(dtype) * (terms + 2)
 
 
+def derivative_floor(dtype: np.dtype | type, z: np.ndarray) -> np.ndarray:
+    """``floor`` for one g′ at z: an intermediate flushed to zero (below the smallest normal)
+    may be multiplied by z, as in z·φ(z) of GELU′, so the slack grows with 1 + |z|."""
+    return floor(dtype, 1) * (1 + np.abs(z))
+
+
 @lru_cache(maxsize=None)
 def _smallest_normal(dtype: np.dtype | type) -> float:
     return float(np.finfo(dtype).smallest_normal)
 
 
-def derivative_bound(g_scale: float, z: np.ndarray) -> np.ndarray:
+def derivative_bound(g_scale: float | np.ndarray, z: np.ndarray) -> np.ndarray:
     """Error of one g′ evaluation at z, in units of u: ELEMENTARY_ULPS · f_g · (1 + |z|)."""
-    return ELEMENTARY_ULPS * g_scale * (1 + np.abs(z))
+    with np.errstate(over="ignore"):
+        return ELEMENTARY_ULPS * g_scale * (1 + np.abs(z))
 
 
 def _grid() -> np.ndarray:
@@ -95,38 +104,147 @@ def _grid() -> np.ndarray:
     return np.concatenate([-tail[::-1], np.linspace(-50, 50, 20_001), tail])
 
 
-@lru_cache(maxsize=None)
-def slope_scale(g) -> float:
-    """f_g = max |g′| over the grid, from ``jax.grad`` of g's forward (never from the hand
-    derivative under test). At least 1e-3, so that a nearly flat activation does not make
-    every bound vanish."""
-    from reference import derivative
+REACH = 1.0
+"""Scales at z are the largest over the grid points between the origin and z, one unit past
+each: over [z − 1, 1] for z < 0 and [−1, z + 1] for z ≥ 0. A bounded activation whose g′ peaks
+near 0 keeps that peak as its scale in both tails, as its autodiff keeps terms of that size
+there (GELU′ by tanh goes through 1 − tanh² of a tanh rounded to ±1 for z ≲ −13, and is off by
+about u there, not by u·|g′|); a growing one is judged against its size near z (e²⁰⁰ at
+z = 200), and on its decaying side against its size near the origin (1 for eᶻ at z = −200),
+never against its size at the far end of the grid."""
 
-    return max(float(np.max(np.abs(derivative(g, _grid())))), 1e-3)
+
+@dataclass(frozen=True)
+class _TowardOrigin:
+    """max(values) over the grid points between the origin and z, ``REACH`` past each end."""
+
+    grid: np.ndarray
+    right: np.ndarray  # right[i]: the largest over [−REACH, grid[start + i]]
+    left: np.ndarray  # left[i]: the largest over [grid[i], REACH]
+    start: int
+
+    @classmethod
+    def of(cls, grid: np.ndarray, values: np.ndarray) -> "_TowardOrigin":
+        start = int(np.searchsorted(grid, -REACH))
+        stop = int(np.searchsorted(grid, REACH, side="right"))
+        return cls(grid, np.maximum.accumulate(values[start:]),
+                   np.maximum.accumulate(values[:stop][::-1])[::-1], start)
+
+    def at(self, z) -> np.ndarray:
+        z = np.asarray(z, np.float64)
+        up = np.searchsorted(self.grid, z + REACH, side="right") - 1 - self.start
+        down = np.searchsorted(self.grid, z - REACH)
+        with np.errstate(invalid="ignore"):
+            return np.where(z >= 0, self.right[np.clip(up, 0, self.right.size - 1)],
+                            self.left[np.clip(down, 0, self.left.size - 1)])
 
 
-@lru_cache(maxsize=None)
-def derivative_noise(g) -> float:
-    """The rounding noise of autodiff's own g′, measured (absolute, float64).
+@dataclass(frozen=True)
+class Profile:
+    """Autodiff's g′ over the scale grid, made into the two scales every tolerance uses.
 
-    Computational noise is measured as Moré and Wild do (*Estimating computational noise*,
-    SIAM J. Sci. Comput. 33, 2011): evaluate the oracle at the nine floats nearest each point
-    of a dense grid, where the true g′ barely moves, and take the largest spread. Rows that
-    straddle a declared kink are left out, and so are rows that are a step (``is_step``): a
-    jump of g′ that nobody declared is not noise, and counting it as noise would make every
-    tolerance as wide as the jump.
-    """
+    ``slope_at(z)`` is f, the size of the terms a g′ is computed from: the largest |g′| over
+    the grid points between the origin and z (``REACH``).
+    ``noise_at(z)`` is autodiff's own rounding noise, the largest over the same points. Points
+    where g or g′ is not finite take no part in either (``finite`` counts those that do), so a
+    few overflowing far points can never make a tolerance infinite or NaN. ``deviation``, when
+    set, raises the noise (``allow_deviation``)."""
+
+    slope: _TowardOrigin
+    noise: _TowardOrigin
+    finite: int
+    deviation: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def slope_at(self, z) -> np.ndarray:
+        return self.slope.at(z)
+
+    def noise_at(self, z) -> np.ndarray:
+        noise = self.noise.at(z)
+        return noise if self.deviation is None else np.maximum(noise, self.deviation(np.asarray(z, np.float64)))
+
+    @property
+    def slope_scale(self) -> float:
+        """The largest f over the whole finite grid."""
+        return float(max(self.slope.right[-1], self.slope.left[0]))
+
+    @property
+    def largest_noise(self) -> float:
+        return float(max(self.noise.right[-1], self.noise.left[0]))
+
+
+SLOPE_MINIMUM = float(np.finfo(np.float64).tiny)
+"""f is never exactly zero, so that relative figures stay finite for a constant g."""
+
+
+_PROFILES: dict = {}
+
+
+def profile(g) -> Profile:
+    """g's ``Profile``, measured once per activation (see ``measure_profile``)."""
+    if id(g) in _ALLOWED:
+        return _ALLOWED[id(g)]
+    if g not in _PROFILES:
+        _PROFILES[g] = measure_profile(g)
+    return _PROFILES[g]
+
+
+def allow_deviation(g, like, deviation) -> None:
+    """Give g the profile of ``like`` with an allowance for the hand g′ itself: ``noise_at(z)``
+    becomes at least ``deviation(z)``, the deviation |hand − autodiff| of g′ at exactly those z
+    when the pointwise check accepts it (``activation_check.accepted_deviation``). The network
+    stage of ``backprop-check activation`` judges its activation this way: a right formula that
+    loses digits at some z (reported by the pointwise stage) must not fail the equations there,
+    while a g′ applied wrongly in the chain (to the wrong axis of a batch, say) still does."""
+    _ALLOWED[id(g)] = replace(profile(like), deviation=deviation)
+
+
+def forget_deviation(g) -> None:
+    """Undo ``allow_deviation`` once g's network stage is over."""
+    _ALLOWED.pop(id(g), None)
+
+
+_ALLOWED: dict[int, Profile] = {}
+"""Profiles with an allowance, by the identity of the activation object they were given to
+(an activation equal to another by value must not share its allowance)."""
+
+
+def measure_profile(g) -> Profile:
+    """The slope and noise profile of g's autodiff derivative (see ``Profile``). The noise at a
+    grid point is measured as Moré and Wild do (*Estimating computational noise*, SIAM J. Sci.
+    Comput. 33, 2011): evaluate the oracle at the nine floats nearest the point, where the true
+    g′ barely moves, and take the spread. Rows that straddle a declared kink are left out, and
+    so are rows that are a step (``is_step``): a jump of g′ that nobody declared is not noise,
+    and counting it as noise would make every tolerance as wide as the jump. A row with a
+    non-finite value is left out of both scales."""
     from reference import derivative
 
     grid = _grid()
     steps = np.arange(-NOISE_NEIGHBOURS, NOISE_NEIGHBOURS + 1)
     z = grid[:, None] + steps[None, :] * np.spacing(np.abs(grid))[:, None]
     r = derivative(g, z)
-    spread = np.max(r, axis=1) - np.min(r, axis=1)
+    with np.errstate(all="ignore"):
+        a = np.asarray(g.forward(grid, np), np.float64)
+    finite = np.all(np.isfinite(r), axis=1) & np.isfinite(a)
+    rows = np.where(finite[:, None], r, 0.0)
+    spread = np.max(rows, axis=1) - np.min(rows, axis=1)
     for kink in g.kinks:
         spread[(z.min(axis=1) <= kink) & (z.max(axis=1) >= kink)] = 0.0
-    spread[is_step(r)] = 0.0
-    return float(np.max(spread))
+    spread[is_step(rows)] = 0.0
+    terms = np.where(finite, np.abs(rows[:, NOISE_NEIGHBOURS]), 0.0)
+    return Profile(slope=_TowardOrigin.of(grid, np.maximum(terms, SLOPE_MINIMUM)),
+                   noise=_TowardOrigin.of(grid, np.where(finite, spread, 0.0)), finite=int(np.sum(finite)))
+
+
+def slope_scale(g) -> float:
+    """f_g = max |g′| over the finite points of the grid, from ``jax.grad`` of g's forward
+    (never from the hand derivative under test)."""
+    return profile(g).slope_scale
+
+
+def derivative_noise(g) -> float:
+    """The largest rounding noise of autodiff's own g′ over the finite grid (absolute, float64);
+    ``profile(g).noise_at(z)`` gives it locally."""
+    return profile(g).largest_noise
 
 
 STEP_FLATNESS = 1e-3

@@ -13,7 +13,8 @@ counterexample found: the smallest failing network, cut down to the single examp
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -22,7 +23,8 @@ import manual
 from manual import CATALOGUE, EQUATIONS, LOSSES, MSE, OUTPUT_MAPS, Activation, Equations, Loss
 from reference import fast
 
-from .compare import Comparison, compare_case, first_failure
+from . import tolerances as tol
+from .compare import Comparison, compare_case, error_bounds, first_failure
 from .strategies import Case, make_targets
 
 DEFAULT_EXAMPLES = 5000
@@ -45,7 +47,7 @@ class Tally:
     def add(self, c: Comparison) -> None:
         self.comparisons += 1
         self.failures += not c.passed
-        if c.error >= self.max_error:
+        if c.error is not None and c.error >= self.max_error:
             self.max_error, self.tolerance = c.error, c.tolerance
 
     def as_dict(self) -> dict:
@@ -64,6 +66,7 @@ class Report:
     by_equation: dict[str, Tally] = field(default_factory=dict)
     by_activation: dict[tuple[str, str], Tally] = field(default_factory=dict)
     skipped_at_kinks: int = 0
+    skipped_overflow: int = 0
     coverage_complete: bool = False
     counterexample: dict | None = None
     by_loss: dict[str, dict[str, Tally]] = field(default_factory=dict)
@@ -72,6 +75,11 @@ class Report:
     @property
     def verified(self) -> bool:
         return all(t.failures == 0 for t in self.by_equation.values()) and bool(self.by_equation)
+
+    @property
+    def checked(self) -> int:
+        """Networks whose equations were compared (the others overflowed)."""
+        return self.examples - self.skipped_overflow
 
     def add(self, comparisons: Sequence[Comparison], loss: Loss = MSE) -> None:
         self.networks_per_loss[loss.name] = self.networks_per_loss.get(loss.name, 0) + 1
@@ -90,6 +98,7 @@ class Report:
             "activations": self.activations,
             "coverage_complete": self.coverage_complete,
             "skipped_at_kinks": self.skipped_at_kinks,
+            "skipped_overflow": self.skipped_overflow,
             "equations": {eq: self.by_equation[eq].as_dict() for eq in EQUATION_ORDER if eq in self.by_equation},
             "by_activation": {f"{eq} {name}": t.as_dict() for (eq, name), t in sorted(self.by_activation.items())},
             "losses": {name: {"networks": self.networks_per_loss[name],
@@ -166,6 +175,97 @@ def make_case(plan: Sequence[Activation], rng: np.random.Generator, loss: Loss =
     return Case(network, x, make_targets(loss, (n, widths[-1]), rng), loss)
 
 
+TAME_ATTEMPTS = 5
+"""Tries at keeping a network finite, each with every layer's |z| held 8× lower than the last."""
+
+HEADROOM = 2.0 ** -40
+"""Values must stay below the dtype's largest float times this: the error bounds add up sums of
+up to a few thousand such values."""
+
+LARGE = 1e100
+"""...and below this, whatever the dtype: the error bounds (in float64) multiply up to three
+such magnitudes (a δ, a Θ and a slope scale)."""
+
+
+def biggest(dtype: np.dtype) -> float:
+    """The largest magnitude a network's values and slopes may reach in ``dtype``."""
+    return min(float(np.finfo(dtype).max) * HEADROOM, LARGE)
+
+
+@lru_cache(maxsize=None)
+def finite_radius(g, dtype: np.dtype) -> float:
+    """The largest R such that g (in ``dtype``) and autodiff's g′ stay below ``biggest(dtype)``
+    at every point of the scale grid with |w| ≤ R; at most 1e3."""
+    if not isinstance(g, Activation):
+        return 1e3
+    grid = tol._grid()
+    with np.errstate(all="ignore"):
+        a = np.asarray(g.forward(grid.astype(dtype), np), np.float64)
+    from reference import derivative
+
+    r = derivative(g, grid)
+    with np.errstate(invalid="ignore"):
+        ok = (np.abs(a) <= biggest(dtype)) & (np.abs(r) <= biggest(dtype))
+    bad = np.abs(grid[~ok])
+    return float(min(bad.min() * (1 - 1e-9), 1e3)) if bad.size else 1e3
+
+
+def held(case: Case, limits: Sequence[float]) -> Case:
+    """The same network with every layer's Θ⁽ᵏ⁾ and b⁽ᵏ⁾ scaled down, where needed, so that
+    |z⁽ᵏ⁾| ≤ limits[k − 1] on this batch (computed in float64)."""
+    net = case.network
+    theta, b = list(net.theta), list(net.b)
+    a = case.x.astype(np.float64)
+    for k in range(1, net.depth + 1):
+        z = a @ theta[k].T + b[k]
+        top = float(np.max(np.abs(z))) if z.size else 0.0
+        if top > limits[k - 1]:
+            s = limits[k - 1] / top
+            theta[k], b[k], z = theta[k] * s, b[k] * s, z * s
+        with np.errstate(all="ignore"):
+            a = np.asarray(net.g[k].forward(z, np), np.float64)
+    return replace(case, network=replace(net, theta=tuple(theta), b=tuple(b)))
+
+
+def fits(case: Case) -> bool:
+    """Does the manual pass stay finite, with headroom, in the case's dtype?"""
+    top = biggest(case.network.dtype)
+    with np.errstate(all="ignore"):
+        fwd = manual.forward(case.network, case.x)
+        if not all(np.all(np.abs(v) <= top) for v in fwd.a):
+            return False
+        grads = manual.backward(case.network, fwd.z, fwd.a, case.y, loss=case.loss)
+    return all(np.all(np.abs(v) <= top) for v in (*grads.theta[1:], *grads.b[1:]))
+
+
+def tame(case: Case, dtype: np.dtype | type) -> Case | None:
+    """Keep a network finite in ``dtype``: every layer's |z| held within the range where its
+    activation and g′ are finite (``finite_radius``), then 8× lower on each further try if the
+    manual pass still overflows; ``None`` when it overflows all the same. A network that
+    already fits is returned as it is (the catalogue's always do)."""
+    dtype = np.dtype(dtype)
+    limits = [finite_radius(g, dtype) for g in case.network.g[1:]]
+    for _ in range(TAME_ATTEMPTS):
+        tried = held(case, limits).astype(dtype)
+        if fits(tried):
+            return tried
+        limits = [limit / 8 for limit in limits]
+    return None
+
+
+def judgeable(case: Case, ref) -> bool:
+    """Are autodiff's values finite, and small enough that the error bounds of every
+    comparison stay finite? A network that fails this overflowed: it is skipped and counted."""
+    values = (*ref.z[1:], *ref.a, *ref.delta[1:], *ref.theta[1:], *ref.b[1:])
+    if not all(np.all(np.isfinite(v)) for v in values):
+        return False
+    if max(float(np.max(np.abs(v), initial=0.0)) for v in values) < LARGE / 1e6:
+        return True
+    with np.errstate(all="ignore"):
+        bounds = error_bounds(case, ref)
+    return all(np.all(np.isfinite(v)) for part in (bounds.M, bounds.E, bounds.N) for v in part.values())
+
+
 def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: Equations,
                             branches: tuple | None = None) -> dict:
     """The smallest failing network, cut down to the single example that still fails."""
@@ -224,10 +324,15 @@ def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
     failing: list[tuple[Case, Comparison]] = []
     branches = fast.branches_for_pool(pool)  # one compiled program for every chunk
     for begin in range(0, examples, CHUNK):
-        cases = [make_case(plan, rng, loss).astype(dtype)
+        drawn = [tame(make_case(plan, rng, loss), dtype)
                  for plan, loss in zip(plans[begin : begin + CHUNK], chosen_losses[begin : begin + CHUNK])]
-        refs = references(cases, branches)
+        cases = [case for case in drawn if case is not None]
+        report.skipped_overflow += len(drawn) - len(cases)
+        refs = references(cases, branches) if cases else []
         for case, ref in zip(cases, refs):
+            if not judgeable(case, ref):
+                report.skipped_overflow += 1
+                continue
             comparisons, doubt = compare_case(case, ref, equations)
             report.skipped_at_kinks += doubt is not None
             report.add(comparisons, case.loss)
