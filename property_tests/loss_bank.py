@@ -22,3 +22,94 @@ WRONG_MSE_TWICE_AVERAGED = Loss("mse_1_over_n_twice", lambda a, y, xp: 0.5 * xp.
 
 UNUSABLE_SHAPE = Loss("summed", lambda a, y, xp: xp.sum((a - y) ** 2), lambda a, y, xp: 2 * (a - y))
 """The error returns one number for the whole batch instead of one per example."""
+
+
+# --- scaled, overflowing, cancelling, non-finite: the pointwise verdict at every scale -------
+
+def _mse_times(c, off=1.0):
+    return (lambda a, y, xp: c * 0.5 * xp.sum((a - y) ** 2, axis=-1),
+            lambda a, y, xp: c * (a - y) * off)
+
+
+RIGHT_MSE_TINY = Loss("mse_times_1e-10", *_mse_times(1e-10))
+"""½‖a − y‖² times 1e-10, gradient (a − y) times 1e-10."""
+
+RIGHT_MSE_HUGE = Loss("mse_times_1e6", *_mse_times(1e6))
+"""½‖a − y‖² times 1e6, gradient (a − y) times 1e6."""
+
+WRONG_MSE_TINY = Loss("mse_times_1e-10_off_1e-6", *_mse_times(1e-10, 1 + 1e-6))
+"""The 1e-10-scaled squared error with its gradient off by a relative 1e-6."""
+
+WRONG_MSE_HUGE = Loss("mse_times_1e6_off_1e-6", *_mse_times(1e6, 1 + 1e-6))
+"""The 1e6-scaled squared error with its gradient off by a relative 1e-6."""
+
+
+def _cosh(a, y, xp):
+    return xp.sum(xp.cosh(a - y), axis=-1)
+
+
+RIGHT_COSH = Loss("cosh", _cosh, lambda a, y, xp: xp.sinh(a - y))
+"""Σ cosh(a − y), which overflows to inf where |a − y| > 710 (a few far points), gradient sinh(a − y)."""
+
+WRONG_COSH = Loss("cosh_off_1e-6", _cosh, lambda a, y, xp: xp.sinh(a - y) * (1 + 1e-6))
+"""Σ cosh(a − y) with its gradient off by a relative 1e-6."""
+
+
+def _cubic(a, y, xp):
+    # (a⁴ − 4ay³ + 3y⁴)/4 written as ¼(a − y)²(a² + 2ay + 3y²), so that autodiff does not cancel.
+    r = a - y
+    return xp.sum(0.25 * r * r * (a * a + 2 * a * y + 3 * y * y), axis=-1)
+
+
+RIGHT_CANCELLING = Loss("cubic_gap", _cubic, lambda a, y, xp: a ** 3 - y ** 3)
+"""¼(a − y)²(a² + 2ay + 3y²), gradient a³ − y³: right, but cancelling to a few digits where a ≈ y is large."""
+
+WRONG_CANCELLING = Loss("cubic_gap_off_1e-6", _cubic, lambda a, y, xp: (a ** 3 - y ** 3) * (1 + 1e-6))
+"""The cancelling gradient a³ − y³ off by a relative 1e-6."""
+
+
+def _exp_gap(a, y, xp):
+    r = a - y
+    return xp.sum(xp.exp(r) - r, axis=-1)
+
+
+RIGHT_EXP_CANCELLING = Loss("exp_gap", _exp_gap, lambda a, y, xp: xp.exp(a - y) - 1)
+"""Σ exp(a − y) − (a − y), gradient exp(a − y) − 1: cancelling near a = y (as autodiff does), inf where a − y > 709."""
+
+WRONG_EXP_CANCELLING = Loss("exp_gap_off_1e-6", _exp_gap, lambda a, y, xp: (xp.exp(a - y) - 1) * (1 + 1e-6))
+"""The cancelling gradient exp(a − y) − 1 off by a relative 1e-6."""
+
+
+def _one_minus_cos(a, y, xp):
+    return xp.sum(1 - xp.cos(a - y), axis=-1)
+
+
+WRONG_NAN_AT_ZERO = Loss("one_minus_cos_nan", _one_minus_cos, lambda a, y, xp: (a - y) * (xp.sin(a - y) / (a - y)))
+"""1 − cos(a − y) with the gradient written r·(sin r / r): NaN at a = y, where the error (0) is finite."""
+
+INCONCLUSIVE_LOG = Loss("log_gap", lambda a, y, xp: xp.sum(xp.log(a - y - 12), axis=-1),
+                        lambda a, y, xp: 1 / (a - y - 12))
+"""Σ log(a − y − 12): NaN wherever a − y < 12, almost everywhere the outputs and targets lie."""
+
+
+def _mae(a, y, xp):
+    return xp.sum(xp.abs(a - y), axis=-1)
+
+
+RIGHT_MAE_SIGN_ZERO = Loss("mae_sign_0", _mae, lambda a, y, xp: xp.sign(a - y))
+"""Σ|a − y| with gradient sign(a − y): 0 at a = y, between autodiff's one-sided gradients (a kink, accepted)."""
+
+WRONG_MAE_AT_KINK = Loss("mae_3_at_kink", _mae, lambda a, y, xp: xp.where(a == y, 3.0, xp.sign(a - y)))
+"""Σ|a − y| with gradient 3 at a = y, outside the one-sided gradients ±1: a jump is no rounding noise."""
+
+
+RIGHT = [RIGHT_LOGCOSH, RIGHT_MSE_TINY, RIGHT_MSE_HUGE, RIGHT_COSH, RIGHT_CANCELLING, RIGHT_EXP_CANCELLING,
+         RIGHT_MAE_SIGN_ZERO]
+"""Every right loss of the bank: verified."""
+
+WRONG = [WRONG_LOGCOSH, WRONG_MSE_TWICE_AVERAGED, WRONG_MSE_TINY, WRONG_MSE_HUGE, WRONG_COSH, WRONG_CANCELLING,
+         WRONG_EXP_CANCELLING, WRONG_NAN_AT_ZERO, WRONG_MAE_AT_KINK]
+"""Every wrong loss of the bank: wrong, with a counterexample."""
+
+INCONCLUSIVE = [INCONCLUSIVE_LOG]
+"""Losses that cannot be judged on most points: inconclusive."""
