@@ -132,8 +132,10 @@ def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
         M = np.abs(a) * np.sum(np.abs(y), axis=-1, keepdims=True) + np.abs(y) + np.abs(a)
         return M, M * (conditioning + 2) + EA_L, np.zeros_like(M)
     # The size of the terms ∇ₐEₜ is computed from: for a loss other than the squared error that is
-    # |∇| + |a| + |y| + 1 (logcosh's tanh(a − y) is a difference of two halves of size ½).
-    G = np.abs(case.loss.gradient(a, y, np)) + np.abs(a) + np.abs(y) + (case.loss.name != "mse")
+    # |∇| + |a| + |y| + 1 (logcosh's tanh(a − y) is a difference of two halves of size ½), the
+    # last three in the loss's own units (``tolerances.loss_units``: 1 for the catalogue).
+    units = tol.loss_units(case.loss)
+    G = np.abs(case.loss.gradient(a, y, np)) + units * (np.abs(a) + np.abs(y) + (case.loss.name != "mse"))
     if isinstance(g, OutputMap):
         M = G + np.sum(G, axis=-1, keepdims=True)
         EG = G + EA_L

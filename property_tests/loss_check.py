@@ -201,6 +201,8 @@ class LossReport:
     excluded_example: dict | None = None
     nonfinite_hand: int = 0
     gradient_scale: float = 0.0
+    units: float = 0.0
+    network_inconclusive: str | None = None
     second_looks: int = 0
     warnings: list[str] = field(default_factory=list)
 
@@ -208,7 +210,7 @@ class LossReport:
     def verdict(self) -> str:
         if self.counterexample or self.network_failure:
             return "wrong"
-        if self.judged < JUDGED_FRACTION * self.points:
+        if self.judged < JUDGED_FRACTION * self.points or self.network_inconclusive:
             return "inconclusive"
         return "verified"
 
@@ -222,7 +224,9 @@ class LossReport:
             ex = self.excluded_example
             lines.append(f"  {self.excluded} examples left out where the error or autodiff is not finite "
                          f"(e.g. a = {ex['a']}, y = {ex['y']}: {ex['why']})")
-        if self.verdict == "inconclusive":
+        if self.verdict == "inconclusive" and self.network_inconclusive:
+            lines.append(f"  INCONCLUSIVE: {self.network_inconclusive}")
+        elif self.verdict == "inconclusive":
             lines.append(f"  INCONCLUSIVE: only {self.judged} of {self.points} examples could be judged, because "
                          f"the error or autodiff is not finite on the rest and at least half must be judged.")
         if self.kinks:
@@ -352,10 +356,17 @@ def check_loss(loss: Loss, *, examples: int = 200, seed: int = 0) -> LossReport:
     networks = examples if report.counterexample is None else min(examples, 12)
     if not fast.supports([_network_with(g) for g in outputs], loss):
         networks = min(networks, PLAIN_NETWORKS)  # the plain reference compiles per architecture
-    result = run_verify(networks, seed, losses=[loss])
+    tol.allow_loss_units(loss, report.units if report.units > 0 else None)
+    try:
+        result = run_verify(networks, seed, losses=[loss])
+    finally:
+        tol.allow_loss_units(loss, None)
     report.networks, report.network_report = networks, result.as_dict()
     if not result.verified:
         report.network_failure = result.counterexample
+    elif result.checked < JUDGED_FRACTION * networks:
+        report.network_inconclusive = (f"only {result.checked} of {networks} random networks stay finite with "
+                                       f"this loss: too few to judge")
     report.seconds = time.perf_counter() - start
     return report
 
@@ -387,6 +398,8 @@ def check_pointwise(loss: Loss, *, examples: int = 200, seed: int = 0,
     if report.judged:
         magnitudes = np.concatenate([(np.abs(b.autodiff[b.usable]) / b.w[b.usable, None]).ravel() for b in batches])
         report.gradient_scale = _finite(gradient_scale(magnitudes), "the gradient scale F")
+        sizes = np.concatenate([(np.abs(b.a) + np.abs(b.y) + 1)[b.usable].ravel() for b in batches])
+        report.units = _finite(report.gradient_scale / float(np.median(sizes)), "the loss's units")
     judge = _Judge(loss, report.gradient_scale, second_look)
     for b in batches:
         judge.batch(b)

@@ -208,6 +208,25 @@ _ALLOWED: dict[int, Profile] = {}
 (an activation equal to another by value must not share its allowance)."""
 
 
+_LOSS_UNITS: dict[int, float] = {}
+
+
+def loss_units(loss) -> float:
+    """How many units of the loss's gradient one unit of its inputs a and y is worth, for the
+    size of the terms its gradient is computed from: 1 for the catalogue's losses, and for a
+    user's loss what ``backprop-check loss`` measured (``allow_loss_units``), so that a loss
+    scaled by 1e-10 is judged at its own scale inside networks too."""
+    return _LOSS_UNITS.get(id(loss), 1.0)
+
+
+def allow_loss_units(loss, units: float | None) -> None:
+    """Set (a float) or forget (``None``) ``loss_units`` for this loss object."""
+    if units is None:
+        _LOSS_UNITS.pop(id(loss), None)
+    else:
+        _LOSS_UNITS[id(loss)] = units
+
+
 def measure_profile(g) -> Profile:
     """The slope and noise profile of g's autodiff derivative (see ``Profile``). The noise at a
     grid point is measured as Moré and Wild do (*Estimating computational noise*, SIAM J. Sci.
