@@ -60,8 +60,54 @@ RIGHT_RELU_OTHER_CONVENTION = Activation("relu_right", lambda z, xp: xp.maximum(
                                          lambda z, xp: xp.where(z >= 0, 1.0, 0.0) + 0 * z)
 """ReLU with g′(0) = 1 instead of JAX's 0: a valid choice at the kink."""
 
+
+# Right, and numerically hostile: each one of the classes of false alarm the checker must not raise.
+
+def _naive_sigmoid(z, xp):
+    return 1 / (1 + xp.exp(-z))
+
+
+def _naive_sigmoid_prime(z, xp):
+    s = 1 / (1 + xp.exp(-z))
+    return s * (1 - s)
+
+
+RIGHT_NAIVE_SIGMOID = Activation("naive_sigmoid", _naive_sigmoid, _naive_sigmoid_prime)
+"""σ written as 1/(1 + e⁻ᶻ) with g′ = s(1 − s): autodiff is ∞/∞ = NaN once e⁻ᶻ overflows (z ≲ −710),
+a non-finite value that must not poison any scale (class 1)."""
+
+RIGHT_OVERFLOWING = Activation("exp_half", lambda z, xp: xp.exp(z / 2), lambda z, xp: xp.exp(z / 2) / 2)
+"""e^{z/2}: the forward overflows for z ≳ 1420 in float64 and z ≳ 177 in float32, and in networks
+its values reach 1e100 and beyond unless held (classes 1 and 2)."""
+
+RIGHT_CUBIC = Activation("cubic", lambda z, xp: z ** 3 + z, lambda z, xp: 3 * z ** 2 + 1)
+"""z³ + z: grows fast, so random networks with it in every layer reach 1e45 … 1e95 (class 2)."""
+
+
+def _sinc(z, xp):
+    safe = xp.where(z == 0, 1.0, z)
+    return xp.where(z == 0, 1.0, xp.sin(safe) / safe)
+
+
+def _sinc_prime(z, xp):
+    safe = xp.where(z == 0, 1.0, z)
+    return xp.where(z == 0, 0.0, (safe * xp.cos(safe) - xp.sin(safe)) / safe ** 2)
+
+
+RIGHT_QUOTIENT_RULE = Activation("sinc", _sinc, _sinc_prime)
+"""sin z / z (1 at 0, by where) with the quotient rule's (z·cos z − sin z)/z²: both this and
+autodiff cancel near 0 and lose up to every digit there; right, and in float32 right but unable
+to be more precise than float32 (classes 3 and 4)."""
+
+RIGHT_CANCELLING = Activation("expm1_naive", lambda z, xp: (xp.exp(z) - 1 - z) / 2,
+                              lambda z, xp: (xp.exp(z) - 1) / 2)
+"""(eᶻ − 1 − z)/2 with g′ = (eᶻ − 1)/2, written without expm1: cancels near 0 (class 3)."""
+
+HOSTILE_RIGHT = [RIGHT_NAIVE_SIGMOID, RIGHT_OVERFLOWING, RIGHT_CUBIC, RIGHT_QUOTIENT_RULE, RIGHT_CANCELLING]
+"""Right activations that are hard on the numbers; each must be verified in float64 and float32."""
+
 RIGHT = [RIGHT_SMOOTH, RIGHT_GAUSSIAN, RIGHT_WHERE_KINK, RIGHT_WHERE_KINK_OTHER_SIDE, RIGHT_CLIP,
-         RIGHT_ABS, RIGHT_MAXIMUM, RIGHT_RELU_OTHER_CONVENTION]
+         RIGHT_ABS, RIGHT_MAXIMUM, RIGHT_RELU_OTHER_CONVENTION, *HOSTILE_RIGHT]
 
 # --- wrong --------------------------------------------------------------------------------
 
@@ -108,9 +154,34 @@ WRONG_ON_ARRAYS = Activation(
 """Right on a 1-D array, wrong on a batch: normalised by each row's maximum instead of the
 whole array's (a reduction over the wrong axis)."""
 
+WRONG_NAIVE_SIGMOID = Activation("naive_sigmoid_1e-6", _naive_sigmoid,
+                                 lambda z, xp: _naive_sigmoid_prime(z, xp) * (1 + 1e-6))
+"""The naive sigmoid's derivative off by a relative 1e-6: its NaN far points must not hide it."""
+
+WRONG_CUBIC = Activation("cubic_1e-6", RIGHT_CUBIC.forward, lambda z, xp: (3 * z ** 2 + 1) * (1 + 1e-6))
+"""z³ + z with g′ off by a relative 1e-6: huge network values must not hide it."""
+
+WRONG_QUOTIENT_RULE = Activation(
+    "sinc_sign", _sinc, lambda z, xp: xp.where(z == 0, 0.0, (xp.where(z == 0, 1.0, z) * xp.cos(z) + xp.sin(z))
+                                               / xp.where(z == 0, 1.0, z) ** 2))
+"""sin z / z with the quotient rule's sign flipped (z·cos z + sin z)/z²: wrong, not imprecise."""
+
+WRONG_CANCELLING_LARGE = Activation(
+    "expm1_naive_wrong_large", RIGHT_CANCELLING.forward,
+    lambda z, xp: xp.where(xp.abs(z) > 5, (xp.exp(z) - 1) / 2 * (1 + 1e-6), (xp.exp(z) - 1) / 2))
+"""(eᶻ − 1 − z)/2 with g′ off by a relative 1e-6 only for |z| > 5."""
+
+HOSTILE_WRONG = [WRONG_NAIVE_SIGMOID, WRONG_CUBIC, WRONG_QUOTIENT_RULE, WRONG_CANCELLING_LARGE]
+"""Wrong activations that are hard on the numbers; each must stay wrong in float64."""
+
 WRONG = [WRONG_RELATIVE_1E6, WRONG_INTERVAL_NEGATIVE, WRONG_INTERVAL_MIDDLE, WRONG_INTERVAL_EDGE,
          WRONG_LARGE_ONLY, WRONG_NEGATIVE_ONLY, WRONG_MISSING_CHAIN_FACTOR, WRONG_NAN_AT_ZERO,
-         WRONG_ON_ARRAYS]
+         WRONG_ON_ARRAYS, *HOSTILE_WRONG]
+
+# --- too little to judge ------------------------------------------------------------------
+
+INCONCLUSIVE_MOSTLY_NAN = Activation("log_shifted", lambda z, xp: xp.log(z - 8), lambda z, xp: 1 / (z - 8))
+"""log(z − 8): NaN on most of [−10, 10], so too few points can be checked there (exit 3)."""
 
 # --- unusable -----------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from manual import Activation
 from . import second_look
 from . import tolerances as tol
 from .compare import autodiff_derivative
-from .loading import InternalError, UsageError, require_finite
+from .loading import InternalError, UsageError, json_safe, require_finite
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ class ActivationReport:
         out["counterexample"] = self.counterexample.__dict__ if self.counterexample else None
         out["skipped"] = self.skipped.__dict__ if self.skipped else None
         out["imprecise"] = self.imprecise.__dict__ if self.imprecise else None
-        return out
+        return json_safe(out)
 
 
 def network_lines(networks: int, where: str, network_report: dict | None,

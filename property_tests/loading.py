@@ -88,3 +88,17 @@ def load_object(target: str, kind: type, what: str):
         raise UsageError(f"{where}:{name} is a {type(value).__name__}, not {what} "
                          f"(build one with {kind.__name__}(name, ...))")
     return value
+
+
+def json_safe(value):
+    """The value with every NaN or infinity (a hand value, never an error or tolerance) written
+    as the string "nan", "inf" or "-inf", so that reports are valid JSON."""
+    import math
+
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value

@@ -90,7 +90,7 @@ from reference import fast
 
 from . import tolerances as tol
 from .activation_check import network_lines
-from .loading import InternalError, UsageError
+from .loading import InternalError, UsageError, json_safe
 from .strategies import make_targets
 from .verify import run_verify
 
@@ -142,13 +142,6 @@ def _finite(value, what: str) -> float:
     return value
 
 
-def _json_number(value):
-    """A user's value for JSON: a float when finite, else its name ("nan", "inf", "-inf")."""
-    if value is None or math.isfinite(value):
-        return value
-    return repr(float(value))
-
-
 @dataclass
 class LossCounterexample:
     a: list
@@ -176,10 +169,7 @@ class LossCounterexample:
                        f"autodiff {self.autodiff_noise:.2g})")
 
     def as_dict(self) -> dict:
-        out = dict(self.__dict__)
-        for key in ("hand", "autodiff", "finite_difference"):
-            out[key] = _json_number(out[key])
-        return out
+        return json_safe(dict(self.__dict__))
 
 
 @dataclass

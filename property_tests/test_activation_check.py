@@ -21,17 +21,118 @@ from .loading import UsageError
 QUICK = dict(examples=10)
 
 
+def finite_figures(report: dict, where: str = "report") -> None:
+    """Every number anywhere in a report is finite (no error or tolerance may be NaN or ∞)."""
+    if isinstance(report, dict):
+        for key, value in report.items():
+            finite_figures(value, f"{where}.{key}")
+    elif isinstance(report, (list, tuple)):
+        for i, value in enumerate(report):
+            finite_figures(value, f"{where}[{i}]")
+    elif isinstance(report, float) and where.endswith(("error", "tolerance", "max_error")):
+        assert np.isfinite(report), f"{where} is {report}"
+
+
+def self_consistent(report) -> None:
+    """A reported counterexample's hand and autodiff values differ by more than its finite tolerance."""
+    ce = report.counterexample
+    if ce is not None:
+        assert np.isfinite(ce.tolerance)
+        assert ce.relative_error is None and not np.isfinite(ce.hand) or ce.relative_error > ce.tolerance
+
+
 @pytest.mark.parametrize("g", bank.RIGHT, ids=lambda g: g.name)
 def test_right_activations_are_verified(g):
     report = check_activation(g, **QUICK)
     assert report.verdict == "verified", report.message()
-    assert report.max_error <= report.tolerance or report.kinks
+    assert report.max_error <= report.tolerance
+    finite_figures(report.as_dict())
+    json.dumps(report.as_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("g", bank.HOSTILE_RIGHT, ids=lambda g: g.name)
+def test_hostile_right_activations_are_verified_in_float32(g):
+    report = check_activation(g, examples=5, dtype="float32")
+    assert report.verdict == "verified", report.message()
+    finite_figures(report.as_dict())
 
 
 @pytest.mark.parametrize("g", bank.WRONG, ids=lambda g: g.name)
 def test_wrong_activations_are_caught(g):
     report = check_activation(g, **QUICK)
     assert report.verdict == "wrong", report.message()
+    self_consistent(report)
+    finite_figures(report.as_dict())
+    json.dumps(report.as_dict(), allow_nan=False)
+
+
+def test_the_counterexample_check_can_fail():
+    # Negative control of self_consistent: a counterexample within its tolerance is rejected.
+    from .activation_check import PointCounterexample
+
+    class Fake:
+        counterexample = PointCounterexample(z=1.0, hand=1.0, autodiff=1.0, finite_difference=1.0,
+                                             relative_error=1e-16, tolerance=1e-14)
+    with pytest.raises(AssertionError):
+        self_consistent(Fake())
+    with pytest.raises(AssertionError):
+        finite_figures({"max_error": float("nan")})
+
+
+def test_the_second_look_is_what_clears_a_cancelling_formula(monkeypatch):
+    # Negative control of the no-false-alarm property: without the second look (every first-look
+    # failure taken as wrong), the right quotient-rule derivative of sin z / z is called WRONG.
+    from . import second_look
+
+    real = second_look.reexamine
+
+    def first_look_only(*args, **kwargs):
+        verdicts = real(*args, **kwargs)
+        verdicts.wrong[:] = True
+        return verdicts
+
+    monkeypatch.setattr(second_look, "reexamine", first_look_only)
+    report = check_activation(bank.RIGHT_QUOTIENT_RULE, examples=5, networks=0)
+    assert report.verdict == "wrong" and abs(report.counterexample.z) < 1
+
+
+def test_a_right_formula_that_loses_digits_is_a_warning_or_with_strict_a_failure():
+    lenient = check_activation(bank.RIGHT_QUOTIENT_RULE, examples=5, networks=0)
+    assert lenient.verdict == "verified" and lenient.imprecise is not None
+    assert lenient.imprecise.hand_digits < 8 and "loses digits" in lenient.message()
+    strict = check_activation(bank.RIGHT_QUOTIENT_RULE, examples=5, networks=0, strict=True)
+    assert strict.verdict == "imprecise" and "IMPRECISE" in strict.message()
+    # Negative control: a precise formula stays verified under strict.
+    assert check_activation(bank.RIGHT_SMOOTH, examples=5, networks=0, strict=True).verdict == "verified"
+
+
+def test_points_where_the_forward_is_not_finite_are_skipped_and_reported():
+    report = check_activation(bank.RIGHT_NAIVE_SIGMOID, examples=5, networks=0)
+    assert report.verdict == "verified" and report.skipped is not None
+    assert report.skipped.high < -700 and "skipped where the forward or autodiff is not finite" in report.message()
+
+
+def test_networks_that_would_overflow_are_held_finite():
+    report = check_activation(bank.RIGHT_CUBIC, examples=20)
+    assert report.verdict == "verified" and report.network_report["equations"]["(1)"]["comparisons"] > 0
+    assert report.network_report["skipped_overflow"] < 10
+
+
+def test_too_little_evidence_is_inconclusive_exit_3(capsys):
+    report = check_activation(bank.INCONCLUSIVE_MOSTLY_NAN, examples=5)
+    assert report.verdict == "inconclusive" and "too few to judge" in report.message()
+    assert main(["activation", "property_tests.activation_bank:INCONCLUSIVE_MOSTLY_NAN", "--examples", "5"]) == 3
+    # Negative control: an activation finite almost everywhere is not inconclusive.
+    assert check_activation(bank.RIGHT_NAIVE_SIGMOID, examples=5, networks=0).verdict == "verified"
+
+
+def test_a_nan_tolerance_is_an_internal_error_exit_4(monkeypatch, capsys):
+    from . import tolerances
+
+    monkeypatch.setattr(tolerances, "derivative_bound", lambda f, z: np.full(np.shape(z), np.nan))
+    assert main(["activation", "property_tests.activation_bank:RIGHT_SMOOTH", "--examples", "5"]) == 4
+    err = capsys.readouterr().err
+    assert "internal error" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 @pytest.mark.parametrize("g, low, high", [

@@ -25,6 +25,7 @@ from reference import fast
 
 from . import tolerances as tol
 from .compare import Comparison, compare_case, error_bounds, first_failure
+from .loading import json_safe
 from .strategies import Case, make_targets
 
 DEFAULT_EXAMPLES = 5000
@@ -105,7 +106,7 @@ class Report:
                               "verified": all(t.failures == 0 for t in tallies.values()),
                               "equations": {eq: tallies[eq].as_dict() for eq in EQUATION_ORDER if eq in tallies}}
                        for name, tallies in self.by_loss.items()},
-            "counterexample": self.counterexample,
+            "counterexample": json_safe(self.counterexample),
         }
 
 
