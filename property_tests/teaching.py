@@ -146,26 +146,27 @@ def resolve_target(target: str) -> Activation:
 
 def plot(g: Activation, output: str, *, low: float = -6.0, high: float = 6.0, seed: int = 0) -> str:
     """Three panels: g with its hand and autodiff derivatives (kinks marked); the difference
-    between the two; and, for a random network with g in every layer, each weight's gradient by
-    hand against autodiff's."""
+    between the two with the pointwise tolerance band of ``backprop-check activation`` and the
+    points it skips (where g or autodiff is not finite) marked; and, for a random network with g
+    in every layer, each weight's gradient by hand against autodiff's."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .activation_check import check_callable, find_jumps
-    from .compare import autodiff_derivative
-    from . import tolerances as tol
+    from .activation_check import check_callable, find_jumps, judge_points
 
     if not low < high:
         raise UsageError(f"the range must be increasing, got {low} … {high}")
     check_callable(g)
     z = np.linspace(low, high, 2001)
-    hand, auto = g.derivative(z, np), autodiff_derivative(g, z)
+    judged = judge_points(g, z, np.dtype(np.float64))
+    hand, auto = judged.hand, judged.autodiff
     found = {round(float(k), 9): float(k) for k in (*g.kinks, *find_jumps(g))}
     kinks = sorted(k for k in found.values() if low <= k <= high)
     fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(7, 10), gridspec_kw={"height_ratios": [3, 2, 3]})
-    top.plot(z, g.forward(z, np), label=f"{g.name}(z)", color="0.2")
+    with np.errstate(all="ignore"):
+        top.plot(z, g.forward(z, np), label=f"{g.name}(z)", color="0.2")
     top.plot(z, hand, label="g′ by hand", color="tab:blue", linewidth=2.5, alpha=0.6)
     top.plot(z, auto, label="g′ by jax.grad", color="tab:orange", linestyle="--")
     for k in kinks:
@@ -173,10 +174,17 @@ def plot(g: Activation, output: str, *, low: float = -6.0, high: float = 6.0, se
             ax.axvline(k, color="tab:red", linestyle=":", linewidth=1)
     top.set_title(f"{g.name}: hand derivative against autodiff" + (f" (kinks at {', '.join(f'{k:g}' for k in kinks)})" if kinks else ""))
     top.legend()
-    diff = np.abs(hand - auto)
-    middle.semilogy(z, np.maximum(diff, 1e-18), color="tab:purple")
+    with np.errstate(invalid="ignore"):
+        diff = np.where(judged.usable, np.abs(hand - auto), np.nan)
+    middle.semilogy(z, np.maximum(diff, 1e-18), color="tab:purple", label="|hand − autodiff|")
+    middle.fill_between(z, 1e-18, np.where(judged.usable, np.maximum(judged.allowed, 1e-18), np.nan),
+                        color="tab:green", alpha=0.2, label="tolerance (first look)")
+    if not np.all(judged.usable):
+        middle.scatter(z[~judged.usable], np.full(int(np.sum(~judged.usable)), 1e-18), marker="x",
+                       color="0.4", s=10, label="skipped: g or autodiff not finite")
     middle.set_ylabel("|hand − autodiff| (0 drawn at 1e-18)")
     middle.set_xlabel("z")
+    middle.legend(fontsize=7)
     net, x, y, loss = build([3, 4, 4, 2], "identity", "mse", seed, examples=8)
     net = manual.Network(net.theta, net.b, (None, g, g, g))
     m, r = manual.gradients(net, x, y), plain.autodiff(net, x, y)
