@@ -24,8 +24,9 @@ rejects, three more opinions are taken, each of them vectorised over all such po
    only where it is precise enough to tell h from r apart.
 
 A point is *wrong* only when the disagreement survives all three. A point that the first look
-rejected but the second clears is *imprecise* when the hand value itself (not autodiff) is the
-one that lost digits.
+rejected but the second clears is *imprecise* when the formula in higher precision is right and
+the hand value itself (not autodiff) is the one that lost digits; one cleared by noise or by the
+difference alone was within rounding.
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
     high_ok = (high_right | high_near_fd) & np.isfinite(high)
     cleared = within_noise | high_ok | (hand_near_fd & np.isfinite(hand))
     truth = np.where(high_ok, high, r)
-    with np.errstate(invalid="ignore"):
-        imprecise = cleared & ~(np.abs(hand - truth) <= allowed)
+    with np.errstate(invalid="ignore"):  # only the formula in higher precision can show it is right
+        imprecise = cleared & high_ok & ~(np.abs(hand - truth) <= allowed)
     threshold = np.where(np.isfinite(hand_noise), allowed + noise, allowed)
     return Verdicts(~cleared, imprecise, threshold, hand_noise, autodiff_noise, truth, fd)
