@@ -114,8 +114,7 @@ def scales(g, z) -> tuple:
     (1, 0)."""
     if isinstance(g, OutputMap):
         return 1.0, 0.0
-    p = tol.profile(g)
-    return p.slope_at(z), p.noise_at(z)
+    return tol.profile(g).at(z)
 
 
 def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):

@@ -130,13 +130,16 @@ class _TowardOrigin:
         return cls(grid, np.maximum.accumulate(values[start:]),
                    np.maximum.accumulate(values[:stop][::-1])[::-1], start)
 
-    def at(self, z) -> np.ndarray:
-        z = np.asarray(z, np.float64)
+    def indices(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where z ≥ 0 reads ``right`` and z < 0 reads ``left``."""
         up = np.searchsorted(self.grid, z + REACH, side="right") - 1 - self.start
         down = np.searchsorted(self.grid, z - REACH)
-        with np.errstate(invalid="ignore"):
-            return np.where(z >= 0, self.right[np.clip(up, 0, self.right.size - 1)],
-                            self.left[np.clip(down, 0, self.left.size - 1)])
+        return np.clip(up, 0, self.right.size - 1), np.clip(down, 0, self.left.size - 1)
+
+    def at(self, z) -> np.ndarray:
+        z = np.asarray(z, np.float64)
+        up, down = self.indices(z)
+        return np.where(z >= 0, self.right[up], self.left[down])
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,15 @@ class Profile:
     def noise_at(self, z) -> np.ndarray:
         noise = self.noise.at(z)
         return noise if self.deviation is None else np.maximum(noise, self.deviation(np.asarray(z, np.float64)))
+
+    def at(self, z) -> tuple[np.ndarray, np.ndarray]:
+        """(``slope_at(z)``, ``noise_at(z)``), the grid looked up once."""
+        z = np.asarray(z, np.float64)
+        up, down = self.slope.indices(z)
+        positive = z >= 0
+        slope = np.where(positive, self.slope.right[up], self.slope.left[down])
+        noise = np.where(positive, self.noise.right[up], self.noise.left[down])
+        return slope, noise if self.deviation is None else np.maximum(noise, self.deviation(z))
 
     @property
     def slope_scale(self) -> float:

@@ -239,12 +239,27 @@ def fits(case: Case) -> bool:
     return all(np.all(np.abs(v) <= top) for v in (*grads.theta[1:], *grads.b[1:]))
 
 
+GROWTH_LIMIT = 10.0
+"""An activation whose |g′| stays below this on the whole grid, and which is finite there, cannot
+take a network of ``make_case`` (depth ≤ 6, width ≤ 16, weights of scale ≤ 2) anywhere near
+``biggest``: |z| grows at most some 80-fold a layer. Networks of such activations (the whole
+catalogue) are not held."""
+
+
+@lru_cache(maxsize=None)
+def needs_holding(g, dtype: np.dtype) -> bool:
+    return isinstance(g, Activation) and (finite_radius(g, dtype) < 1e3
+                                          or tol.profile(g).slope_scale > GROWTH_LIMIT)
+
+
 def tame(case: Case, dtype: np.dtype | type) -> Case | None:
     """Keep a network finite in ``dtype``: every layer's |z| held within the range where its
     activation and g′ are finite (``finite_radius``), then 8× lower on each further try if the
     manual pass still overflows; ``None`` when it overflows all the same. A network that
     already fits is returned as it is (the catalogue's always do)."""
     dtype = np.dtype(dtype)
+    if not any(needs_holding(g, dtype) for g in case.network.g[1:]):
+        return case.astype(dtype)
     limits = [finite_radius(g, dtype) for g in case.network.g[1:]]
     for _ in range(TAME_ATTEMPTS):
         tried = held(case, limits).astype(dtype)
