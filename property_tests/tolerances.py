@@ -77,8 +77,13 @@ def scale(dtype: np.dtype | type) -> float:
 
 
 def floor(dtype: np.dtype | type, terms: int) -> float:
-    """Absolute slack for subnormal results flushed to zero by XLA: one smallest normal per term."""
-    return _smallest_normal(dtype) * (terms + 2)
+    """Absolute slack for underflow, per term: smallest normal / eps (2e-292 in float64, 1e-31 in
+    float32). XLA on the CPU flushes subnormal results to zero and NumPy keeps them, so an
+    intermediate below the smallest normal may be off by all of itself; a result built from it
+    is off by that much times what multiplies it afterwards, and below smallest normal / eps no
+    result has a digit that can be trusted to 1 ulp whenever an intermediate underflowed
+    (4e5·e^{−z²/4}·sin z at z ≈ −30 is 1e-299 by NumPy and 3e-301 by XLA)."""
+    return _smallest_normal(dtype) / float(np.finfo(dtype).eps) * (terms + 2)
 
 
 def derivative_floor(dtype: np.dtype | type, z: np.ndarray) -> np.ndarray:

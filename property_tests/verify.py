@@ -195,8 +195,11 @@ def biggest(dtype: np.dtype) -> float:
 
 @lru_cache(maxsize=None)
 def finite_radius(g, dtype: np.dtype) -> float:
-    """The largest R such that g (in ``dtype``) and autodiff's g′ stay below ``biggest(dtype)``
-    at every point of the scale grid with |w| ≤ R; at most 1e3."""
+    """Where a network may take g: the smaller of the two points, one on each side of the
+    origin, beyond which g (in ``dtype``) or autodiff's g′ is not below ``biggest(dtype)`` at
+    any point of the scale grid (an overflowing tail); at most 1e3. Isolated points inside are
+    ignored: autodiff of a `where` whose other branch is 0/0 at z = 0 is NaN there and nowhere
+    else, and a network's z is never exactly there."""
     if not isinstance(g, Activation):
         return 1e3
     grid = tol._grid()
@@ -207,8 +210,15 @@ def finite_radius(g, dtype: np.dtype) -> float:
     r = derivative(g, grid)
     with np.errstate(invalid="ignore"):
         ok = (np.abs(a) <= biggest(dtype)) & (np.abs(r) <= biggest(dtype))
-    bad = np.abs(grid[~ok])
-    return float(min(bad.min() * (1 - 1e-9), 1e3)) if bad.size else 1e3
+    reach = [1e3]
+    for side in (grid >= 0, grid <= 0):
+        w, fine = np.abs(grid[side]), ok[side]
+        order = np.argsort(w)
+        w, fine = w[order], fine[order]
+        if fine.size and not fine[-1]:  # a tail: from just past the last good point on
+            last = np.flatnonzero(fine)
+            reach.append(float(w[last[-1]]) if last.size else 0.0)
+    return min(reach)
 
 
 def held(case: Case, limits: Sequence[float]) -> Case:
