@@ -91,6 +91,7 @@ from reference import fast
 from . import tolerances as tol
 from .activation_check import network_lines
 from .loading import InternalError, UsageError, json_safe
+from .second_look import neighbourhood, spread
 from .strategies import make_targets
 from .verify import run_verify
 
@@ -532,6 +533,9 @@ class _Judge:
         pick = (np.arange(near.shape[0]), np.tile(np.repeat(cols, NEIGHBOURS), len(families)))
         g = _call("gradient", loss.gradient, near, y_near, near.shape)[pick].reshape(-1, k, NEIGHBOURS)
         r = _autodiff(loss, near, y_near, np.ones(near.shape[0]))[pick].reshape(-1, k, NEIGHBOURS)
+        wide = _neighbours(A, cols, wide=True)  # where the nearest floats hide a cancellation's noise
+        g_wide = _call("gradient", loss.gradient, wide, y_a, wide.shape)[pick[0][: k * NEIGHBOURS], pick[1][: k * NEIGHBOURS]]
+        r_wide = _autodiff(loss, wide, y_a, np.ones(wide.shape[0]))[pick[0][: k * NEIGHBOURS], pick[1][: k * NEIGHBOURS]]
         e = _call("error", loss.error, near_a, y_a, (k * NEIGHBOURS,)).reshape(k, NEIGHBOURS)
         hand, auto = g[0, :, CENTRE], r[0, :, CENTRE]
         with np.errstate(all="ignore"):
@@ -540,7 +544,8 @@ class _Judge:
                 hand_noise, auto_noise = np.zeros(k), np.zeros(k)
                 R, R_error = np.full(k, np.nan), np.full(k, np.nan)
             else:
-                hand_noise, auto_noise = _spread(g).max(axis=0), _spread(r).max(axis=0)
+                hand_noise = np.maximum(_spread(g).max(axis=0), _wide_spread(g_wide.reshape(k, NEIGHBOURS)))
+                auto_noise = np.maximum(_spread(r).max(axis=0), _wide_spread(r_wide.reshape(k, NEIGHBOURS)))
                 R, R_error = self._richardson(A, Y, cols, x0, e)
             excess = np.abs(hand - auto)
             limit = allowed + NOISE_SAFETY * (hand_noise + auto_noise)
@@ -670,17 +675,27 @@ def _denominator(scale: np.ndarray, diff: np.ndarray) -> np.ndarray:
     return np.where(scale > 0, scale, np.where(np.isfinite(diff) & (diff > 0), diff, 1.0))
 
 
-def _neighbours(X: np.ndarray, cols: np.ndarray) -> np.ndarray:
+def _neighbours(X: np.ndarray, cols: np.ndarray, wide: bool = False) -> np.ndarray:
     """Each row of X repeated NEIGHBOURS times, its column ``cols[i]`` moved to the 2·4 + 1
-    floats nearest it (a multiple of its spacing; zeros stay zeros)."""
+    floats nearest it (a multiple of its spacing; zeros stay zeros), or with ``wide`` to the
+    points of ``second_look.neighbourhood`` (a millionth of it apart: at the nearest floats a
+    formula that cancels, as 1 − tanh² does, makes nearly the same rounding error every time)."""
     k, m = X.shape
     x0 = X[np.arange(k), cols]
     steps = np.arange(-NOISE_NEIGHBOURS, NOISE_NEIGHBOURS + 1)
     out = np.repeat(X[:, None, :], NEIGHBOURS, axis=1)
     spacing = np.where(x0 != 0, np.spacing(np.abs(x0)), 0.0)
-    out[np.arange(k)[:, None], np.arange(NEIGHBOURS)[None, :], cols[:, None]] = (
-        x0[:, None] + steps[None, :] * spacing[:, None])
+    moved = neighbourhood(x0, X.dtype) if wide else x0[:, None] + steps[None, :] * spacing[:, None]
+    out[np.arange(k)[:, None], np.arange(NEIGHBOURS)[None, :], cols[:, None]] = moved
     return out.reshape(k * NEIGHBOURS, m)
+
+
+def _wide_spread(values: np.ndarray) -> np.ndarray:
+    """``second_look.spread`` of values at the wide neighbours (the least-squares cubic taken
+    out, since the gradient moves over that distance; a jump is not noise); 0 for a row with a
+    non-finite value."""
+    out = spread(values)
+    return np.where(np.isfinite(out), out, 0.0)
 
 
 def _spread(values: np.ndarray) -> np.ndarray:
