@@ -282,11 +282,15 @@ class _Judged:
         return int(np.sum(~self.usable))
 
 
-def first_look(profile: tol.Profile, z: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """The pointwise bound: (1 + u₆₄/u)·u·8·f(1 + |z|) + 2N + floor·(1 + |z|), f and N taken
-    near z."""
-    return (tol.scale(dtype) * tol.derivative_bound(profile.slope_at(z), z)
-            + tol.NOISE_SAFETY * profile.noise_at(z) + tol.derivative_floor(dtype, z))
+def first_look(profile: tol.Profile, z: np.ndarray, dtype: np.dtype, r: np.ndarray) -> np.ndarray:
+    """The pointwise bound: (1 + u₆₄/u)·u·8·(f(1 + |z|) + |r|) + 2N + floor·(1 + |z|), f and N
+    taken near z, r autodiff's g′ at z (the rounding of a value is relative to itself too,
+    where it exceeds the slope scale: a formula that cancels to garbage near a removable
+    singularity does so by hand and under autodiff alike)."""
+    f, noise = profile.at(z)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (tol.scale(dtype) * (tol.derivative_bound(f, z) + tol.ELEMENTARY_ULPS * np.abs(r))
+                + tol.NOISE_SAFETY * noise + tol.derivative_floor(dtype, z))
 
 
 def judge_points(g: Activation, z: np.ndarray, dtype: np.dtype) -> _Judged:
@@ -303,7 +307,7 @@ def judge_points(g: Activation, z: np.ndarray, dtype: np.dtype) -> _Judged:
     with np.errstate(invalid="ignore"):
         usable = np.isfinite(a) & np.isfinite(r) & (np.abs(r) <= np.finfo(dtype).max)
     z64 = zt.astype(np.float64)
-    allowed = first_look(tol.profile(g), z64, dtype)
+    allowed = np.where(usable, first_look(tol.profile(g), z64, dtype, r), 0.0)
     with np.errstate(invalid="ignore"):
         bad = usable & ~(np.abs(hand - r) <= allowed)  # NaN or ∞ by hand counts as wrong
     return _Judged(z64, hand, r, allowed, bad, usable)
@@ -396,9 +400,8 @@ def describe_kinks(g: Activation, z: np.ndarray, hand: np.ndarray, autodiff: np.
 
 def _second_look(g: Activation, judged: _Judged, dtype: np.dtype) -> second_look.Verdicts:
     """``second_look.reexamine`` at every point of ``judged`` (all of them first-look failures)."""
-    return second_look.reexamine(
-        g.forward, g.derivative, lambda z: _autodiff(g, z), judged.z, dtype, judged.hand,
-        judged.autodiff, judged.allowed, first_look(tol.profile(g), judged.z, np.dtype(np.float64)))
+    return second_look.reexamine(g.forward, g.derivative, lambda z: _autodiff(g, z), judged.z, dtype,
+                                 judged.hand, judged.autodiff, judged.allowed)
 
 
 @dataclass
@@ -585,9 +588,14 @@ def accepted_deviation(g: Activation, dtype: np.dtype, z: np.ndarray) -> np.ndar
     rounds differently from ``jax.grad`` of g alone where g′ cancels."""
     flat = np.asarray(z, np.float64).ravel()
     judged = judge_points(g, flat, dtype)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(all="ignore"):
         own = second_look.spread(_autodiff(g, second_look.neighbourhood(flat, np.float64)))
-    own = np.where(np.isfinite(own), own, 0.0)
+        # The manual pass meets g′ at its own z, a rounding away from these: where g′ by hand is
+        # noisy (a formula that cancels, in float32 above all), that noise is part of what the
+        # pointwise look accepted.
+        rows = np.asarray(g.derivative(second_look.neighbourhood(flat, dtype), np), np.float64)
+        hand_noise = tol.NOISE_SAFETY * second_look.spread(rows)
+    own = np.maximum(np.where(np.isfinite(own), own, 0.0), np.where(np.isfinite(hand_noise), hand_noise, 0.0))
     deviation = np.where(judged.usable & ~judged.bad, np.abs(judged.hand - judged.autodiff), 0.0)
     suspects = np.flatnonzero(judged.bad)
     if suspects.size:

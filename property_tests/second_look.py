@@ -9,9 +9,9 @@ in float32, which cannot be more accurate than float32. So at every point the fi
 rejects, three more opinions are taken, each of them vectorised over all such points:
 
 1. **Local noise** (Moré and Wild, *Estimating computational noise*, SIAM J. Sci. Comput. 33,
-   2011): h and r are evaluated at nine points a millionth of z apart around the point, the
-   least-squares cubic is taken out (the true g′ is smooth on that scale), and the spread of
-   what is left is the noise of each. A disagreement within twice the two noises is rounding,
+   2011): h and r are evaluated at four points either side of z, a millionth of max(|z|, 1)
+   apart, the least-squares parabola is taken out of each side (the true g′ is a parabola on
+   that scale), and the smaller spread of what is left is the noise of each. A disagreement within twice the two noises is rounding,
    not a mistake.
 2. **Higher precision**: the hand formula evaluated on ``np.longdouble`` inputs (the same
    ``xp=numpy`` code; 64-bit significand on x86-64, 113 on AArch64 Linux). Where that type is
@@ -50,23 +50,25 @@ HAS_WIDE = np.finfo(WIDE).eps < np.finfo(np.float64).eps
 
 
 NOISE_STEP = 2.0 ** -20
-"""Noise is sampled at z + i·h, i = −4 … 4, h = 2⁻²⁰·max(|z|, 2⁻²⁰) (about a millionth of z).
-Not at the nearest floats: where a formula cancels, its rounding errors at consecutive floats
-are nearly the same (sin z and z·cos z each move by one ulp per ulp of z), so the nearest floats
-hide exactly the noise that matters. A millionth of z moves them across many ulps."""
+"""Noise is sampled at z + i·h, i = −4 … 4, h = 2⁻²⁰·max(|z|, 1) (about a millionth of z, and
+of 1 for |z| < 1). Not at the nearest floats: where a formula cancels, its rounding errors at
+consecutive floats are nearly the same (sin z and z·cos z each move by one ulp per ulp of z),
+so the nearest floats hide exactly the noise that matters; and not at a millionth of z for
+small z either, where the same holds (the rounding of z³/6 moves by z²·h/ulp(z) ≈ 2³²z² ulps a
+step, less than one for |z| < 1e-5)."""
 
 
 def neighbourhood(z: np.ndarray, dtype: np.dtype | type, k: int = NEIGHBOURS) -> np.ndarray:
     """The 2k + 1 points z + i·h of ``dtype`` around each z (z itself in the middle column)."""
     z = np.asarray(z, np.float64)
-    h = NOISE_STEP * np.maximum(np.abs(z), NOISE_STEP)
+    h = NOISE_STEP * np.maximum(np.abs(z), 1.0)
     return (z[..., None] + np.arange(-k, k + 1) * h[..., None]).astype(dtype)
 
 
 def _detrend() -> np.ndarray:
-    """The projection that takes the least-squares cubic out of 2·NEIGHBOURS + 1 values."""
-    t = np.linspace(-1, 1, 2 * NEIGHBOURS + 1)
-    v = np.stack([t ** p for p in range(4)], axis=1)
+    """The projection that takes the least-squares parabola out of NEIGHBOURS values."""
+    t = np.linspace(-1, 1, NEIGHBOURS)
+    v = np.stack([t ** p for p in range(3)], axis=1)
     return np.eye(t.size) - v @ np.linalg.pinv(v)
 
 
@@ -74,22 +76,22 @@ _DETREND = _detrend()
 
 
 def spread(rows: np.ndarray) -> np.ndarray:
-    """Noise of each row of values at ``neighbourhood`` points: the spread of what is left after
-    the least-squares cubic through the row is taken out (the true g′ is smooth on that scale,
-    rounding is not). Non-finite rows have infinite noise, and rows that are a step
-    (``tolerances.is_step``) none."""
+    """Noise of each row of values at ``neighbourhood`` points: the smaller of the spreads left
+    in its two halves (the four points either side of z) after the least-squares parabola
+    through each is taken out. The true g′ is a parabola on that scale (what is left of it is
+    g⁗·(4h)³/48, some 1e-17 of its size), rounding is not; a kink on one side
+    of z (or at z itself, which neither half holds) is no noise, and the other half shows the
+    noise alone. A half with a non-finite value has infinite noise."""
     rows = np.asarray(rows)
     rows = rows if rows.dtype == WIDE else rows.astype(np.float64)  # keep longdouble's digits
-    with np.errstate(all="ignore"):
-        centred = rows - rows[..., NEIGHBOURS : NEIGHBOURS + 1]  # so the projection's own rounding is small
-        residual = centred @ _DETREND.T.astype(rows.dtype)
-        out = (np.max(residual, axis=-1) - np.min(residual, axis=-1)).astype(np.float64)
-    finite = np.all(np.isfinite(rows), axis=-1) & np.isfinite(out)
-    # A jump inside the row (a kink of g′ there) is not noise: it is judged as a kink, or not at all.
-    flat = rows.reshape(-1, rows.shape[-1]).astype(np.float64)
-    step = np.zeros(flat.shape[0], bool)
-    step[np.all(np.isfinite(flat), axis=1)] = tol.is_step(flat[np.all(np.isfinite(flat), axis=1)])
-    return np.where(step.reshape(out.shape), 0.0, np.where(finite, out, np.inf))
+    halves = []
+    for half in (rows[..., :NEIGHBOURS], rows[..., NEIGHBOURS + 1:]):
+        with np.errstate(all="ignore"):
+            centred = half - half[..., :1]  # so the projection's own rounding is small
+            residual = centred @ _DETREND.T.astype(rows.dtype)
+            out = (np.max(residual, axis=-1) - np.min(residual, axis=-1)).astype(np.float64)
+        halves.append(np.where(np.all(np.isfinite(half), axis=-1) & np.isfinite(out), out, np.inf))
+    return np.minimum(*halves)
 
 
 def in_wide(fn: Callable, z: np.ndarray) -> np.ndarray | None:
@@ -114,31 +116,56 @@ class Richardson:
     error: np.ndarray
 
 
+LADDER = (0.25, 1.0, 4.0, 16.0, 64.0)
+"""Richardson is tried at these multiples of h = u^(1/5)·max(1, |z|): the scale on which a
+forward varies is unknown, and a forward that cancels (its own noise over h dominating) wants a
+larger step than a smooth one. The step with the smallest error estimate is taken."""
+
+
 def richardson(forward: Callable, z: np.ndarray) -> Richardson:
-    """Central differences D(h) = (g(z + h) − g(z − h)) / 2h at h, h/2 and h/4, extrapolated
-    twice (Richardson): R(h) = (4·D(h/2) − D(h)) / 3 cancels the h² term, and the value is
-    R(h/2). h = u^(1/5)·max(1, |z|) in the widest type the forward keeps, which balances the
-    h⁴ truncation left after extrapolation against rounding. Error: |R(h/2) − R(h)| plus the
-    rounding of the forward (its measured noise and 8 ulps of |g|) over h/4; times
-    ``FD_SAFETY``."""
+    """A derivative of the forward by Richardson extrapolation, with its error estimate.
+
+    Central differences D(h) = (g(z + h) − g(z − h)) / 2h at h, h/2 and h/4, extrapolated twice:
+    R(h) = (4·D(h/2) − D(h)) / 3 cancels the h² term, and the value is R(h/2). One-sided
+    differences (g(z ± h) − g(z)) / ±h too, extrapolated for their h and h² terms, so that a
+    kink just to one side of z does not spoil them all. h runs over ``LADDER`` times
+    u^(1/5)·max(1, |z|), in the widest type the forward keeps. Error: the last extrapolation's
+    change plus the rounding of the forward (its measured noise and 8 ulps of |g|) over the
+    smallest step, times ``FD_SAFETY``; the smallest over every rule and step is taken."""
     z = np.asarray(z, np.float64)
     probe = in_wide(forward, z[:1]) if z.size else None
     dtype = WIDE if probe is not None else np.dtype(np.float64)
     u = float(np.finfo(dtype).eps) / 2
     zw = z.astype(dtype)
-    h = np.asarray(u ** 0.2, dtype) * np.maximum(1, np.abs(zw))
-    offsets = np.array([-1, -0.5, -0.25, 0.25, 0.5, 1], dtype)
     with np.errstate(all="ignore"):
-        g = np.asarray(forward(zw[:, None] + offsets[None, :] * h[:, None], np), dtype)
-        d = [(g[:, 5 - i] - g[:, i]) / (2 * h * offsets[5 - i]) for i in range(3)]  # D(h), D(h/2), D(h/4)
-        r_h, r_half = (4 * d[1] - d[0]) / 3, (4 * d[2] - d[1]) / 3
         g_noise = spread(np.asarray(forward(neighbourhood(z, dtype), np), dtype))
-        size = np.max(np.abs(g), axis=1).astype(np.float64)
-        rounding = (g_noise + 8 * u * size) / (h.astype(np.float64) / 4)
-        error = FD_SAFETY * (np.abs(r_half - r_h).astype(np.float64) + rounding)
-    value = r_half.astype(np.float64)
-    ok = np.isfinite(error) & np.isfinite(value)
-    return Richardson(np.where(ok, value, 0.0), np.where(ok, error, np.inf))
+    offsets = np.array([-1, -0.5, -0.25, 0, 0.25, 0.5, 1], dtype)
+    best = Richardson(np.zeros(z.shape), np.full(z.shape, np.inf))
+    for rung in LADDER:
+        h = np.asarray(rung * u ** 0.2, dtype) * np.maximum(1, np.abs(zw))
+        with np.errstate(all="ignore"):
+            g = np.asarray(forward(zw[:, None] + offsets[None, :] * h[:, None], np), dtype)
+            rounding = (g_noise + 8 * u * np.max(np.abs(g), axis=1).astype(np.float64)) / (h.astype(np.float64) / 4)
+            for value, change, factor in _extrapolations(g, h):
+                error = FD_SAFETY * (np.abs(change).astype(np.float64) + factor * rounding)
+                value = value.astype(np.float64)
+                better = np.isfinite(error) & np.isfinite(value) & (error < best.error)
+                best = Richardson(np.where(better, value, best.value), np.where(better, error, best.error))
+    return best
+
+
+def _extrapolations(g: np.ndarray, h: np.ndarray):
+    """(value, its last change, rounding factor) of the central and both one-sided rules, from
+    g at z + (−1, −½, −¼, 0, ¼, ½, 1)·h."""
+    central = [(g[:, 6 - i] - g[:, i]) / (2 * h * (1 / 2 ** i)) for i in range(3)]  # D(h), D(h/2), D(h/4)
+    r_h, r_half = (4 * central[1] - central[0]) / 3, (4 * central[2] - central[1]) / 3
+    yield r_half, r_half - r_h, 1.0
+    for side in (1, -1):  # right, then left
+        at = [3 + side * (3 - i) for i in range(3)]  # the points at h, h/2, h/4 on that side
+        d = [(g[:, at[i]] - g[:, 3]) / (side * h / 2 ** i) for i in range(3)]
+        first = [2 * d[1] - d[0], 2 * d[2] - d[1]]  # the h term gone
+        second = (4 * first[1] - first[0]) / 3  # and the h² term
+        yield second, second - first[1], 4.0
 
 
 @dataclass
@@ -175,12 +202,12 @@ rounding error is proportional to u); this factor covers the randomness of the p
 
 
 def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np.ndarray,
-              dtype: np.dtype, hand: np.ndarray, r: np.ndarray, allowed: np.ndarray,
-              allowed_wide: np.ndarray) -> Verdicts:
+              dtype: np.dtype, hand: np.ndarray, r: np.ndarray, allowed: np.ndarray) -> Verdicts:
     """The second look at every z (already in ``dtype``) where |hand − r| > allowed.
 
-    ``allowed_wide`` is the first look's bound for a float64 evaluation, used for the hand
-    formula in higher precision; ``autodiff(z)`` gives float64 g′ for any array shape. A hand
+    The formula in higher precision is held to the same bound ``allowed`` as the hand value
+    (whether a formula is right is asked to the precision the dtype under test can answer);
+    ``autodiff(z)`` gives float64 g′ for any array shape. A hand
     value that is NaN or ∞ is cleared only by the formula in higher precision, finite and
     right there (so it lost everything to the dtype, as a z² that underflows in float32 does);
     a NaN that the formula gives in every precision is wrong."""
@@ -200,7 +227,7 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
             in_64 = np.asarray(derivative(z, np), np.float64)
             wide_error = WIDE_SAFETY * np.abs(in_64 - high) * (np.finfo(WIDE).eps / np.finfo(np.float64).eps)
         wide_error = np.where(np.isfinite(wide_error), wide_error, np.inf)
-        high_right = np.abs(high - r) <= allowed_wide + NOISE_SAFETY * (wide_error + autodiff_noise)
+        high_right = np.abs(high - r) <= allowed + NOISE_SAFETY * (wide_error + autodiff_noise)
     else:
         high, wide_error, high_right = hand.astype(np.float64), np.zeros(z.shape), np.zeros(z.shape, bool)
 
@@ -210,7 +237,7 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
         decisive = fd.error < gap / 2
         hand_near_fd = decisive & (np.abs(hand - fd.value) <= fd.error + allowed + noise)
         high_near_fd = (fd.error < np.abs(high - r) / 2) & (
-            np.abs(high - fd.value) <= fd.error + allowed_wide + NOISE_SAFETY * wide_error)
+            np.abs(high - fd.value) <= fd.error + allowed + NOISE_SAFETY * wide_error)
 
     high_ok = (high_right | high_near_fd) & np.isfinite(high)
     cleared = within_noise | high_ok | (hand_near_fd & np.isfinite(hand))

@@ -10,6 +10,8 @@ padded to one fixed shape so that a single compiled program serves them all:
 - the batch is padded to N rows whose errors are weighted by zero in E;
 - padded output units are multiplied by zero before the loss; after softmax or log_softmax their
   bias is −1e30 instead, so that they take no share of the normalisation (e^(−1e30) is 0);
+- an elementwise g is applied to the real rows and units only (``_masked``), so that autodiff's
+  NaN at a padded z = 0 cannot leak into the real gradients;
 - a fused loss (cross-entropy after softmax, binary cross-entropy after sigmoid) is taken from
   the output layer's z, which the program tracks whatever the network's depth;
 - each layer's activation is chosen at run time with ``lax.switch`` over a fixed list of
@@ -112,20 +114,36 @@ def _finite_at_padding(loss: Loss) -> bool:
         return bool(jnp.isfinite(value) and jnp.all(jnp.isfinite(grad)))
 
 
-def _layers(theta, b, offset, x, index, last, branches):
+SAFE_Z = 0.5
+"""What a padded entry's g sees instead of its z (see ``_masked``)."""
+
+
+def _masked(g):
+    """g applied to the real entries only (``live``), as a = where(live, g(where(live, z, ½)), 0).
+    A padded unit has z = 0, and autodiff of a user's g can be NaN there (a `where` whose other
+    branch is 0/0 at 0): its zero cotangent times that NaN would be NaN, and a zero weight times
+    NaN leaks into every real gradient. The double `where` sends that product to the constant
+    branch, which nothing depends on. An output map mixes the units of a row, so it keeps them
+    all (its padded units are switched off by their bias instead)."""
+    if isinstance(g, OutputMap):
+        return lambda z, live: g.forward(z, jnp)
+    return lambda z, live: jnp.where(live, g.forward(jnp.where(live, z, SAFE_Z), jnp), 0.0)
+
+
+def _layers(theta, b, offset, x, index, live, last, branches):
     """The padded forward pass as one ``lax.scan`` over layers (one layer body to compile,
     whatever the depth). Returns every z and a, and the output layer's z."""
-    forwards = [lambda z, g=g: g.forward(z, jnp) for g in branches]
+    forwards = [_masked(g) for g in branches]
 
     def layer(carry, inputs):
         a, z_out = carry
-        k, theta_k, b_k, offset_k, index_k = inputs
+        k, theta_k, b_k, offset_k, index_k, live_k = inputs
         z = a @ theta_k.T + b_k + offset_k
-        a_next = jax.lax.switch(index_k, forwards, z)
+        a_next = jax.lax.switch(index_k, forwards, z, live_k)
         return (a_next, jnp.where(k == last, z, z_out)), (z, a_next)
 
     ks = jnp.arange(theta.shape[0])
-    (a, z_out), (zs, a_s) = jax.lax.scan(layer, (x, jnp.zeros_like(offset[0])), (ks, theta, b, offset, index))
+    (a, z_out), (zs, a_s) = jax.lax.scan(layer, (x, jnp.zeros_like(offset[0])), (ks, theta, b, offset, index, live))
     return a, z_out, zs, a_s
 
 
@@ -136,18 +154,18 @@ def _per_example(loss: Loss):
     return lambda a, z_out, y, unit_mask: loss.error(a * unit_mask, y, jnp)
 
 
-def _error(theta, b, offset, x, y, index, last, loss_index, row_mask, unit_mask, n, branches, losses):
+def _error(theta, b, offset, x, y, index, live, last, loss_index, row_mask, unit_mask, n, branches, losses):
     """E = (1/n) Σₜ Eₜ over the real rows; ``offset`` is zero and gives δ = n ∂E/∂offset.
     ``last`` is the index of the network's own output layer (the rest are identity layers), and
     ``loss_index`` picks the network's loss from ``losses``, like ``index`` picks activations."""
-    a, z_out, zs, a_s = _layers(theta, b, offset, x, index, last, branches)
+    a, z_out, zs, a_s = _layers(theta, b, offset, x, index, live, last, branches)
     per_example = jax.lax.switch(loss_index, [_per_example(loss) for loss in losses], a, z_out, y, unit_mask)
     return jnp.sum(jnp.where(row_mask, per_example, 0)) / n, (zs, a_s)
 
 
-def _program(theta, b, offset, x, y, index, last, loss_index, row_mask, unit_mask, n, branches, losses):
+def _program(theta, b, offset, x, y, index, live, last, loss_index, row_mask, unit_mask, n, branches, losses):
     value_and_grad = jax.value_and_grad(_error, argnums=(0, 1, 2), has_aux=True)
-    (error, (z, a)), grads = value_and_grad(theta, b, offset, x, y, index, last, loss_index, row_mask,
+    (error, (z, a)), grads = value_and_grad(theta, b, offset, x, y, index, live, last, loss_index, row_mask,
                                             unit_mask, n, branches, losses)
     return error, grads, z, jnp.concatenate([x[None], a])
 
@@ -197,12 +215,15 @@ def _pad(network: Network, x: np.ndarray, y: np.ndarray, shape: Shape, branches,
     if isinstance(network.g[L], OutputMap):
         b[L - 1, network.widths[-1]:] = SWITCHED_OFF
     theta[L:] = np.eye(W)
+    live = np.zeros((D, N, W), bool)  # the real rows and units of every layer's z
+    for k in range(1, D + 1):
+        live[k - 1, :n, : network.widths[min(k, L)]] = True
     x_pad, y_pad = np.zeros((N, W)), np.zeros((N, W))
     x_pad[:n, : x.shape[1]] = x
     y_pad[:n, : y.shape[1]] = y
     row_mask = np.arange(N) < n
     unit_mask = (np.arange(W) < network.widths[-1]).astype(np.float64)
-    return theta, b, np.zeros((D, N, W)), x_pad, y_pad, index, L - 1, loss_index, row_mask, unit_mask, float(n)
+    return theta, b, np.zeros((D, N, W)), x_pad, y_pad, index, live, L - 1, loss_index, row_mask, unit_mask, float(n)
 
 
 def _unpad(network: Network, n: int, error, grads, z, a) -> Reference:
