@@ -583,7 +583,7 @@ def _largest_error(act: Activation, report: ActivationReport, passed: _Judged) -
 
 def accepted_deviation(g: Activation, dtype: np.dtype, z: np.ndarray) -> np.ndarray:
     """|hand − autodiff| of g′ at every z (hand in ``dtype``) where the two looks accept it,
-    and 0 where they do not (there the equations must fail on their own); at least autodiff's
+    and 0 where they do not (there the equations must fail on their own); plus autodiff's
     own noise measured at z (``second_look.spread``), since ``jax.grad`` through a network
     rounds differently from ``jax.grad`` of g alone where g′ cancels."""
     flat = np.asarray(z, np.float64).ravel()
@@ -602,7 +602,7 @@ def accepted_deviation(g: Activation, dtype: np.dtype, z: np.ndarray) -> np.ndar
         look = _second_look(g, _subset(judged, judged.bad), dtype)
         gap = np.abs(judged.hand - judged.autodiff)[suspects]
         deviation[suspects] = np.where(~look.wrong & np.isfinite(gap), gap, 0.0)
-    return np.maximum(deviation, own).reshape(np.shape(z))
+    return (deviation + own).reshape(np.shape(z))
 
 
 def _network_check(act, report, networks, seed, dtype) -> None:

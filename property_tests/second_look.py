@@ -51,17 +51,23 @@ HAS_WIDE = np.finfo(WIDE).eps < np.finfo(np.float64).eps
 
 NOISE_STEP = 2.0 ** -20
 """Noise is sampled at z + i·h, i = −4 … 4, h = 2⁻²⁰·max(|z|, 1) (about a millionth of z, and
-of 1 for |z| < 1). Not at the nearest floats: where a formula cancels, its rounding errors at
+of 1 for |z| < 1; see ``SMALL_Z`` for |z| < 2⁻¹²). Not at the nearest floats: where a formula cancels, its rounding errors at
 consecutive floats are nearly the same (sin z and z·cos z each move by one ulp per ulp of z),
 so the nearest floats hide exactly the noise that matters; and not at a millionth of z for
 small z either, where the same holds (the rounding of z³/6 moves by z²·h/ulp(z) ≈ 2³²z² ulps a
 step, less than one for |z| < 1e-5)."""
 
 
+SMALL_Z, SMALL_STEP = 2.0 ** -12, 2.0 ** -8
+"""Below |z| = 2⁻¹² the step is 2⁻⁸·|z| instead: near a removable singularity at 0 a formula's
+noise grows like 1/z, so the neighbourhood must stay at z's own scale, and at 0.4 % of z apart
+its rounding errors are independent all the same."""
+
+
 def neighbourhood(z: np.ndarray, dtype: np.dtype | type, k: int = NEIGHBOURS) -> np.ndarray:
     """The 2k + 1 points z + i·h of ``dtype`` around each z (z itself in the middle column)."""
     z = np.asarray(z, np.float64)
-    h = NOISE_STEP * np.maximum(np.abs(z), 1.0)
+    h = np.where(np.abs(z) < SMALL_Z, SMALL_STEP * np.abs(z), NOISE_STEP * np.maximum(np.abs(z), 1.0))
     return (z[..., None] + np.arange(-k, k + 1) * h[..., None]).astype(dtype)
 
 
@@ -196,9 +202,11 @@ def _digits(value: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 WIDE_SAFETY = 16
-"""The hand formula's rounding error in np.longdouble is estimated from its error in float64,
-scaled by the ratio of the two unit roundoffs (first-order error analysis: a fixed formula's
-rounding error is proportional to u); this factor covers the randomness of the proportion."""
+"""The hand formula's rounding error in np.longdouble is estimated from its error in float64 (its
+distance from the longdouble value, or its noise in float64 if larger: a cancellation may land
+on the right value by chance), scaled by the ratio of the two unit roundoffs (first-order error
+analysis: a fixed formula's rounding error is proportional to u); this factor covers the
+randomness of the proportion."""
 
 
 def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np.ndarray,
@@ -225,7 +233,9 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
         high = wide.astype(np.float64)
         with np.errstate(all="ignore"):
             in_64 = np.asarray(derivative(z, np), np.float64)
-            wide_error = WIDE_SAFETY * np.abs(in_64 - high) * (np.finfo(WIDE).eps / np.finfo(np.float64).eps)
+            noise_64 = spread(np.asarray(derivative(neighbourhood(z, np.float64), np), np.float64))
+            error_64 = np.maximum(np.abs(in_64 - high), np.where(np.isfinite(noise_64), noise_64, 0.0))
+            wide_error = WIDE_SAFETY * error_64 * (np.finfo(WIDE).eps / np.finfo(np.float64).eps)
         wide_error = np.where(np.isfinite(wide_error), wide_error, np.inf)
         high_right = np.abs(high - r) <= allowed + NOISE_SAFETY * (wide_error + autodiff_noise)
     else:
