@@ -26,20 +26,23 @@ point already shows the gradient wrong.
 How a point is judged: relative at every scale. The hand value and autodiff's compute the same
 real number with different roundings, so they may differ by the rounding of each:
 
-    |hand − autodiff| ≤ (1 + u₆₄/u)·u·32·(|∇ₐEₜ| + F) + floor,
+    |hand − autodiff| ≤ (1 + u₆₄/u)·u·32·(|∇ₐEₜ| + F·(1 + |aⱼ| + |yⱼ|)) + floor,
 
 with u the unit roundoff of float64 and 32 = 4 × ``ELEMENTARY_ULPS`` (a loss's gradient composes
 a few elementary functions, each within 8 ulps of the size of its terms). The bound is relative
 to |∇ₐEₜ| from autodiff, and its absolute part is *derived from the loss's own scale*, never
-from a constant: F is the median of the nonzero |∇ₐEₜ| autodiff gives over the judged points.
+from a constant: F is the largest |∇ₐEₜ| autodiff gives over the judged points of the central
+range (outputs and targets within ±``CENTRAL``), the loss's own scale there.
 Relative error means nothing where a gradient crosses zero (its terms cancel there, and their
 rounding is a fraction of their own size, not of the difference), so some absolute slack is
 needed, and it must be measured in the loss's units: multiplying a loss and its gradient by any
 c > 0 multiplies every |∇ₐEₜ|, F, every noise and every Richardson difference below by c, so the
-verdict does not depend on c as long as nothing under- or overflows. The median rather than the
-maximum: a loss growing like cosh(a − y) would let its few largest values set the slack of every
-other point; the median moves only if half of the points do. ``floor`` is one smallest normal
-number per term (XLA flushes subnormal results to zero, NumPy keeps them).
+verdict does not depend on c as long as nothing under- or overflows. The central range rather
+than every point: a loss growing like cosh(a − y) would let its far-out values set the slack of
+every other point. The largest rather than a typical value: a gradient computed from terms of
+the loss's full size keeps their rounding where it is small itself (2s·tanh r·(1 − tanh² r) of
+s·tanh² r has terms of size 2s, and is off by about 2s·u for |r| ≳ 18, where it is 1e-15 of
+that). ``floor`` is the underflow slack of ``tolerances.floor``.
 
 A second look before WRONG. The bound above assumes a formula that loses at most a few ulps of
 its terms; a right formula that cancels large terms (a³ − y³ near a = y, exp(r) − 1 near r = 0)
@@ -210,7 +213,7 @@ class LossReport:
                  f"  pointwise: {self.points} examples (outputs through {', '.join(self.outputs)}; widths "
                  f"{', '.join(map(str, WIDTHS))}; random per-example weights), {self.judged} judged; largest "
                  f"error {self.max_error:.3g} against tolerance {self.tolerance:.3g} (relative to |∇ₐEₜ| + F, "
-                 f"F = {self.gradient_scale:.3g} the median |∇ₐEₜ| from autodiff)"]
+                 f"F = {self.gradient_scale:.3g} the largest central |∇ₐEₜ| from autodiff)"]
         if self.excluded:
             ex = self.excluded_example
             lines.append(f"  {self.excluded} examples left out where the error or autodiff is not finite "
@@ -330,11 +333,15 @@ class _Batch:
     usable: np.ndarray  # rows whose error and autodiff are finite
 
 
+CENTRAL = 10.0
+"""Outputs and targets within ±10 make the central range F is measured on (the sampled reals are
+in [−10, 10], a sixteenth of them far out)."""
+
+
 def measured_gradient_scale(magnitudes: np.ndarray) -> float:
-    """F: the median of the nonzero |∇ₐEₜ| autodiff gives over the judged points (0 when all
-    vanish). Exact zeros are structural (a flat region), not a scale."""
-    nonzero = magnitudes[magnitudes > 0]
-    return float(np.median(nonzero)) if nonzero.size else 0.0
+    """F: the largest |∇ₐEₜ| autodiff gives over the judged points of the central range
+    (``CENTRAL``; 0 when all vanish)."""
+    return float(np.max(magnitudes)) if magnitudes.size else 0.0
 
 
 # --- the check -------------------------------------------------------------------------------
@@ -387,7 +394,10 @@ def check_pointwise(loss: Loss, *, examples: int = 200, seed: int = 0,
             batches.append(_Batch(a, y, w, error, hand, r, usable))
     _exclusions(report, batches)
     if report.judged:
-        magnitudes = np.concatenate([(np.abs(b.autodiff[b.usable]) / b.w[b.usable, None]).ravel() for b in batches])
+        central = [b.usable & (np.max(np.maximum(np.abs(b.a), np.abs(b.y)), axis=1) <= CENTRAL) for b in batches]
+        if not any(np.any(c) for c in central):
+            central = [b.usable for b in batches]
+        magnitudes = np.concatenate([(np.abs(b.autodiff[c]) / b.w[c, None]).ravel() for b, c in zip(batches, central)])
         report.gradient_scale = _finite(gradient_scale(magnitudes), "the gradient scale F")
         sizes = np.concatenate([(np.abs(b.a) + np.abs(b.y) + 1)[b.usable].ravel() for b in batches])
         report.units = _finite(report.gradient_scale / float(np.median(sizes)), "the loss's units")
@@ -444,9 +454,11 @@ class _Judge:
         self.excused: list[tuple[_Batch, _Look]] = []
         self.fd_dtype = None
 
-    def allowed(self, r_abs: np.ndarray, w) -> np.ndarray:
-        """The first look's bound (module docstring), for w·∇ₐEₜ: relative to |w·∇ₐEₜ| + w·F."""
-        return RELATIVE * r_abs + RELATIVE * w * self.F + tol.floor(np.float64, 3)
+    def allowed(self, r_abs: np.ndarray, w, size) -> np.ndarray:
+        """The first look's bound (module docstring), for w·∇ₐEₜ: relative to |w·∇ₐEₜ| and to
+        w·F·(1 + |aⱼ| + |yⱼ|) (``size``): a gradient such as tanh r + r·(1 − tanh² r) rounds a
+        term of size F and multiplies it by r, as g′ = h + z·h′ does for an activation."""
+        return RELATIVE * r_abs + RELATIVE * w * self.F * size + tol.floor(np.float64, 3)
 
     def batch(self, b: _Batch) -> None:
         usable = b.usable[:, None] & np.ones(b.a.shape[1], bool)
@@ -455,7 +467,7 @@ class _Judge:
         with np.errstate(all="ignore"):
             hand = b.w[:, None] * b.hand
         r = b.autodiff
-        allowed = self.allowed(np.abs(r), b.w[:, None])
+        allowed = self.allowed(np.abs(r), b.w[:, None], 1 + np.abs(b.a) + np.abs(b.y))
         if not np.all(np.isfinite(allowed[usable])):
             raise InternalError("a tolerance is not finite at a judged point (a bug of the checker)")
         with np.errstate(all="ignore"):
@@ -539,7 +551,7 @@ class _Judge:
         e = _call("error", loss.error, near_a, y_a, (k * NEIGHBOURS,)).reshape(k, NEIGHBOURS)
         hand, auto = g[0, :, CENTRE], r[0, :, CENTRE]
         with np.errstate(all="ignore"):
-            allowed = self.allowed(np.abs(auto), 1.0)
+            allowed = self.allowed(np.abs(auto), 1.0, 1 + np.abs(x0) + np.abs(b.y[rows, cols]))
             if skip:
                 hand_noise, auto_noise = np.zeros(k), np.zeros(k)
                 R, R_error = np.full(k, np.nan), np.full(k, np.nan)

@@ -23,7 +23,9 @@ rejects, three more opinions are taken, each of them vectorised over all such po
    between the steps h and h/2, plus the forward's own measured noise divided by h. It counts
    only where it is precise enough to tell h from r apart.
 
-A point is *wrong* only when the disagreement survives all three. A point that the first look
+A point is *wrong* only when the disagreement survives all three; where the difference shows
+autodiff itself far off and the hand value sits nearer to autodiff than that, both lost their
+digits to the same formula, and the point is imprecise, not wrong. A point that the first look
 rejected but the second clears is *imprecise* when the formula in higher precision is right and
 the hand value itself (not autodiff) is the one that lost digits; one cleared by noise or by the
 difference alone was within rounding.
@@ -249,10 +251,20 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
         high_near_fd = (fd.error < np.abs(high - r) / 2) & (
             np.abs(high - fd.value) <= fd.error + allowed + NOISE_SAFETY * wide_error)
 
+    # Where the difference shows autodiff itself far off (a removable singularity's formula at
+    # z ≈ 1e-15 cancels every digit under autodiff too) and the hand value is closer to autodiff
+    # than autodiff is to the difference, both ran the same right formula into the same loss.
+    # The same holds when the formula in higher precision lands near autodiff's loss, though the
+    # dtype under test made the hand value NaN (z³ underflows in float32 at z ≈ 1e-15).
+    with np.errstate(invalid="ignore"):
+        off = np.abs(r - fd.value)
+        autodiff_lost = fd.error < off / 2
+        shared = autodiff_lost & (((gap <= off / 4) & np.isfinite(hand))
+                                  | ((np.abs(high - r) <= off / 4) & np.isfinite(high) & (wide is not None)))
     high_ok = (high_right | high_near_fd) & np.isfinite(high)
-    cleared = within_noise | high_ok | (hand_near_fd & np.isfinite(hand))
-    truth = np.where(high_ok, high, r)
-    with np.errstate(invalid="ignore"):  # only the formula in higher precision can show it is right
-        imprecise = cleared & high_ok & ~(np.abs(hand - truth) <= allowed)
+    cleared = within_noise | high_ok | (hand_near_fd & np.isfinite(hand)) | shared
+    truth = np.where(high_ok, high, np.where(shared, fd.value, r))
+    with np.errstate(invalid="ignore"):  # only a better value than autodiff's can show the loss
+        imprecise = cleared & (high_ok | shared) & ~(np.abs(hand - truth) <= allowed)
     threshold = np.where(np.isfinite(hand_noise), allowed + noise, allowed)
     return Verdicts(~cleared, imprecise, threshold, hand_noise, autodiff_noise, truth, fd)

@@ -87,7 +87,7 @@ def test_self_consistency_rejects_a_counterexample_within_its_tolerance():
 
 def test_the_1e_10_scaled_gradient_off_by_1e_6_fails_relative_to_its_own_scale():
     report = pointwise_report(bank.WRONG_MSE_TINY)
-    assert report.max_error > 1e-7 > 1e-13 > report.tolerance, report.message()
+    assert report.max_error > 1e-7 > 1e-12 > report.tolerance, report.message()  # rounding-sized: 64u·(1 + |a| + |y|)
     assert 1e-10 < report.gradient_scale < 1e-8  # F is measured in the loss's units
 
 
