@@ -1,0 +1,210 @@
+"""Fuzz ``check_activation`` with generated activations (``property_tests.fuzz``): N right ones
+and N wrong variants, drawn deterministically from a seed, each through the checker. Counts
+false alarms (a right activation called wrong), misses (a wrong one not called wrong) and
+inconclusive verdicts, and shows the first few false alarms and misses with their formulas
+and the checker's counterexample, so that they can be debugged.
+
+    python benchmarks/fuzz_checker.py [--activations 100] [--seed 0] [--dtype float64|float32]
+                                      [--examples 10] [--json] [--report FILE.md]
+
+``--report`` writes every false alarm, miss and error with the checker's whole message.
+The exit code is 0 whatever the checker says (2 for bad usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from property_tests import fuzz  # noqa: E402
+from property_tests.activation_check import check_activation  # noqa: E402
+
+SHOWN = 5
+"""False alarms and misses shown in the summary (all of them go to ``--report``)."""
+
+CLEAR_MISTAKE = 1e-4
+"""A miss of a mistake at least this large (relative) is clear in float32 too; smaller ones may
+lie below float32's resolution, and are counted apart."""
+
+
+def draw(strategy: st.SearchStrategy, n: int, seed: int) -> list:
+    """n examples of ``strategy``, the same for the same seed (Hypothesis's generate phase,
+    seeded, without the example database)."""
+    found: list = []
+
+    @hypothesis_seed(seed)
+    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None, derandomize=False,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(example):
+        found.append(example)
+
+    collect()
+    return found[:n]
+
+
+@dataclass
+class Outcome:
+    """One activation through the checker."""
+
+    expected: str  # "verified" (a right activation) or "wrong" (a wrong variant)
+    name: str
+    kind: str
+    formula: str
+    verdict: str
+    seconds: float
+    message: str
+    mistake_size: float = 0.0
+
+    @property
+    def false_alarm(self) -> bool:
+        return self.expected == "verified" and self.verdict == "wrong"
+
+    @property
+    def missed(self) -> bool:
+        return self.expected == "wrong" and self.verdict not in ("wrong", "error")
+
+    def key_line(self) -> str:
+        """The line of the checker's message that says why: its counterexample, or for a
+        verified one, the largest error against the tolerance."""
+        lines = [line.strip() for line in self.message.splitlines()]
+        if self.verdict == "error" or len(lines) < 2:
+            return lines[0] if lines else ""
+        for line in lines[1:]:
+            if any(marker in line for marker in ("WRONG", "IN A NETWORK", "INCONCLUSIVE", "inconclusive")):
+                return line
+        return lines[1]
+
+    def as_dict(self) -> dict:
+        return {"expected": self.expected, "name": self.name, "kind": self.kind, "formula": self.formula,
+                "verdict": self.verdict, "seconds": round(self.seconds, 3), "line": self.key_line(),
+                **({"mistake_size": self.mistake_size} if self.expected == "wrong" else {})}
+
+
+def check(act, expected: str, kind: str, options: dict, mistake_size: float = 0.0) -> Outcome:
+    start = time.perf_counter()
+    try:
+        report = check_activation(act, **options)
+        verdict, message = report.verdict, report.message()
+    except Exception as error:  # a generated activation the checker cannot take at all
+        verdict, message = "error", f"{type(error).__name__}: {error}"
+    return Outcome(expected, act.name, kind, act.formula, verdict, time.perf_counter() - start, message,
+                   mistake_size)
+
+
+def mistake_size(variant: fuzz.WrongVariant) -> float:
+    """The largest relative difference of the wrong g′ from the right one, where g′ is not
+    negligible on [−10, 10]."""
+    g, right = variant.correct.on_grid
+    wrong = variant.activation.derivative(fuzz.GRID, np)
+    finite = np.isfinite(g) & np.isfinite(right) & np.isfinite(wrong)
+    size = np.abs(right)
+    keep = finite & (size > 0) & (size >= fuzz.NOT_NEGLIGIBLE * np.max(size[finite], initial=0))
+    return float(np.max(np.abs(wrong[keep] - right[keep]) / size[keep], initial=0.0))
+
+
+def run(n: int, seed: int, dtype: str, examples: int, progress: bool) -> list[Outcome]:
+    options = dict(examples=examples, seed=0, dtype=np.dtype(dtype))
+    if "networks" in inspect.signature(check_activation).parameters:
+        options["networks"] = examples
+    right = draw(fuzz.symbolic_activations(), n, seed)
+    wrong = draw(fuzz.wrong_activations(), n, seed)
+    outcomes = []
+    for i, sym in enumerate(right):
+        outcomes.append(check(sym.activation, "verified", sym.kind, options))
+        if progress:
+            print(f"  right {i + 1}/{len(right)}: {outcomes[-1].verdict}", file=sys.stderr, flush=True)
+    for i, variant in enumerate(wrong):
+        outcomes.append(check(variant.activation, "wrong", f"{variant.correct.kind} / {variant.label}",
+                              options, mistake_size(variant)))
+        if progress:
+            print(f"  wrong {i + 1}/{len(wrong)}: {outcomes[-1].verdict}", file=sys.stderr, flush=True)
+    return outcomes
+
+
+def summary(outcomes: list[Outcome], dtype: str) -> dict:
+    right = [o for o in outcomes if o.expected == "verified"]
+    wrong = [o for o in outcomes if o.expected == "wrong"]
+    missed = [o for o in wrong if o.missed]
+    return {
+        "correct": len(right),
+        "false_alarms": sum(o.false_alarm for o in right),
+        "wrong": len(wrong),
+        "missed": len(missed),
+        "missed_clear": sum(o.mistake_size >= CLEAR_MISTAKE for o in missed) if dtype == "float32" else len(missed),
+        "inconclusive": sum(o.verdict == "inconclusive" for o in outcomes),
+        "errors": sum(o.verdict == "error" for o in outcomes),
+        "median_seconds": round(statistics.median(o.seconds for o in outcomes), 3) if outcomes else 0.0,
+        "dtype": dtype,
+    }
+
+
+def print_table(result: dict, outcomes: list[Outcome]) -> None:
+    print(f"check_activation on generated activations ({result['dtype']}):")
+    print(f"  {'right activations':24s} {result['correct']:5d}   false alarms {result['false_alarms']}")
+    print(f"  {'wrong variants':24s} {result['wrong']:5d}   missed {result['missed']}"
+          + (f" ({result['missed_clear']} of a mistake ≥ {CLEAR_MISTAKE:g} relative)" if result["dtype"] == "float32" else ""))
+    print(f"  inconclusive {result['inconclusive']}, errors {result['errors']}, "
+          f"median {result['median_seconds']:.2f} s per check")
+    for title, chosen in (("false alarms", [o for o in outcomes if o.false_alarm]),
+                          ("misses", [o for o in outcomes if o.missed]),
+                          ("errors", [o for o in outcomes if o.verdict == "error"])):
+        if chosen:
+            print(f"\nfirst {min(SHOWN, len(chosen))} of {len(chosen)} {title}:")
+            for o in chosen[:SHOWN]:
+                size = f", mistake {o.mistake_size:.3g} relative" if o.expected == "wrong" else ""
+                print(f"- [{o.kind}{size}] {o.formula}\n    {o.key_line()}")
+
+
+def write_report(path: str, result: dict, outcomes: list[Outcome], argv: list[str]) -> None:
+    lines = [f"# fuzz_checker: {' '.join(argv)}", "", "```", json.dumps(result), "```", ""]
+    for title, chosen in (("False alarms", [o for o in outcomes if o.false_alarm]),
+                          ("Misses", [o for o in outcomes if o.missed]),
+                          ("Inconclusive", [o for o in outcomes if o.verdict == "inconclusive"]),
+                          ("Errors", [o for o in outcomes if o.verdict == "error"])):
+        lines += [f"## {title} ({len(chosen)})", ""]
+        for o in chosen:
+            size = f", mistake {o.mistake_size:.3g} relative" if o.expected == "wrong" else ""
+            lines += [f"### [{o.kind}{size}] {o.name}", "", f"`{o.formula}`", "", "```", o.message, "```", ""]
+    Path(path).write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--activations", type=int, default=20, help="right ones, and as many wrong ones")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    parser.add_argument("--examples", type=int, default=10, help="examples= of each check_activation")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--report", metavar="FILE", help="write every false alarm and miss, in full")
+    parser.add_argument("--progress", action="store_true", help="one line per check on stderr")
+    args = parser.parse_args(argv)
+    if args.activations < 1 or args.examples < 1:
+        parser.error("--activations and --examples must be at least 1")
+    outcomes = run(args.activations, args.seed, args.dtype, args.examples, args.progress)
+    result = summary(outcomes, args.dtype)
+    if args.report:
+        write_report(args.report, result, outcomes, ["fuzz_checker.py", *(argv or sys.argv[1:])])
+    if args.json:
+        cases = {"false_alarm_cases": [o.as_dict() for o in outcomes if o.false_alarm][:SHOWN],
+                 "missed_cases": [o.as_dict() for o in outcomes if o.missed][:SHOWN]}
+        print(json.dumps({**result, **cases}))
+    else:
+        print_table(result, outcomes)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
