@@ -23,9 +23,10 @@ rejects, three more opinions are taken, each of them vectorised over all such po
    between the steps h and h/2, plus the forward's own measured noise divided by h. It counts
    only where it is precise enough to tell h from r apart.
 
-A point is *wrong* only when the disagreement survives all three; where the difference shows
-autodiff itself far off and the hand value sits nearer to autodiff than that, both lost their
-digits to the same formula, and the point is imprecise, not wrong. A point that the first look
+A point is *wrong* only when the disagreement survives all three. Where the difference shows
+autodiff itself far off, autodiff cannot judge the point: if the hand value sits nearer to
+autodiff than that, both lost their digits to the same formula and the point is imprecise;
+otherwise it is left unjudged. Either way it is never wrong. A point that the first look
 rejected but the second clears is *imprecise* when the formula in higher precision is right and
 the hand value itself (not autodiff) is the one that lost digits; one cleared by noise or by the
 difference alone was within rounding.
@@ -262,7 +263,11 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
         shared = autodiff_lost & (((gap <= off / 4) & np.isfinite(hand))
                                   | ((np.abs(high - r) <= off / 4) & np.isfinite(high) & (wide is not None)))
     high_ok = (high_right | high_near_fd) & np.isfinite(high)
-    cleared = within_noise | high_ok | (hand_near_fd & np.isfinite(hand)) | shared
+    # And where autodiff is shown off without the hand value sitting near it, nothing trustworthy
+    # is left to judge the hand value against (both are the same formula's debris at z ≈ 1e-77):
+    # not judged, never wrong.
+    unjudgeable = autodiff_lost & (np.isfinite(hand) | (np.isfinite(high) & (wide is not None)))
+    cleared = within_noise | high_ok | (hand_near_fd & np.isfinite(hand)) | shared | unjudgeable
     truth = np.where(high_ok, high, np.where(shared, fd.value, r))
     with np.errstate(invalid="ignore"):  # only a better value than autodiff's can show the loss
         imprecise = cleared & (high_ok | shared) & ~(np.abs(hand - truth) <= allowed)
