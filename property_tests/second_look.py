@@ -140,7 +140,8 @@ def richardson(forward: Callable, z: np.ndarray) -> Richardson:
     kink just to one side of z does not spoil them all. h runs over ``LADDER`` times
     u^(1/5)·max(1, |z|), in the widest type the forward keeps. Error: the last extrapolation's
     change plus the rounding of the forward (its measured noise and 8 ulps of |g|) over the
-    smallest step, times ``FD_SAFETY``; the smallest over every rule and step is taken."""
+    smallest step, times ``FD_SAFETY``; the smallest over every rule and step is taken, and it
+    is infinite where the two one-sided values disagree (a kink at z)."""
     z = np.asarray(z, np.float64)
     probe = in_wide(forward, z[:1]) if z.size else None
     dtype = WIDE if probe is not None else np.dtype(np.float64)
@@ -149,18 +150,25 @@ def richardson(forward: Callable, z: np.ndarray) -> Richardson:
     with np.errstate(all="ignore"):
         g_noise = spread(np.asarray(forward(neighbourhood(z, dtype), np), dtype))
     offsets = np.array([-1, -0.5, -0.25, 0, 0.25, 0.5, 1], dtype)
-    best = Richardson(np.zeros(z.shape), np.full(z.shape, np.inf))
+    rules = [Richardson(np.zeros(z.shape), np.full(z.shape, np.inf)) for _ in range(3)]  # central, right, left
     for rung in LADDER:
         h = np.asarray(rung * u ** 0.2, dtype) * np.maximum(1, np.abs(zw))
         with np.errstate(all="ignore"):
             g = np.asarray(forward(zw[:, None] + offsets[None, :] * h[:, None], np), dtype)
             rounding = (g_noise + 8 * u * np.max(np.abs(g), axis=1).astype(np.float64)) / (h.astype(np.float64) / 4)
-            for value, change, factor in _extrapolations(g, h):
+            for i, (value, change, factor) in enumerate(_extrapolations(g, h)):
                 error = FD_SAFETY * (np.abs(change).astype(np.float64) + factor * rounding)
                 value = value.astype(np.float64)
-                better = np.isfinite(error) & np.isfinite(value) & (error < best.error)
-                best = Richardson(np.where(better, value, best.value), np.where(better, error, best.error))
-    return best
+                better = np.isfinite(error) & np.isfinite(value) & (error < rules[i].error)
+                rules[i] = Richardson(np.where(better, value, rules[i].value), np.where(better, error, rules[i].error))
+    central, right, left = rules
+    # Slopes that differ either side of z: a kink there, where no difference is the derivative.
+    with np.errstate(invalid="ignore"):
+        kink = np.abs(right.value - left.value) > right.error + left.error
+    pick = np.argmin(np.stack([r.error for r in rules]), axis=0)
+    value = np.choose(pick, [r.value for r in rules])
+    error = np.choose(pick, [r.error for r in rules])
+    return Richardson(value, np.where(kink, np.inf, error))
 
 
 def _extrapolations(g: np.ndarray, h: np.ndarray):
