@@ -94,6 +94,7 @@ from reference import fast
 from . import tolerances as tol
 from .activation_check import network_lines
 from .loading import InternalError, UsageError, json_safe
+from . import second_look
 from .second_look import neighbourhood, spread
 from .strategies import make_targets
 from .verify import run_verify
@@ -545,9 +546,11 @@ class _Judge:
         pick = (np.arange(near.shape[0]), np.tile(np.repeat(cols, NEIGHBOURS), len(families)))
         g = _call("gradient", loss.gradient, near, y_near, near.shape)[pick].reshape(-1, k, NEIGHBOURS)
         r = _autodiff(loss, near, y_near, np.ones(near.shape[0]))[pick].reshape(-1, k, NEIGHBOURS)
-        wide = _neighbours(A, cols, wide=True)  # where the nearest floats hide a cancellation's noise
-        g_wide = _call("gradient", loss.gradient, wide, y_a, wide.shape)[pick[0][: k * NEIGHBOURS], pick[1][: k * NEIGHBOURS]]
-        r_wide = _autodiff(loss, wide, y_a, np.ones(wide.shape[0]))[pick[0][: k * NEIGHBOURS], pick[1][: k * NEIGHBOURS]]
+        wide = _wide_neighbours(A, cols)  # where the nearest floats hide a cancellation's noise
+        y_wide = np.repeat(Y, WIDE, axis=0)
+        at_wide = (np.arange(k * WIDE), np.repeat(cols, WIDE))
+        g_wide = _call("gradient", loss.gradient, wide, y_wide, wide.shape)[at_wide]
+        r_wide = _autodiff(loss, wide, y_wide, np.ones(wide.shape[0]))[at_wide]
         e = _call("error", loss.error, near_a, y_a, (k * NEIGHBOURS,)).reshape(k, NEIGHBOURS)
         hand, auto = g[0, :, CENTRE], r[0, :, CENTRE]
         with np.errstate(all="ignore"):
@@ -556,8 +559,8 @@ class _Judge:
                 hand_noise, auto_noise = np.zeros(k), np.zeros(k)
                 R, R_error = np.full(k, np.nan), np.full(k, np.nan)
             else:
-                hand_noise = np.maximum(_spread(g).max(axis=0), _wide_spread(g_wide.reshape(k, NEIGHBOURS)))
-                auto_noise = np.maximum(_spread(r).max(axis=0), _wide_spread(r_wide.reshape(k, NEIGHBOURS)))
+                hand_noise = np.maximum(_spread(g).max(axis=0), _wide_spread(g_wide.reshape(k, WIDE)))
+                auto_noise = np.maximum(_spread(r).max(axis=0), _wide_spread(r_wide.reshape(k, WIDE)))
                 R, R_error = self._richardson(A, Y, cols, x0, e)
             excess = np.abs(hand - auto)
             limit = allowed + NOISE_SAFETY * (hand_noise + auto_noise)
@@ -687,19 +690,31 @@ def _denominator(scale: np.ndarray, diff: np.ndarray) -> np.ndarray:
     return np.where(scale > 0, scale, np.where(np.isfinite(diff) & (diff > 0), diff, 1.0))
 
 
-def _neighbours(X: np.ndarray, cols: np.ndarray, wide: bool = False) -> np.ndarray:
+def _neighbours(X: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Each row of X repeated NEIGHBOURS times, its column ``cols[i]`` moved to the 2·4 + 1
-    floats nearest it (a multiple of its spacing; zeros stay zeros), or with ``wide`` to the
-    points of ``second_look.neighbourhood`` (a millionth of it apart: at the nearest floats a
-    formula that cancels, as 1 − tanh² does, makes nearly the same rounding error every time)."""
+    floats nearest it (a multiple of its spacing; zeros stay zeros)."""
     k, m = X.shape
     x0 = X[np.arange(k), cols]
     steps = np.arange(-NOISE_NEIGHBOURS, NOISE_NEIGHBOURS + 1)
     out = np.repeat(X[:, None, :], NEIGHBOURS, axis=1)
     spacing = np.where(x0 != 0, np.spacing(np.abs(x0)), 0.0)
-    moved = neighbourhood(x0, X.dtype) if wide else x0[:, None] + steps[None, :] * spacing[:, None]
-    out[np.arange(k)[:, None], np.arange(NEIGHBOURS)[None, :], cols[:, None]] = moved
+    out[np.arange(k)[:, None], np.arange(NEIGHBOURS)[None, :], cols[:, None]] = (
+        x0[:, None] + steps[None, :] * spacing[:, None])
     return out.reshape(k * NEIGHBOURS, m)
+
+
+WIDE = 2 * second_look.NEIGHBOURS + 1
+"""Points of ``second_look.neighbourhood`` around a coordinate."""
+
+
+def _wide_neighbours(X: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Each row of X repeated WIDE times, its column ``cols[i]`` moved to the points of
+    ``second_look.neighbourhood`` (a millionth of it apart: at the nearest floats a formula that
+    cancels, as 1 − tanh² does, makes nearly the same rounding error every time)."""
+    k, m = X.shape
+    out = np.repeat(X[:, None, :], WIDE, axis=1)
+    out[np.arange(k)[:, None], np.arange(WIDE)[None, :], cols[:, None]] = neighbourhood(X[np.arange(k), cols], X.dtype)
+    return out.reshape(k * WIDE, m)
 
 
 def _wide_spread(values: np.ndarray) -> np.ndarray:

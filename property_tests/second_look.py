@@ -9,7 +9,7 @@ in float32, which cannot be more accurate than float32. So at every point the fi
 rejects, three more opinions are taken, each of them vectorised over all such points:
 
 1. **Local noise** (Moré and Wild, *Estimating computational noise*, SIAM J. Sci. Comput. 33,
-   2011): h and r are evaluated at four points either side of z, a millionth of max(|z|, 1)
+   2011): h and r are evaluated at eight points either side of z, a millionth of max(|z|, 1)
    apart, the least-squares parabola is taken out of each side (the true g′ is a parabola on
    that scale), and the smaller spread of what is left is the noise of each. A disagreement within twice the two noises is rounding,
    not a mistake.
@@ -41,8 +41,9 @@ import numpy as np
 
 from . import tolerances as tol
 
-NEIGHBOURS = 4
-"""Noise is measured over the 2·4 + 1 floats nearest a point, as for autodiff's noise profile."""
+NEIGHBOURS = 8
+"""Noise is measured at eight points either side of z: a parabola fitted to each side leaves five
+degrees of freedom to measure the noise with."""
 
 NOISE_SAFETY = tol.NOISE_SAFETY
 FD_SAFETY = tol.FINITE_DIFFERENCE_SAFETY
@@ -86,7 +87,7 @@ _DETREND = _detrend()
 
 def spread(rows: np.ndarray) -> np.ndarray:
     """Noise of each row of values at ``neighbourhood`` points: the smaller of the spreads left
-    in its two halves (the four points either side of z) after the least-squares parabola
+    in its two halves (the eight points either side of z) after the least-squares parabola
     through each is taken out. The true g′ is a parabola on that scale (what is left of it is
     g⁗·(4h)³/48, some 1e-17 of its size), rounding is not; a kink on one side
     of z (or at z itself, which neither half holds) is no noise, and the other half shows the
@@ -131,6 +132,11 @@ forward varies is unknown, and a forward that cancels (its own noise over h domi
 larger step than a smooth one. The step with the smallest error estimate is taken."""
 
 
+KINK_JUMP = 1e-8
+"""One-sided derivatives farther apart than this (relative) and than their error estimates mark
+a kink: their truncation after extrapolation is O(h³), some 1e-11 of their size."""
+
+
 def richardson(forward: Callable, z: np.ndarray) -> Richardson:
     """A derivative of the forward by Richardson extrapolation, with its error estimate.
 
@@ -163,8 +169,9 @@ def richardson(forward: Callable, z: np.ndarray) -> Richardson:
                 rules[i] = Richardson(np.where(better, value, rules[i].value), np.where(better, error, rules[i].error))
     central, right, left = rules
     # Slopes that differ either side of z: a kink there, where no difference is the derivative.
-    with np.errstate(invalid="ignore"):
-        kink = np.abs(right.value - left.value) > right.error + left.error
+    with np.errstate(invalid="ignore"):  # (beyond 1e-8 of their size, which no truncation reaches)
+        kink = np.abs(right.value - left.value) > right.error + left.error + KINK_JUMP * (
+            np.abs(right.value) + np.abs(left.value))
     pick = np.argmin(np.stack([r.error for r in rules]), axis=0)
     value = np.choose(pick, [r.value for r in rules])
     error = np.choose(pick, [r.error for r in rules])
