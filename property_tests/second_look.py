@@ -133,8 +133,9 @@ larger step than a smooth one. The step with the smallest error estimate is take
 
 
 KINK_JUMP = 1e-8
-"""One-sided derivatives farther apart than this (relative) and than their error estimates mark
-a kink: their truncation after extrapolation is O(h³), some 1e-11 of their size."""
+"""One-sided derivatives farther apart than this (relative) and than four times their error
+estimates mark a kink: their truncation after extrapolation is O(h³), some 1e-11 of their size,
+and where g(z) itself is a cancellation's debris both sides carry it, with errors to match."""
 
 
 def richardson(forward: Callable, z: np.ndarray) -> Richardson:
@@ -161,16 +162,23 @@ def richardson(forward: Callable, z: np.ndarray) -> Richardson:
         h = np.asarray(rung * u ** 0.2, dtype) * np.maximum(1, np.abs(zw))
         with np.errstate(all="ignore"):
             g = np.asarray(forward(zw[:, None] + offsets[None, :] * h[:, None], np), dtype)
-            rounding = (g_noise + 8 * u * np.max(np.abs(g), axis=1).astype(np.float64)) / (h.astype(np.float64) / 4)
+            # The central rule never reads g(z): its rounding is the forward's away from z (which
+            # may be a removable singularity's debris), measured a quarter step either side.
+            away = [spread(np.asarray(forward(neighbourhood((zw + s * h / 4).astype(np.float64), dtype), np), dtype))
+                    for s in (-1, 1)]
+            sizes = np.abs(g).astype(np.float64)
+            step = h.astype(np.float64) / 4
+            rounding = [(np.maximum(*away) + 8 * u * np.max(np.delete(sizes, 3, axis=1), axis=1)) / step,
+                        (g_noise + 8 * u * np.max(sizes, axis=1)) / step]
             for i, (value, change, factor) in enumerate(_extrapolations(g, h)):
-                error = FD_SAFETY * (np.abs(change).astype(np.float64) + factor * rounding)
+                error = FD_SAFETY * (np.abs(change).astype(np.float64) + factor * rounding[min(i, 1)])
                 value = value.astype(np.float64)
                 better = np.isfinite(error) & np.isfinite(value) & (error < rules[i].error)
                 rules[i] = Richardson(np.where(better, value, rules[i].value), np.where(better, error, rules[i].error))
     central, right, left = rules
     # Slopes that differ either side of z: a kink there, where no difference is the derivative.
     with np.errstate(invalid="ignore"):  # (beyond 1e-8 of their size, which no truncation reaches)
-        kink = np.abs(right.value - left.value) > right.error + left.error + KINK_JUMP * (
+        kink = np.abs(right.value - left.value) > 4 * (right.error + left.error) + KINK_JUMP * (
             np.abs(right.value) + np.abs(left.value))
     pick = np.argmin(np.stack([r.error for r in rules]), axis=0)
     value = np.choose(pick, [r.value for r in rules])
