@@ -23,7 +23,7 @@ where u = eps/2 is the unit roundoff of the dtype under test, and:
   - the factor (1 + u₆₄/u) counts the reference's own rounding (float64) beside the manual
     one: 2 in float64, 1 in float32.
 - N is the rounding noise of autodiff's own g′, measured per activation
-  (``derivative_noise``) and carried through the same sums. ``jax.grad`` differentiates the
+  (``profile``) and carried through the same sums. ``jax.grad`` differentiates the
   forward's program, and a forward such as ½z(1 + tanh u) turns into ½z·u′(1 − tanh²u), whose
   error near saturation is many ulps of |z·u′| (about 4e-14 at |z| ≈ 7): measured, not guessed.
 - floor is a few smallest normal numbers: XLA on the CPU flushes subnormal results to zero
@@ -184,10 +184,6 @@ class Profile:
         """The largest f over the whole finite grid."""
         return float(max(self.slope.right[-1], self.slope.left[0]))
 
-    @property
-    def largest_noise(self) -> float:
-        return float(max(self.noise.right[-1], self.noise.left[0]))
-
 
 SLOPE_MINIMUM = float(np.finfo(np.float64).tiny)
 """f is never exactly zero, so that relative figures stay finite for a constant g."""
@@ -275,12 +271,6 @@ def slope_scale(g) -> float:
     """f_g = max |g′| over the finite points of the grid, from ``jax.grad`` of g's forward
     (never from the hand derivative under test)."""
     return profile(g).slope_scale
-
-
-def derivative_noise(g) -> float:
-    """The largest rounding noise of autodiff's own g′ over the finite grid (absolute, float64);
-    ``profile(g).noise_at(z)`` gives it locally."""
-    return profile(g).largest_noise
 
 
 STEP_FLATNESS = 1e-3
