@@ -295,3 +295,33 @@ def test_steps_are_told_from_noise():
                      [1 + 300 * ulp, 1, 1, 1, 1, 1, 1, 1, 1],  # rounding noise at the row's end
                      [3, 3, 3, 3, 3, 3, 3, 3, 3]], float)    # flat
     assert is_step(rows).tolist() == [True, True, True, False, False, False, False, False]
+
+
+def test_rounding_in_a_network_is_not_called_wrong_but_strict_fails_it():
+    lenient = check_activation(bank.RIGHT_REMOVABLE_SINGULARITY, examples=20)
+    assert lenient.verdict == "verified" and lenient.networks_imprecise > 0, lenient.message()
+    assert "rounding, not a wrong derivative" in lenient.message()
+    strict = check_activation(bank.RIGHT_REMOVABLE_SINGULARITY, examples=20, strict=True)
+    assert strict.verdict == "imprecise"
+
+
+def test_rounding_excuse_is_refused_to_a_wrong_or_batch_dependent_derivative():
+    from manual import init_network
+    from property_tests.activation_check import rounding_explains
+    from property_tests.strategies import Case
+    from reference import autodiff
+
+    rng = np.random.default_rng(3)
+
+    def case_of(g):
+        net = init_network((3, 4, 2), [g, g], rng, scale=2.0)
+        x = rng.standard_normal((5, 3))
+        return Case(net, x, rng.standard_normal((5, 2)))
+
+    right = bank.RIGHT_REMOVABLE_SINGULARITY
+    case = case_of(right)
+    assert rounding_explains(right, np.dtype(np.float64))(case, autodiff(case.network, case.x, case.y))
+    for wrong in (bank.WRONG_RELATIVE_1E6, bank.WRONG_ON_ARRAYS):  # negative controls
+        case = case_of(wrong)
+        explain = rounding_explains(wrong, np.dtype(np.float64))
+        assert explain(case, autodiff(case.network, case.x, case.y)) is None, wrong.name
