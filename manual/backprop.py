@@ -16,12 +16,13 @@ from typing import Callable
 import numpy as np
 
 from .activations import Activation
-from .output_maps import OutputMap
 from .losses import MSE, Loss
-from .network import Network, check_input, forward
+from .network import Network, Parameters, check_input, forward
+from .parametric import ParametricActivation
+from .vector_activations import VectorActivation
 
 
-def output_delta(grad_a_E: np.ndarray, z_L: np.ndarray, g_L: Activation | OutputMap) -> np.ndarray:
+def output_delta(grad_a_E: np.ndarray, z_L: np.ndarray, g_L: Activation | VectorActivation) -> np.ndarray:
     """Equation (1), the output layer:
 
         δ⁽ᴸ⁾ = ∇ₐE ⊙ g_L′(z⁽ᴸ⁾)
@@ -32,9 +33,11 @@ def output_delta(grad_a_E: np.ndarray, z_L: np.ndarray, g_L: Activation | Output
 
         δ⁽ᴸ⁾ = J_g(z⁽ᴸ⁾)ᵀ ∇ₐE
 
-    with the Jacobian-transpose-vector product derived by hand in ``manual.output_maps``.
+    with the Jacobian-transpose-vector product derived by hand in ``manual.output_maps`` and
+    ``manual.vector_activations``. An activation with parameters enters bound to its values
+    (``ParametricActivation.bind``): g′ is then ∂g/∂z(z; p).
     """
-    if isinstance(g_L, OutputMap):
+    if isinstance(g_L, VectorActivation):
         return g_L.vjp(z_L, grad_a_E, np)  # (1), general form
     return grad_a_E * g_L.derivative(z_L, np)  # (1)
 
@@ -51,6 +54,38 @@ def hidden_delta(theta_next: np.ndarray, delta_next: np.ndarray, z_k: np.ndarray
     delta_k = delta_next @ theta_next
     delta_k *= g_k.derivative(z_k, np)  # (2), the ⊙ done in place
     return delta_k
+
+
+def hidden_delta_general(theta_next: np.ndarray, delta_next: np.ndarray, z_k: np.ndarray,
+                         g_k: VectorActivation) -> np.ndarray:
+    """Equation (2) in its general form, for an activation that mixes units (softmax, a GLU,
+    maxout), where a⁽ᵏ⁾ⱼ depends on several z⁽ᵏ⁾ᵢ and the chain rule keeps the sum over j:
+
+        δ⁽ᵏ⁾ = J_g(z⁽ᵏ⁾)ᵀ ((Θ⁽ᵏ⁺¹⁾)ᵀ δ⁽ᵏ⁺¹⁾)
+
+    Θ⁽ᵏ⁺¹⁾ has as many columns as a⁽ᵏ⁾ has units (a GLU's output is half as wide as z⁽ᵏ⁾), and
+    J_gᵀv is the hand-derived product of ``g_k.vjp``. With J_g diagonal it is ``hidden_delta``.
+    """
+    return g_k.vjp(z_k, delta_next @ theta_next, np)  # (2), general form
+
+
+def activation_parameter_gradients(grad_a: np.ndarray, z_k: np.ndarray, g_k: ParametricActivation,
+                                   p_k: Parameters) -> dict[str, np.ndarray]:
+    """Equation (3) for the parameters of an activation a⁽ᵏ⁾ = g(z⁽ᵏ⁾; p):
+
+        ∂E/∂p = (1/n) Σₜ Σᵢ (∂Eₜ/∂a⁽ᵏ⁾ₜᵢ) ∂g/∂p(z⁽ᵏ⁾ₜᵢ; p)
+
+    ``grad_a`` holds ∂Eₜ/∂a⁽ᵏ⁾ for every example: ∇ₐEₜ at the output, (Θ⁽ᵏ⁺¹⁾)ᵀδ⁽ᵏ⁺¹⁾ in a
+    hidden layer (the factor of (2) before its ⊙). A parameter shared by the layer (shape ())
+    sums over examples and units; a per-unit one (shape (units,)) over the examples only.
+    """
+    n = grad_a.shape[0]
+    partials = g_k.parameter_derivatives(z_k, p_k, np)
+    grads = {}
+    for name, value in p_k.items():
+        terms = grad_a * partials[name]
+        grads[name] = (terms.sum() if np.ndim(value) == 0 else terms.sum(axis=0)) / n  # (3), parameters
+    return grads
 
 
 def parameter_gradients(delta_k: np.ndarray, a_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,10 +112,13 @@ class Equations:
     """The three equations as one swappable set, so a deliberately wrong derivation can be
     checked by the same properties (``EQUATIONS`` is the right one)."""
 
-    output_delta: Callable[[np.ndarray, np.ndarray, Activation | OutputMap], np.ndarray] = output_delta
+    output_delta: Callable[[np.ndarray, np.ndarray, Activation | VectorActivation], np.ndarray] = output_delta
     hidden_delta: Callable[[np.ndarray, np.ndarray, np.ndarray, Activation], np.ndarray] = hidden_delta
     parameter_gradients: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] = parameter_gradients
     layer_operands: Callable[[tuple, tuple, int], tuple[np.ndarray, np.ndarray]] = layer_operands
+    hidden_delta_general: Callable[[np.ndarray, np.ndarray, np.ndarray, VectorActivation], np.ndarray] = \
+        hidden_delta_general
+    activation_parameter_gradients: Callable[..., dict[str, np.ndarray]] = activation_parameter_gradients
 
 
 EQUATIONS = Equations()
@@ -88,11 +126,19 @@ EQUATIONS = Equations()
 
 @dataclass(frozen=True)
 class Gradients:
-    """Every δ⁽ᵏ⁾ (one row per example), ∂E/∂Θ⁽ᵏ⁾ and ∂E/∂b⁽ᵏ⁾; index 0 is ``None``."""
+    """Every δ⁽ᵏ⁾ (one row per example), ∂E/∂Θ⁽ᵏ⁾, ∂E/∂b⁽ᵏ⁾ and, for an activation with
+    parameters, ∂E/∂p⁽ᵏ⁾ (a dict by parameter name, ``None`` elsewhere); index 0 is ``None``."""
 
     delta: tuple[np.ndarray | None, ...]
     theta: tuple[np.ndarray | None, ...]
     b: tuple[np.ndarray | None, ...]
+    p: tuple[dict[str, np.ndarray] | None, ...] = ()
+
+
+def as_used(network: Network, k: int) -> Activation | VectorActivation:
+    """g_k as equations (1) and (2) use it: bound to p⁽ᵏ⁾ when it has parameters (g′ = ∂g/∂z)."""
+    g = network.g[k]
+    return g.bind(network.p[k]) if isinstance(g, ParametricActivation) else g
 
 
 def backward(network: Network, z: tuple, a: tuple, y: np.ndarray, *, loss: Loss = MSE,
@@ -100,20 +146,30 @@ def backward(network: Network, z: tuple, a: tuple, y: np.ndarray, *, loss: Loss 
     """Equations (1), (2), (3) in the essay's order, from the forward pass's z and a. When the
     loss has a fused form with the output layer (softmax and cross-entropy, sigmoid and binary
     cross-entropy), (1) uses it: δ⁽ᴸ⁾ = a − y, finite for any logits."""
-    L = network.depth
-    delta = [None] * (L + 1)
+    L, theta = network.depth, network.theta
+    delta, grad_a_E = [None] * (L + 1), None
     if loss.fuses(network.g[L]):
         delta[L] = loss.fused_delta(z[L], y, np)  # (1), fused with the loss: a − y
     else:
         grad_a_E = loss.gradient(a[L], y, np)  # ∇ₐEₜ for every example
-        delta[L] = equations.output_delta(grad_a_E, z[L], network.g[L])  # (1)
+        delta[L] = equations.output_delta(grad_a_E, z[L], as_used(network, L))  # (1)
     for k in range(L - 1, 0, -1):
-        delta[k] = equations.hidden_delta(network.theta[k + 1], delta[k + 1], z[k], network.g[k])  # (2)
+        g_k = as_used(network, k)
+        if isinstance(g_k, VectorActivation):
+            delta[k] = equations.hidden_delta_general(theta[k + 1], delta[k + 1], z[k], g_k)  # (2), general form
+        else:
+            delta[k] = equations.hidden_delta(theta[k + 1], delta[k + 1], z[k], g_k)  # (2)
     grads = [equations.parameter_gradients(*equations.layer_operands(delta, a, k)) for k in range(1, L + 1)]  # (3)
+    p_grads = [None] * (L + 1)
+    for k in range(1, L + 1):
+        if isinstance(network.g[k], ParametricActivation):
+            grad_a = grad_a_E if k == L else delta[k + 1] @ theta[k + 1]  # ∂Eₜ/∂a⁽ᵏ⁾
+            p_grads[k] = equations.activation_parameter_gradients(grad_a, z[k], network.g[k], network.p[k])  # (3)
     return Gradients(
         delta=tuple(delta),
         theta=(None,) + tuple(g for g, _ in grads),
         b=(None,) + tuple(g for _, g in grads),
+        p=tuple(p_grads),
     )
 
 
@@ -121,8 +177,8 @@ def gradients(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MS
               equations: Equations = EQUATIONS) -> Gradients:
     """Forward pass, then backward pass: every δ⁽ᵏ⁾, ∂E/∂Θ⁽ᵏ⁾ and ∂E/∂b⁽ᵏ⁾ for the batch x, y."""
     check_input(network, x)
-    if not isinstance(y, np.ndarray) or y.shape != (x.shape[0], network.widths[-1]):
-        raise ValueError(f"y must be an array of shape {(x.shape[0], network.widths[-1])}, got {np.shape(y)}")
+    if not isinstance(y, np.ndarray) or y.shape != (x.shape[0], network.output_width):
+        raise ValueError(f"y must be an array of shape {(x.shape[0], network.output_width)}, got {np.shape(y)}")
     if not np.all(np.isfinite(y)):
         raise ValueError("y contains NaN or infinity")
     fwd = forward(network, x)

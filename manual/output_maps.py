@@ -8,26 +8,11 @@ without ever building J_g.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from types import ModuleType
-from typing import Any, Callable
+from .vector_activations import VectorActivation
 
-Array = Any
-
-
-@dataclass(frozen=True)
-class OutputMap:
-    """A non-elementwise output layer: ``forward(z, xp)`` and ``vjp(z, v, xp)`` = J_g(z)ᵀv,
-    both row by row (one example per row)."""
-
-    name: str
-    forward: Callable[[Array, ModuleType], Array]
-    vjp: Callable[[Array, Array, ModuleType], Array]
-    formula: str = ""
-    kinks: tuple[float, ...] = ()
-
-    def __repr__(self) -> str:
-        return f"OutputMap({self.name!r})"
+OutputMap = VectorActivation
+"""The name these maps had when they fitted only the output layer; a ``VectorActivation`` now,
+allowed in hidden layers too, where equation (2) takes its general form."""
 
 
 def softmax(z, xp):
@@ -54,9 +39,10 @@ def log_softmax_vjp(z, v, xp):
     return v - softmax(z, xp) * xp.sum(v, axis=-1, keepdims=True)
 
 
-SOFTMAX = OutputMap("softmax", softmax, softmax_vjp,
+SOFTMAX = OutputMap("softmax", softmax, softmax_vjp, mixes="row", formula=
                     r"a_j = \frac{e^{z_j}}{\sum_k e^{z_k}},\quad (J^\top v)_i = a_i\,(v_i - a\cdot v)")
-LOG_SOFTMAX = OutputMap("log_softmax", log_softmax, log_softmax_vjp,
+LOG_SOFTMAX = OutputMap("log_softmax", log_softmax, log_softmax_vjp, mixes="row", formula=
                         r"a_j = z_j - \log\sum_k e^{z_k},\quad (J^\top v)_i = v_i - \operatorname{softmax}(z)_i \sum_j v_j")
 
 OUTPUT_MAPS: dict[str, OutputMap] = {m.name: m for m in [SOFTMAX, LOG_SOFTMAX]}
+"""The maps that normalise a row (the losses' fused forms pair with them at the output)."""

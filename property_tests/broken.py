@@ -104,3 +104,79 @@ def loss_with_gradient(loss, gradient):
 def loss_with_fused_delta(loss, fused_delta):
     """``loss`` with its fused δ⁽ᴸ⁾ replaced (the fused error, which autodiff uses, is kept)."""
     return dataclasses.replace(loss, fused_delta=fused_delta)
+
+
+# --- activations with parameters, and maps that mix units ------------------------------------
+
+def parameter_partial_off_by(g, name: str, relative: float = 1e-6):
+    """A ``ParametricActivation`` whose ∂g/∂p for ``name`` is off by a relative ``relative``."""
+    partials = g.parameter_derivatives
+
+    def wrong(z, p, xp):
+        out = dict(partials(z, p, xp))
+        out[name] = out[name] * (1 + relative)
+        return out
+    return dataclasses.replace(g, parameter_derivatives=wrong)
+
+
+def _parameters_summed_over_units(grad_a, z_k, g_k, p_k):
+    n = grad_a.shape[0]
+    partials = g_k.parameter_derivatives(z_k, p_k, np)
+    grads = {}
+    for name, value in p_k.items():
+        terms = grad_a * partials[name]
+        # a per-unit parameter reduced over the units instead of the examples: the shape is
+        # right only when the batch is as large as the layer is wide
+        grads[name] = (terms.sum() if np.ndim(value) == 0 else terms.sum(axis=1)) / n
+    return grads
+
+
+PARAMETERS_WRONG_AXIS = dataclasses.replace(EQUATIONS, activation_parameter_gradients=_parameters_summed_over_units)
+"""A per-unit parameter's gradient summed over the wrong axis (units instead of examples)."""
+
+
+def _per_unit_treated_as_shared(grad_a, z_k, g_k, p_k):
+    grads = backprop.activation_parameter_gradients(grad_a, z_k, g_k, p_k)
+    return {name: np.full(np.shape(p_k[name]), np.sum(v)) for name, v in grads.items()}
+
+
+PER_UNIT_AS_SHARED = dataclasses.replace(EQUATIONS, activation_parameter_gradients=_per_unit_treated_as_shared)
+"""Every unit of a per-unit parameter given the layer's total gradient (as if it were shared)."""
+
+
+def halves_swapped(g):
+    """A GLU whose Jᵀv hands each half the other half's gradient (the gate taken to be the
+    first half, as some libraries write it, with this catalogue's forward)."""
+    vjp = g.vjp
+
+    def wrong(z, v, xp):
+        right = vjp(z, v, xp)
+        m = right.shape[-1] // 2
+        return xp.concatenate([right[..., m:], right[..., :m]], axis=-1)
+    return dataclasses.replace(g, vjp=wrong)
+
+
+def one_hot_at_ties(g):
+    """Maxout whose Jᵀv sends a group's whole gradient to its first maximum, where ``jax.grad``
+    splits it equally among tied maxima."""
+    k = g.group
+
+    def wrong(z, v, xp):
+        grouped = z.reshape(z.shape[:-1] + (z.shape[-1] // k, k))
+        first = np.argmax(grouped, axis=-1)
+        one_hot = (np.arange(k) == first[..., None]).astype(z.dtype)
+        return (one_hot * v[..., None]).reshape(z.shape)
+    return dataclasses.replace(g, vjp=wrong)
+
+
+def _diagonal_only(theta_next, delta_next, z_k, g_k):
+    from manual import SOFTMAX
+
+    back = delta_next @ theta_next
+    if g_k.mixes == "row" and g_k.name == SOFTMAX.name:
+        return _softmax_diagonal_only(z_k, back, np)  # (2) with J_g's diagonal only
+    return backprop.hidden_delta_general(theta_next, delta_next, z_k, g_k)
+
+
+HIDDEN_JACOBIAN_DIAGONAL = dataclasses.replace(EQUATIONS, hidden_delta_general=_diagonal_only)
+"""Equation (2) through a hidden softmax with J_g replaced by its diagonal a ⊙ (1 − a)."""

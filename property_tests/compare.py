@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 import manual
-from manual import EQUATIONS, Activation, Equations, Network, OutputMap
+from manual import EQUATIONS, Activation, Equations, Network, ParametricActivation, VectorActivation, as_used
 from reference import Reference
 
 from . import tolerances as tol
@@ -68,6 +68,8 @@ def judge(equation: str, layer: int, activation: str, m: np.ndarray, r: np.ndarr
     ``None``), and so does a wrong shape. A tolerance or magnitude that is not finite is a bug
     of the checker (``InternalError``), never a verdict."""
     m, r = np.asarray(m, np.float64), np.asarray(r, np.float64)
+    if m.ndim == r.ndim == 0:  # a parameter shared by a layer: one number
+        m, r, allowed, magnitude = (np.reshape(v, 1) for v in (m, r, allowed, magnitude))
     if m.shape != r.shape:
         return Comparison(equation, layer, activation, None, 0.0, False)
     if m.size == 0:
@@ -108,13 +110,109 @@ class Bounds:
         return tol.scale(dtype) * self.E[key] + tol.NOISE_SAFETY * self.N[key] + tol.floor(dtype, terms)
 
 
-def scales(g, z) -> tuple:
-    """(f_g, autodiff's noise in g′) at every element of z (``tolerances.Profile``); an output
-    map is bounded through its own magnitude (|Jᵀv|ᵢ ≤ |vᵢ| + Σⱼ|vⱼ| since 0 ≤ softmax ≤ 1), so
-    (1, 0)."""
-    if isinstance(g, OutputMap):
+def scales(g, z, p=None) -> tuple:
+    """(f_g, autodiff's noise in g′) at every element of z (``tolerances.Profile``). An
+    activation with parameters p is sized by ``parametric_slope``; a map that mixes units is
+    bounded through its own Jacobian (``mixed_terms``), so (1, 0)."""
+    if isinstance(g, VectorActivation):
         return 1.0, 0.0
+    if isinstance(g, ParametricActivation):
+        return parametric_slope(g.derivative, p, z), np.zeros(np.shape(z))
     return tol.profile(g).at(z)
+
+
+def toward_origin(z: np.ndarray) -> list[np.ndarray]:
+    """Points between the origin and z, one unit (``tolerances.REACH``) past each, as the
+    scales of ``tolerances.Profile`` are taken."""
+    direction = np.where(z >= 0, 1.0, -1.0)
+    return [z + direction * tol.REACH, z, 0.75 * z, 0.5 * z, 0.25 * z, 0 * z, -direction * tol.REACH]
+
+
+SCAN = (0.0, 0.25, 0.5, 0.75)
+"""Fractions of a parameter's value at which ``parametric_slope`` also looks (z held)."""
+
+
+def parametric_slope(partial, p, z) -> np.ndarray:
+    """The largest |∂g/∂z| (or |∂g/∂p|, for ``partial``) between the origin and z, and between
+    the origin and each parameter's value (``SCAN``, z held): the size of the terms the partial
+    is computed from. Autodiff's σ′ = σ(1 − σ), say, is accurate only to u absolutely, so its
+    z²σ′(βz) for swish's ∂g/∂β carries an error of u·z²/4, the size the partial has at β → 0.
+    Taken from the hand partial, in float64: it only sizes the rounding allowance (some 1e-13
+    of it), and the partial itself is proven against ``jax.grad`` pointwise
+    (``test_activation_kinds``, and ``backprop-check activation`` for a user's own), so a wrong
+    partial cannot hide in it. Points where a scanned value is not finite take no part."""
+    z = np.asarray(z, np.float64)
+    p64 = {name: np.asarray(v, np.float64) for name, v in (p or {}).items()}
+    points = [(s, p64) for s in toward_origin(z)]
+    points += [(z, {**p64, name: t * value}) for name, value in p64.items() for t in SCAN]
+    with np.errstate(all="ignore"):
+        sizes = [np.abs(np.broadcast_to(partial(s, q, np), z.shape)) for s, q in points]
+        sizes = [np.where(np.isfinite(v), v, 0.0) for v in sizes]
+    return np.maximum(np.max(sizes, axis=0), tol.SLOPE_MINIMUM)
+
+
+def jacobian_size(g: VectorActivation, z: np.ndarray) -> np.ndarray:
+    """|J_g(z)| for every row, shape (n, output units, units), one output unit at a time
+    through the hand Jᵀv (proven against ``jax.vjp`` pointwise, as ``parametric_slope``). For
+    a GLU, the largest |J| with the gated half s anywhere between the origin and s (as
+    ``toward_origin``), the value half held: the gate's derivative is computed from terms of
+    that size (jax's σ′ = σ(1 − σ) is 0 for s > 37, where σ′ is e⁻ˢ by hand)."""
+    z = np.asarray(z, np.float64)
+    if g.mixes == "halves":
+        m = z.shape[-1] // 2
+        variants = [np.concatenate([z[..., :m], s], axis=-1) for s in toward_origin(z[..., m:])]
+        return np.max([_jacobian_at(g, v) for v in variants], axis=0)
+    return _jacobian_at(g, z)
+
+
+def _jacobian_at(g: VectorActivation, z: np.ndarray) -> np.ndarray:
+    out = g.width(z.shape[-1])
+    rows = []
+    with np.errstate(all="ignore"):
+        for j in range(out):
+            e = np.zeros(z.shape[:-1] + (out,))
+            e[..., j] = 1.0
+            rows.append(np.abs(g.vjp(z, e, np)))
+    J = np.stack(rows, axis=-2)
+    return np.where(np.isfinite(J), J, 0.0)
+
+
+def mixed_terms(g: VectorActivation, z: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The size of the terms J_g(z)ᵀv is computed from, for non-negative v (z's shape). A
+    softmax-like map (``mixes == "row"``) computes aᵢ(vᵢ − Σⱼaⱼvⱼ), or vᵢ − sᵢΣⱼvⱼ, with
+    0 ≤ a, s ≤ 1: terms up to vᵢ + Σⱼvⱼ, far above |J|ᵀv where the row saturates (those terms
+    cancel). The others multiply each vⱼ by one Jacobian entry: |J|ᵀv."""
+    if g.mixes == "row":
+        return v + np.sum(v, axis=-1, keepdims=True)
+    return np.einsum("...ji,...j->...i", jacobian_size(g, z), v)
+
+
+def mixed_forward(g: VectorActivation, z: np.ndarray, a: np.ndarray, EZ: np.ndarray) -> tuple:
+    """(A, EA) of a = g(z) for a map that mixes units: the size of its terms and its running
+    error (units of u), from z's error EZ."""
+    z_abs = np.abs(z)
+    if g.mixes == "row":
+        A = np.abs(a) + z_abs
+        return A, tol.ELEMENTARY_ULPS * A + 2 * np.max(EZ, axis=-1, keepdims=True)
+    J = jacobian_size(g, z)
+    A = np.abs(a) + np.einsum("...ji,...i->...j", J, z_abs)
+    reach = 1 + np.max(z_abs, axis=-1, keepdims=True)
+    return A, tol.ELEMENTARY_ULPS * reach * A + np.einsum("...ji,...i->...j", J, EZ)
+
+
+def mixed_rounding(z: np.ndarray, units: int) -> np.ndarray:
+    """Rounding of one J_gᵀv, in units of u per unit of its terms: its elementary functions
+    (``ELEMENTARY_ULPS``·(1 + |z|), the row's largest |z|) and a sum over up to ``units``."""
+    return tol.ELEMENTARY_ULPS * (1 + np.max(np.abs(z), axis=-1, keepdims=True)) + units + 2
+
+
+def loss_terms(case: Case, a: np.ndarray) -> np.ndarray:
+    """The size of the terms ∇ₐEₜ is computed from: for a loss other than the squared error that
+    is |∇| + |a| + |y| + 1 (logcosh's tanh(a − y) is a difference of two halves of size ½), the
+    last three in the loss's own units (``tolerances.loss_units``: 1 for the catalogue)."""
+    y = case.y.astype(np.float64)
+    units = tol.loss_units(case.loss)
+    return np.abs(case.loss.gradient(a, y, np)) + units * (np.abs(a) + np.abs(y) + (case.loss.name != "mse"))
 
 
 def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
@@ -122,55 +220,110 @@ def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
     the loss, the general form J_gᵀ∇ₐE, or the elementwise form."""
     net, L = case.network, case.network.depth
     g, y, a, z = net.g[L], case.y.astype(np.float64), ref.a[L], ref.z[L]
-    f, eta = scales(g, z)
     # exp and log cost ELEMENTARY_ULPS·(1 + |z|) each; softmax's normalising sum over the m
     # output units costs m more (γ_m), as does the Σⱼ aⱼvⱼ of its Jᵀv.
     m_units = net.widths[-1]
-    conditioning = tol.ELEMENTARY_ULPS * (1 + np.abs(z)) + m_units + tol.SECOND_DERIVATIVE_RATIO * EZ_L
+    conditioning = tol.ELEMENTARY_ULPS * (1 + np.abs(z)) + m_units + tol.SECOND_DERIVATIVE_RATIO * np.max(
+        np.broadcast_to(EZ_L, np.shape(z)), axis=-1, keepdims=True)
     if case.loss.fuses(g):  # a·Σy − y
         M = np.abs(a) * np.sum(np.abs(y), axis=-1, keepdims=True) + np.abs(y) + np.abs(a)
         return M, M * (conditioning + 2) + EA_L, np.zeros_like(M)
-    # The size of the terms ∇ₐEₜ is computed from: for a loss other than the squared error that is
-    # |∇| + |a| + |y| + 1 (logcosh's tanh(a − y) is a difference of two halves of size ½), the
-    # last three in the loss's own units (``tolerances.loss_units``: 1 for the catalogue).
-    units = tol.loss_units(case.loss)
-    G = np.abs(case.loss.gradient(a, y, np)) + units * (np.abs(a) + np.abs(y) + (case.loss.name != "mse"))
-    if isinstance(g, OutputMap):
-        M = G + np.sum(G, axis=-1, keepdims=True)
-        EG = G + EA_L
-        return M, M * (conditioning + 2) + EG + np.sum(EG, axis=-1, keepdims=True), np.zeros_like(M)
+    G = loss_terms(case, a)
+    if isinstance(g, VectorActivation):
+        M = mixed_terms(g, z, G)
+        return M, M * (conditioning + 2) + mixed_terms(g, z, G + EA_L), np.zeros_like(M)
+    f, eta = scales(g, z, net.p[L])
     M = G * f
     loss_rounding = 1 if case.loss.name == "mse" else tol.ELEMENTARY_ULPS
     E = (loss_rounding * G + EA_L) * f + G * (tol.derivative_bound(f, z) + tol.SECOND_DERIVATIVE_RATIO * f * EZ_L) + M
     return M, E, G * eta
 
 
+@dataclass
+class _Forward:
+    """The forward half of the running error analysis: for every layer, the size of the terms
+    of a (A), and the running errors of a and z (EA, EZ, units of u); f, η for elementwise g."""
+
+    A: list
+    EA: list
+    EZ: list
+    f: list
+    eta: list
+
+
+def _forward_bounds(case: Case, ref: Reference, theta: tuple) -> _Forward:
+    net, L = case.network, case.network.depth
+    fw = _Forward([np.abs(ref.a[0])], [np.zeros_like(ref.a[0])], [None], [None], [None])
+    for k in range(1, L + 1):
+        Z = fw.A[k - 1] @ theta[k].T + np.abs(net.b[k].astype(np.float64))
+        fw.EZ.append((theta[k].shape[1] + 1) * Z + fw.EA[k - 1] @ theta[k].T)
+        g = net.g[k]
+        if isinstance(g, VectorActivation):
+            A, EA = mixed_forward(g, ref.z[k], ref.a[k], fw.EZ[k])
+            f = eta = None
+        else:
+            f, eta = scales(g, ref.z[k], net.p[k])
+            A = np.abs(ref.a[k]) + f * np.abs(ref.z[k])
+            EA = tol.ELEMENTARY_ULPS * A + f * fw.EZ[k]
+        fw.A.append(A), fw.EA.append(EA), fw.f.append(f), fw.eta.append(eta)
+    return fw
+
+
+def parameter_bounds(g: ParametricActivation, p: dict, z: np.ndarray, w: np.ndarray, Ew: np.ndarray,
+                     Nw: np.ndarray, EZ: np.ndarray | float, n: int) -> tuple[dict, dict, dict]:
+    """M, E (units of u) and N of ∂E/∂p = (1/n) Σ w ∂g/∂p for every parameter of g: w is the
+    size of ∂Eₜ/∂a's terms, Ew and Nw its running error and autodiff's noise. The sum runs over
+    the examples, and over the units too for a shared parameter."""
+    M, E, N = {}, {}, {}
+    for q in g.parameters:
+        P = parametric_slope(lambda s, pp, xp, name=q.name: g.parameter_derivatives(s, pp, xp)[name], p, z)
+        shared = np.ndim(p[q.name]) == 0
+        count = w.size if shared else w.shape[0]
+
+        def total(v, shared=shared):
+            return (v.sum() if shared else v.sum(axis=0)) / n
+
+        M[q.name] = total(w * P)
+        own = tol.derivative_bound(P, z) + tol.SECOND_DERIVATIVE_RATIO * P * EZ + (count + 1) * P
+        E[q.name] = total(Ew * P + w * own)
+        N[q.name] = total(Nw * P)
+    return M, E, N
+
+
 def error_bounds(case: Case, ref: Reference) -> Bounds:
     """The running error analysis of the whole pipeline, on autodiff's values (float64)."""
     net, L, n = case.network, case.network.depth, case.n
-    f, eta = zip(*[(None, None)] + [scales(g, z_k) for g, z_k in zip(net.g[1:], ref.z[1:])])
     theta = (None,) + tuple(np.abs(t.astype(np.float64)) for t in net.theta[1:])
-    z = (None,) + tuple(np.abs(v) for v in ref.z[1:])
-    # Forward: A = size of a's terms, EA and EZ = running errors of a and z (units of u).
-    A, EA, EZ = [np.abs(ref.a[0])], [np.zeros_like(ref.a[0])], [None]
-    for k in range(1, L + 1):
-        Z = A[k - 1] @ theta[k].T + np.abs(net.b[k].astype(np.float64))
-        EZ.append((theta[k].shape[1] + 1) * Z + EA[k - 1] @ theta[k].T)
-        A.append(np.abs(ref.a[k]) + f[k] * z[k])
-        EA.append(tol.ELEMENTARY_ULPS * A[k] + f[k] * EZ[k])
-    # Backward: equations (1) and (2) with every term made non-negative.
+    fw = _forward_bounds(case, ref, theta)
+    f, EZ = fw.f, fw.EZ
+
     def g_prime_error(k):
-        return tol.derivative_bound(f[k], z[k]) + tol.SECOND_DERIVATIVE_RATIO * f[k] * EZ[k]
+        return tol.derivative_bound(f[k], ref.z[k]) + tol.SECOND_DERIVATIVE_RATIO * f[k] * EZ[k]
 
     M, E, N = {}, {}, {}
-    M["delta", L], E["delta", L], N["delta", L] = output_layer(case, ref, EA[L], EZ[L])
+    M["delta", L], E["delta", L], N["delta", L] = output_layer(case, ref, fw.EA[L], EZ[L])
+    upstream = {}  # ∂Eₜ/∂a⁽ᵏ⁾'s terms, running error and noise, for the parameter gradients
+    if isinstance(net.g[L], ParametricActivation):
+        G = loss_terms(case, ref.a[L])
+        upstream[L] = (G, tol.ELEMENTARY_ULPS * G + fw.EA[L], np.zeros_like(G))
+    # Backward: equations (1) and (2) with every term made non-negative.
     for k in range(L - 1, 0, -1):
         back = M["delta", k + 1] @ theta[k + 1]
-        M["delta", k] = back * f[k]
-        E["delta", k] = ((E["delta", k + 1] @ theta[k + 1]) * f[k]
-                         + (theta[k + 1].shape[0] + 1) * M["delta", k] + back * g_prime_error(k))
-        N["delta", k] = (N["delta", k + 1] @ theta[k + 1]) * f[k] + back * eta[k]
-    # Equation (3): (1/n) δᵀa and (1/n) Σ δ.
+        E_back = E["delta", k + 1] @ theta[k + 1] + (theta[k + 1].shape[0] + 1) * back
+        N_back = N["delta", k + 1] @ theta[k + 1]
+        upstream[k] = (back, E_back, N_back)
+        g = net.g[k]
+        if isinstance(g, VectorActivation):
+            M["delta", k] = mixed_terms(g, ref.z[k], back)
+            E["delta", k] = (mixed_terms(g, ref.z[k], E_back) + mixed_rounding(ref.z[k], back.shape[-1]) * M["delta", k]
+                             + tol.SECOND_DERIVATIVE_RATIO * M["delta", k] * np.max(EZ[k], axis=-1, keepdims=True))
+            N["delta", k] = mixed_terms(g, ref.z[k], N_back)
+        else:
+            M["delta", k] = back * f[k]
+            E["delta", k] = E_back * f[k] + back * g_prime_error(k)
+            N["delta", k] = N_back * f[k] + back * fw.eta[k]
+    # Equation (3): (1/n) δᵀa and (1/n) Σ δ, and (1/n) Σ (∂Eₜ/∂a) ∂g/∂p.
+    A, EA = fw.A, fw.EA
     for k in range(1, L + 1):
         Md, Ed, Nd = M["delta", k], E["delta", k], N["delta", k]
         M["theta", k] = Md.T @ A[k - 1] / n
@@ -179,6 +332,10 @@ def error_bounds(case: Case, ref: Reference) -> Bounds:
         M["b", k] = Md.sum(axis=0) / n
         E["b", k] = (Ed.sum(axis=0) + (n + 1) * Md.sum(axis=0)) / n
         N["b", k] = Nd.sum(axis=0) / n
+        if isinstance(net.g[k], ParametricActivation):
+            Mp, Ep, Np = parameter_bounds(net.g[k], net.p[k], ref.z[k], *upstream[k], EZ[k], n)
+            for name in Mp:
+                M["p", k, name], E["p", k, name], N["p", k, name] = Mp[name], Ep[name], Np[name]
     return Bounds(M, E, N)
 
 
@@ -190,24 +347,56 @@ def equation_1(case: Case, ref: Reference, equations: Equations = EQUATIONS) -> 
     if case.loss.fuses(g):
         m = case.loss.fused_delta(ref.z[L], y, np)
     else:
-        m = equations.output_delta(case.loss.gradient(ref.a[L], y, np), ref.z[L], g)
+        m = equations.output_delta(case.loss.gradient(ref.a[L], y, np), ref.z[L], as_used(net, L))
     M, E, N = output_layer(case, ref)
     allowed = tol.scale(np.float64) * E + tol.NOISE_SAFETY * N + tol.floor(np.float64, net.widths[-1])
     return judge("(1)", L, g.name, m, ref.delta[L], M, allowed)
 
 
 def equation_2(case: Case, ref: Reference, k: int, equations: Equations = EQUATIONS) -> Comparison:
-    """Equation (2) at layer k on autodiff's δ⁽ᵏ⁺¹⁾ and z⁽ᵏ⁾, against autodiff's δ⁽ᵏ⁾.
-    The inputs are shared, so only the equation's own rounding counts."""
+    """Equation (2) at layer k on autodiff's δ⁽ᵏ⁺¹⁾ and z⁽ᵏ⁾, against autodiff's δ⁽ᵏ⁾; in its
+    general form J_gᵀ(Θᵀδ) for a map that mixes units. The inputs are shared, so only the
+    equation's own rounding counts."""
     net, g = case.network, case.network.g[k]
     theta_next = net.theta[k + 1].astype(np.float64)
-    m = equations.hidden_delta(theta_next, ref.delta[k + 1], ref.z[k], g)
     back = np.abs(ref.delta[k + 1]) @ np.abs(theta_next)
-    (f, noise), terms = scales(g, ref.z[k]), theta_next.shape[0]
+    terms = theta_next.shape[0]
+    if isinstance(g, VectorActivation):
+        m = equations.hidden_delta_general(theta_next, ref.delta[k + 1], ref.z[k], g)
+        M = mixed_terms(g, ref.z[k], back)
+        E = mixed_terms(g, ref.z[k], (terms + 1) * back) + mixed_rounding(ref.z[k], back.shape[-1]) * M
+        allowed = tol.scale(np.float64) * E + tol.floor(np.float64, terms + back.shape[-1])
+        return judge("(2)", k, g.name, m, ref.delta[k], M, allowed)
+    m = equations.hidden_delta(theta_next, ref.delta[k + 1], ref.z[k], as_used(net, k))
+    f, noise = scales(g, ref.z[k], net.p[k])
     E = (terms + 1) * back * f + back * tol.derivative_bound(f, ref.z[k])
     allowed = (tol.scale(np.float64) * E + tol.NOISE_SAFETY * back * noise
                + tol.floor(np.float64, terms))
     return judge("(2)", k, g.name, m, ref.delta[k], back * f, allowed)
+
+
+def parameter_equation(case: Case, ref: Reference, k: int, equations: Equations = EQUATIONS) -> list[Comparison]:
+    """The parameter gradient of layer k's activation, (1/n) Σ (∂Eₜ/∂a⁽ᵏ⁾) ∂g/∂p, on autodiff's
+    z⁽ᵏ⁾ and ∂Eₜ/∂a⁽ᵏ⁾ (∇ₐEₜ at the output, δ⁽ᵏ⁺¹⁾Θ⁽ᵏ⁺¹⁾ below), against ``jax.grad``'s ∂E/∂p:
+    one comparison per parameter, only the equation's own rounding counted."""
+    net, g, n = case.network, case.network.g[k], case.n
+    if k == net.depth:
+        w = case.loss.gradient(ref.a[k], case.y.astype(np.float64), np)
+        w_terms = loss_terms(case, ref.a[k])
+        E_w = tol.ELEMENTARY_ULPS * w_terms
+    else:
+        theta_next = net.theta[k + 1].astype(np.float64)
+        w = ref.delta[k + 1] @ theta_next
+        w_terms = np.abs(ref.delta[k + 1]) @ np.abs(theta_next)
+        E_w = (theta_next.shape[0] + 1) * w_terms
+    m = equations.activation_parameter_gradients(w, ref.z[k], g, net.p[k])
+    M, E, N = parameter_bounds(g, net.p[k], ref.z[k], w_terms, E_w, np.zeros_like(w_terms), 0.0, n)
+    out = []
+    for name in M:
+        allowed = tol.scale(np.float64) * E[name] + tol.floor(np.float64, w.size)
+        out.append(judge("(3) p", k, f"{g.name}.{name}", np.asarray(m.get(name, np.nan)), ref.p[k][name],
+                         M[name], allowed))
+    return out
 
 
 def equation_3(case: Case, ref: Reference, bounds: Bounds, grads: manual.Gradients) -> list[Comparison]:
@@ -222,6 +411,11 @@ def equation_3(case: Case, ref: Reference, bounds: Bounds, grads: manual.Gradien
             key = ("theta" if part == "Θ" else "b", k)
             out.append(judge(f"(3) {part}", k, name, m, r, bounds.M[key],
                              bounds.allowed(key, net.dtype, terms)))
+        for param, r in (ref.p[k] or {}).items():
+            key = ("p", k, param)
+            m = np.asarray((grads.p[k] or {}).get(param, np.nan)) if grads.p else np.asarray(np.nan)
+            out.append(judge("(3) p", k, f"{name}.{param}", m, r, bounds.M[key],
+                             bounds.allowed(key, net.dtype, terms * max(net.widths))))
     return out
 
 
@@ -244,6 +438,11 @@ def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple, a_manual: tuple |
     net = case.network
     for k in range(1, net.depth + 1):
         z_m = z_manual[k].astype(np.float64)
+        if isinstance(net.g[k], VectorActivation) and net.g[k].mixes == "groups":
+            row = tie_in_doubt(net.g[k].group, z_m, ref.z[k], z_manual[k].dtype)
+            if row is not None:
+                return (f"z⁽{k}⁾ of example {row} has a group of {net.g[k].name} whose maxima tie, or nearly, "
+                        f"so rounding may pick a different maximum by hand than in autodiff")
         for kink in net.g[k].kinks:
             # A forward may shift z before it meets the kink (hard_sigmoid tests z + 3), so two
             # different z within a few ulps of the kink are in doubt even on the same side.
@@ -262,6 +461,22 @@ def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple, a_manual: tuple |
             if np.any(flipped):
                 return f"an output lies on the other side of {case.loss.name}'s kink by hand than in autodiff"
     return None
+
+
+def tie_in_doubt(k: int, z_manual: np.ndarray, z_ref: np.ndarray, dtype: np.dtype) -> int | None:
+    """The first example whose maxout groups (of k units) have their two largest values within
+    ``KINK_ULPS`` ulps of each other, by hand or in autodiff, or a different maximum: there the
+    cotangent may legitimately go to another unit. ``None`` when there is none."""
+    for z in (z_manual, z_ref):
+        grouped = np.sort(z.reshape(z.shape[0], -1, k), axis=-1)
+        if k > 1:
+            gap = grouped[..., -1] - grouped[..., -2]
+            near = gap <= KINK_ULPS * np.spacing(np.maximum(np.abs(grouped[..., -1]), 1.0).astype(dtype))
+            if np.any(near):
+                return int(np.argwhere(near)[0][0])
+    moved = np.argmax(z_manual.reshape(z_manual.shape[0], -1, k), axis=-1) != np.argmax(
+        z_ref.reshape(z_ref.shape[0], -1, k), axis=-1)
+    return int(np.argwhere(moved)[0][0]) if np.any(moved) else None
 
 
 def _guarded(equation: str, layer: int, activation: str, compute):
@@ -284,6 +499,12 @@ def compare_case(case: Case, ref: Reference, equations: Equations = EQUATIONS) -
     comparisons = [_guarded("(1)", net.depth, net.g[-1].name, lambda: equation_1(case, ref, equations))]
     comparisons += [_guarded("(2)", k, net.g[k].name, lambda k=k: equation_2(case, ref, k, equations))
                     for k in range(net.depth - 1, 0, -1)]
+    for k in range(1, net.depth + 1):
+        if isinstance(net.g[k], ParametricActivation):
+            try:
+                comparisons += parameter_equation(case, ref, k, equations)
+            except (ValueError, IndexError, KeyError) as error:
+                comparisons.append(_raised("(3) p", k, net.g[k].name, error))
     fwd = manual.forward(net, case.x)
     doubt = kink_in_doubt(case, ref, fwd.z, fwd.a)
     if doubt is None:

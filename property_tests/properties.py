@@ -17,7 +17,7 @@ from reference import fast, plain
 
 from . import tolerances as tol
 from .compare import (Comparison, derivative_check, equation_1, equation_2, equation_3, error_bounds,
-                      finite_differences, judge, kink_in_doubt)
+                      finite_differences, judge, kink_in_doubt, parameter_equation)
 from .strategies import Case
 
 Reference = Callable[[manual.Network, np.ndarray, np.ndarray], object]
@@ -56,6 +56,14 @@ def _end_to_end(case: Case, equations: Equations) -> list[Comparison]:
 def equation_3_holds(case: Case, equations: Equations = EQUATIONS) -> None:
     """(3), end to end: every ∂E/∂Θ⁽ᵏ⁾ and ∂E/∂b⁽ᵏ⁾ of the manual pass equals jax.grad."""
     _require(_end_to_end(case, equations), case)
+
+
+def parameter_gradients_hold(case: Case, equations: Equations = EQUATIONS) -> None:
+    """(3) for activation parameters: every ∂E/∂p⁽ᵏ⁾ by hand, from autodiff's z⁽ᵏ⁾ and
+    ∂Eₜ/∂a⁽ᵏ⁾, equals ``jax.grad``'s."""
+    ref = fast.autodiff(case.network, case.x, case.y, loss=case.loss)
+    layers = [k for k in _layers(case) if case.network.p[k] is not None]
+    _require([c for k in layers for c in parameter_equation(case, ref, k, equations)], case)
 
 
 def float32_matches_float64_reference(case: Case, equations: Equations = EQUATIONS) -> None:

@@ -24,7 +24,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from manual import CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, Activation, Loss, Network, OutputMap, activation
+from manual import (CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS, Activation, Loss, Network,
+                    OutputMap, ParametricActivation, VectorActivation, activation, output_width)
 
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
@@ -170,14 +171,104 @@ def networks(architecture: Architecture, *, weight_scale: float | tuple[float, f
     @st.composite
     def draw(draw_) -> Network:
         s = draw_(scales)
-        theta, b = [None], [None]
-        for n_in, n_out in zip(architecture.widths[:-1], architecture.widths[1:]):
+        theta, b, p = [None], [None], [None]
+        n_in = architecture.widths[0]
+        for g, n_out in zip(architecture.g, architecture.widths[1:]):
             std = np.asarray(s / np.sqrt(n_in), dtype)
             theta.append(draw_(unit_arrays((n_out, n_in), dtype=dtype)) * std)
             b.append(draw_(unit_arrays((n_out,), dtype=dtype)) * std)
-        return Network(tuple(theta), tuple(b), (None,) + architecture.g)
+            p.append(draw_(parameter_values(g, n_out, dtype=dtype)) if isinstance(g, ParametricActivation) else None)
+            n_in = output_width(g, n_out)
+        return Network(tuple(theta), tuple(b), (None,) + architecture.g, tuple(p))
 
     return draw()
+
+
+def parameter_values(g: ParametricActivation, units: int, *,
+                     dtype: np.dtype | type = np.float64) -> st.SearchStrategy[dict[str, np.ndarray]]:
+    """Values for every parameter of g across its valid range [low, high]: each one shared by
+    the layer (shape ()) or one per unit (shape (units,), all different, so that a parameter
+    broadcast over the wrong axis cannot pass), Hypothesis choosing which."""
+
+    def one(q) -> st.SearchStrategy[np.ndarray]:
+        def within(u: np.ndarray) -> np.ndarray:
+            return (q.low + (u.astype(np.float64) + 1) / 2 * (q.high - q.low)).astype(dtype)
+        return st.one_of(unit_arrays((units,), dtype=dtype).map(within),
+                         unit_arrays((1,), dtype=dtype).map(lambda u: within(u).reshape(())))
+
+    return st.fixed_dictionaries({q.name: one(q) for q in g.parameters})
+
+
+KINDS = [*PARAMETRIC.values(), *VECTOR_ACTIVATIONS.values(), *OUTPUT_MAPS.values()]
+"""Every activation with trainable parameters and every map that mixes units (softmax and
+log_softmax included, which may sit in hidden layers too)."""
+
+
+def mixed_architectures(*, max_depth: int = 4, max_width: int = 12,
+                        kinds: Sequence[Activation | ParametricActivation | VectorActivation] | None = None,
+                        elementwise: Sequence[str | Activation] | None = ("tanh", "relu", "gelu", "sigmoid"),
+                        ) -> st.SearchStrategy[Architecture]:
+    """Architectures that mix every kind of activation: each layer's g from ``kinds`` (all the
+    newer kinds by default) or ``elementwise``; each width a multiple of what its g needs (two
+    for a GLU, k for maxout k), and the widths of z and of a all different where the range
+    allows (so that no two axes can be mistaken for each other)."""
+    _check_range("depth", 1, max_depth, 1)
+    pool = list(kinds if kinds is not None else KINDS) + (_resolve(elementwise) if elementwise else [])
+
+    @st.composite
+    def draw(draw_) -> Architecture:
+        depth = draw_(st.integers(1, max_depth))
+        g = tuple(draw_(st.lists(st.sampled_from(pool), min_size=depth, max_size=depth)))
+        used = {draw_(st.integers(1, max_width))}
+        widths = [next(iter(used))]
+        for g_k in g:
+            group = g_k.group if isinstance(g_k, VectorActivation) else 1
+            choices = [w for w in range(group, max(max_width, group) + 1, group)]
+            fresh = [w for w in choices if w not in used and output_width(g_k, w) not in used] or choices
+            w = draw_(st.sampled_from(fresh))
+            used |= {w, output_width(g_k, w)}
+            widths.append(w)
+        return Architecture(tuple(widths), g)
+
+    return draw()
+
+
+def mixed_cases(*, max_depth: int = 4, max_width: int = 12, kinds=None,
+                elementwise: Sequence[str | Activation] | None = ("tanh", "relu", "gelu", "sigmoid"),
+                max_examples: int = 16, dtype: np.dtype | type = np.float64, loss: Loss = MSE,
+                ties: bool = False) -> st.SearchStrategy[Case]:
+    """A case whose network mixes the kinds of activation (``mixed_architectures``), with
+    parameter values drawn across their ranges, a batch size unlike every width, and targets for
+    ``loss``. With ``ties``, the first two units of every maxout group get the same weights and
+    bias, so that their z tie exactly (where ``jax.grad`` splits the gradient)."""
+
+    @st.composite
+    def draw(draw_) -> Case:
+        arch = draw_(mixed_architectures(max_depth=max_depth, max_width=max_width, kinds=kinds,
+                                         elementwise=elementwise))
+        network = draw_(networks(arch, dtype=dtype))
+        if ties:
+            network = tied(network)
+        sizes = set(arch.widths) | {output_width(g, w) for g, w in zip(arch.g, arch.widths[1:])}
+        n = draw_(st.sampled_from([m for m in range(1, max_examples + 1) if m not in sizes] or [max_examples]))
+        x = draw_(unit_arrays((n, arch.widths[0]), dtype=dtype))
+        y = draw_(targets(loss, (n, network.output_width), dtype=dtype))
+        return Case(network, x, y, loss)
+
+    return draw()
+
+
+def tied(network: Network) -> Network:
+    """The same network with the first two units of every maxout group made twins (same row
+    of Θ, same bias): their z are equal, the tie ``jax.grad`` splits the gradient at."""
+    theta, b = list(network.theta), list(network.b)
+    for k in range(1, network.depth + 1):
+        g = network.g[k]
+        if isinstance(g, VectorActivation) and g.mixes == "groups" and g.group > 1:
+            theta[k], b[k] = theta[k].copy(), b[k].copy()
+            theta[k][1::g.group] = theta[k][0::g.group]
+            b[k][1::g.group] = b[k][0::g.group]
+    return Network(tuple(theta), tuple(b), network.g, network.p)
 
 
 def batches(n_inputs: int, *, min_examples: int = 1, max_examples: int = 32,
@@ -280,7 +371,7 @@ def cases(*, min_depth: int = 1, max_depth: int = 6, min_width: int = 1, max_wid
         network = draw_(networks(arch, weight_scale=weight_scale, dtype=dtype))
         x = draw_(batches(arch.widths[0], min_examples=min_examples, max_examples=max_examples,
                           scale=input_scale, dtype=dtype))
-        y = draw_(targets(loss, (x.shape[0], arch.widths[-1]), scale=target_scale, dtype=dtype))
+        y = draw_(targets(loss, (x.shape[0], network.output_width), scale=target_scale, dtype=dtype))
         return Case(network, x, y, loss)
 
     return draw()

@@ -29,5 +29,13 @@ def test_networks_that_do_not_fit_are_refused():
     net = manual.init_network([3, 2, 2], [CATALOGUE["tanh"], CATALOGUE["relu"]], rng)
     with pytest.raises(ValueError, match="layer 2: Θ has 3 columns but layer 1 has 2 units"):
         manual.Network(net.theta[:2] + (np.ones((2, 3)),), net.b, net.g)
-    with pytest.raises(ValueError, match="OutputMap only fits the output layer"):
-        manual.Network(net.theta, net.b, (None, SOFTMAX, CATALOGUE["relu"]))
+    manual.Network(net.theta, net.b, (None, SOFTMAX, CATALOGUE["relu"]))  # softmax may sit in a hidden layer
+    glu, prelu = manual.vector_activation("glu"), manual.parametric("prelu")
+    with pytest.raises(ValueError, match="layer 2: Θ has 2 columns but layer 1 has 1 units"):
+        manual.Network(net.theta, net.b, (None, glu, CATALOGUE["relu"]))  # a GLU halves its 2 units
+    with pytest.raises(ValueError, match="positive multiple of 2"):
+        manual.init_network([3, 3, 2], [glu, CATALOGUE["relu"]], rng)
+    with pytest.raises(ValueError, match=r"prelu needs exactly the parameters \['a'\]"):
+        manual.Network(net.theta, net.b, (None, prelu, CATALOGUE["relu"]))
+    with pytest.raises(ValueError, match=r"parameter a must be a float64 array of shape \(\) or \(2,\)"):
+        manual.Network(net.theta, net.b, (None, prelu, CATALOGUE["relu"]), (None, {"a": np.ones(3)}, None))

@@ -682,11 +682,11 @@ def test_networks_that_do_not_fit_are_refused_in_one_sentence():
          lambda: Network((None,), (None,), (None,))),
         ("a network needs at least one layer and one Θ, b and g per layer",
          lambda: Network(t, b[:2], net.g)),
-        ("index 0 of theta, b and g must be None: layer 0 is the input",
+        ("index 0 of theta, b and g (and p) must be None: layer 0 is the input",
          lambda: Network((t[1],) + t[1:], b, net.g)),
-        ("index 0 of theta, b and g must be None: layer 0 is the input",
+        ("index 0 of theta, b and g (and p) must be None: layer 0 is the input",
          lambda: Network(t, (b[1],) + b[1:], net.g)),
-        ("index 0 of theta, b and g must be None: layer 0 is the input",
+        ("index 0 of theta, b and g (and p) must be None: layer 0 is the input",
          lambda: Network(t, b, (tanh,) + net.g[1:])),
         ("layer 2: Θ must be 2-D and b must have one entry per row of Θ",
          lambda: Network(t, b[:2] + (np.ones(3),), net.g)),
@@ -700,9 +700,11 @@ def test_networks_that_do_not_fit_are_refused_in_one_sentence():
          lambda: Network((None, t[1].astype(np.int64)) + t[2:], (None, b[1].astype(np.int64)) + b[2:], net.g)),
         ("layer 2: every Θ and b must share one dtype, float32 or float64",
          lambda: Network(t, b[:2] + (b[2].astype(np.float32),), net.g)),
-        ("layer 1: the activation must be an Activation, not OutputMap (an OutputMap only fits the output layer)",
-         lambda: Network(t, b, (None, SOFTMAX, relu))),
-        ("layer 2: the activation must be an Activation, not str",
+        ("layer 2: Θ has 2 columns but layer 1 has 1 units (glu turns its 2 units of z into 1)",
+         lambda: Network(t, b, (None, manual.vector_activation("glu"), relu))),
+        ("p needs one entry per layer (None where the activation has no parameters)",
+         lambda: Network(t, b, net.g, (None, None))),
+        ("layer 2: the activation must be an Activation, ParametricActivation or VectorActivation, not str",
          lambda: Network(t, b, (None, tanh, "relu"))),
         ("2 layers need 2 activations, got 1",
          lambda: manual.init_network([3, 2, 2], [tanh], np.random.default_rng(0))),
@@ -710,6 +712,7 @@ def test_networks_that_do_not_fit_are_refused_in_one_sentence():
     for sentence, build in cases_:
         _raises_exactly(sentence, build)
     assert Network(t, b, (None, tanh, SOFTMAX)).g[2] is SOFTMAX
+    assert Network(t, b, (None, SOFTMAX, relu)).g[1] is SOFTMAX  # softmax may sit in a hidden layer
 
 
 def test_bad_batches_are_refused_in_one_sentence():
@@ -741,5 +744,5 @@ def test_this_module_never_imports_jax():
 
 def test_reprs_name_the_entry():
     assert repr(CATALOGUE["relu"]) == "Activation('relu')" and repr(MSE) == "Loss('mse')"
-    assert repr(SOFTMAX) == "OutputMap('softmax')"
+    assert repr(SOFTMAX) == "VectorActivation('softmax')"  # OutputMap is its older name
     assert re.fullmatch(r"[a-z_0-9]+", CATALOGUE["gelu_tanh"].name)

@@ -20,7 +20,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 import manual
-from manual import CATALOGUE, EQUATIONS, LOSSES, MSE, OUTPUT_MAPS, Activation, Equations, Loss
+from manual import (CATALOGUE, EQUATIONS, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS, Activation,
+                    Equations, Loss, ParametricActivation, VectorActivation)
 from reference import fast
 
 from . import tolerances as tol
@@ -33,7 +34,7 @@ MAX_DEPTH, MAX_WIDTH, MAX_BATCH = 6, 16, 32
 CHUNK = 256
 """Cases per reference call: bounds memory however many examples are asked for."""
 
-EQUATION_ORDER = ("(1)", "(2)", "(3) Θ", "(3) b")
+EQUATION_ORDER = ("(1)", "(2)", "(3) Θ", "(3) b", "(3) p")
 
 
 @dataclass
@@ -171,20 +172,45 @@ def loss_plan(examples: int, losses: Sequence[Loss]) -> tuple[list[Loss], list[o
 def covered(plans: Sequence[Sequence[Activation]], pool: Sequence[Activation]) -> bool:
     """Did every activation appear at every position k = 1 … MAX_DEPTH and as output?"""
     seen = {(k, g) for plan in plans for k, g in enumerate(plan[:-1], 1)}
-    seen |= {(len(plan), plan[-1]) for plan in plans if isinstance(plan[-1], Activation)}
+    seen |= {(len(plan), plan[-1]) for plan in plans}
     seen |= {("output", plan[-1]) for plan in plans}
     positions = list(range(1, MAX_DEPTH + 1)) + ["output"]
     return all((pos, g) in seen for pos in positions for g in pool)
 
 
 def make_case(plan: Sequence[Activation], rng: np.random.Generator, loss: Loss = MSE) -> Case:
-    """Weights, inputs and targets for one planned network, at a random scale."""
+    """Weights, inputs and targets for one planned network, at a random scale. A layer whose g
+    mixes units gets a width it can split (a multiple of two for a GLU, of k for maxout); an
+    activation's parameters are drawn across their ranges, shared or one per unit."""
     depth = len(plan)
     widths = [int(w) for w in rng.integers(1, MAX_WIDTH + 1, depth + 1)]
+    for k, g in enumerate(plan, 1):
+        if isinstance(g, VectorActivation) and g.group > 1:
+            widths[k] = min(-(-widths[k] // g.group), MAX_WIDTH // g.group) * g.group
     network = manual.init_network(widths, plan, rng, scale=float(rng.uniform(0.25, 2.0)))
+    if any(isinstance(g, ParametricActivation) for g in plan):
+        network = replace(network, p=(None,) + tuple(
+            draw_parameters(g, w, rng) if isinstance(g, ParametricActivation) else None
+            for g, w in zip(plan, widths[1:])))
     n = int(rng.integers(1, MAX_BATCH + 1))
     x = rng.uniform(-1, 1, (n, widths[0])) * rng.uniform(0.1, 4.0)
-    return Case(network, x, make_targets(loss, (n, widths[-1]), rng), loss)
+    return Case(network, x, make_targets(loss, (n, network.output_width), rng), loss)
+
+
+def draw_parameters(g: ParametricActivation, units: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Values for g's parameters, uniform over each one's range: one per unit (all different)
+    or, half the time, one shared by the layer."""
+    shared = rng.uniform() < 0.5
+    return {q.name: rng.uniform(q.low, q.high, () if shared else (units,)) for q in g.parameters}
+
+
+KINDS = [*PARAMETRIC.values(), *VECTOR_ACTIVATIONS.values(), *OUTPUT_MAPS.values()]
+"""The newer kinds ``verify`` covers by default beside the elementwise catalogue: activations
+with parameters, and maps that mix units (softmax and log_softmax in hidden layers too)."""
+
+KINDS_SHARE = 20
+"""In the default run, one network in this many is drawn from ``KINDS`` (at least enough to
+cover every entry at every position): their reference is a program of its own."""
 
 
 TAME_ATTEMPTS = 5
@@ -355,15 +381,33 @@ def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
     rounding and not a mistake (``activation_check.rounding_explains``); such a network is
     counted in ``excused`` with the first reason, not as a failure."""
     start = time.perf_counter()
-    pool = list(activations) if activations is not None else list(CATALOGUE.values())
+    chosen = list(activations) if activations is not None else [*CATALOGUE.values(), *KINDS]
+    elementwise = [g for g in chosen if isinstance(g, Activation)]
+    kinds = [g for g in chosen if not isinstance(g, Activation)]
     if losses is None:  # every catalogue loss, unless the activations were chosen by the caller
         losses = list(LOSSES.values()) if activations is None else [MSE]
     rng = np.random.default_rng(seed)
-    chosen_losses, forced = loss_plan(examples, list(losses))
-    plans = design(examples, rng, pool, forced)
-    report = Report(examples=examples, seed=seed, activations=[g.name for g in pool],
-                    coverage_complete=covered(plans, pool))
+    n_kinds = 0 if not kinds else examples if not elementwise else min(examples, max(examples // KINDS_SHARE, 64))
+    report = Report(examples=examples, seed=seed, activations=[g.name for g in chosen])
     failing: list[tuple[Case, Comparison]] = []
+    coverage = []
+    for pool, count, pool_losses in ((elementwise, examples - n_kinds, list(losses)),
+                                     (kinds, n_kinds, [loss for loss in losses if not loss.outputs] or [MSE])):
+        if count:
+            coverage.append(_run(report, failing, pool, count, pool_losses, rng, equations, dtype, progress, excuse))
+    report.coverage_complete = all(coverage)
+    if failing:
+        report.counterexample = smallest_counterexample(failing, equations, fast.branches_for_pool(chosen))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _run(report: Report, failing: list, pool: list, examples: int, losses: list, rng: np.random.Generator,
+         equations: Equations, dtype, progress, excuse) -> bool:
+    """``examples`` networks from ``pool``, tallied into ``report`` (failures into ``failing``);
+    returns whether every activation of the pool sat at every position."""
+    chosen_losses, forced = loss_plan(examples, losses)
+    plans = design(examples, rng, pool, forced)
     branches = fast.branches_for_pool(pool)  # one compiled program for every chunk
     for begin in range(0, examples, CHUNK):
         drawn = [tame(make_case(plan, rng, loss), dtype)
@@ -387,7 +431,4 @@ def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
                 failing.append((case, failure))
         if progress is not None:
             progress(min(begin + CHUNK, examples), examples)
-    if failing:
-        report.counterexample = smallest_counterexample(failing, equations, branches)
-    report.seconds = time.perf_counter() - start
-    return report
+    return covered(plans, pool)

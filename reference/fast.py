@@ -12,6 +12,13 @@ padded to one fixed shape so that a single compiled program serves them all:
   bias is −1e30 instead, so that they take no share of the normalisation (e^(−1e30) is 0);
 - an elementwise g is applied to the real rows and units only (``_masked``), so that autodiff's
   NaN at a padded z = 0 cannot leak into the real gradients;
+- an activation with trainable parameters reads them from a (parameters × W) array per layer,
+  a parameter shared by the layer repeated in every column; its gradient is summed back over
+  the real units (the chain rule for one value used W times);
+- a map that mixes units keeps its own layout in the padded row: a GLU's two halves each sit at
+  the start of their half of the W units (``mixes = "halves"``), maxout's groups are contiguous
+  from unit 0 (``"groups"``), and softmax in any layer has its padded units switched off by
+  their bias (``"row"``); its output is padded back to W units with zeros;
 - a fused loss (cross-entropy after softmax, binary cross-entropy after sigmoid) is taken from
   the output layer's z, which the program tracks whatever the network's depth;
 - each layer's activation is chosen at run time with ``lax.switch`` over a fixed list of
@@ -32,7 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from manual import CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, Activation, Loss, Network, OutputMap
+from manual import (CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS, Activation, Loss, Network,
+                    OutputMap, ParametricActivation, VectorActivation, output_width)
 
 from . import plain
 
@@ -73,6 +81,22 @@ def catalogue_branches() -> tuple[Activation | OutputMap, ...]:
     return tuple(CATALOGUE.values()) + tuple(OUTPUT_MAPS.values())
 
 
+KINDS_ELEMENTWISE = ("tanh", "relu", "gelu", "sigmoid")
+"""The elementwise activations the newer kinds' program also holds, to mix with them."""
+
+
+def kinds_branches() -> tuple:
+    """The program for networks with the newer kinds: identity (for the padding layers), a few
+    elementwise activations to mix with them, the activations with parameters, the maps that
+    mix units, and softmax and log_softmax."""
+    return (IDENTITY, *(CATALOGUE[name] for name in KINDS_ELEMENTWISE), *PARAMETRIC.values(),
+            *VECTOR_ACTIVATIONS.values(), *OUTPUT_MAPS.values())
+
+
+PARAMETERS = max(len(g.parameters) for g in PARAMETRIC.values())
+"""Rows of each layer's parameter array: the most parameters any catalogue activation has."""
+
+
 def branches_for(networks: Sequence[Network]) -> tuple[Activation, ...]:
     """The activations one compiled program switches between: the whole catalogue when the
     networks use only catalogue activations (one program for all of them); otherwise identity
@@ -87,6 +111,10 @@ def branches_for_pool(activations: Sequence[Activation | OutputMap]) -> tuple[Ac
     catalogue = catalogue_branches()
     if all(g in catalogue for g in activations):
         return catalogue
+    if all(g in kinds_branches() for g in activations):
+        return kinds_branches()
+    if all(g in catalogue or g in kinds_branches() for g in activations):
+        return tuple(dict.fromkeys([*kinds_branches(), *catalogue]))
     return tuple(dict.fromkeys([IDENTITY, *activations, *OUTPUT_MAPS.values()]))
 
 
@@ -97,6 +125,8 @@ def supports(networks: Sequence[Network], loss: Loss) -> bool:
     loss from outside the catalogue is not trusted with the padding at all. A fused loss must
     meet the output layer it fuses with."""
     if loss.fused_with is not None and not all(loss.fuses(net.g[-1]) for net in networks):
+        return False
+    if any(not _has_layout(g, k == net.depth) for net in networks for k, g in enumerate(net.g[1:], 1)):
         return False
     if loss in LOSSES.values():
         return True
@@ -114,6 +144,16 @@ def _finite_at_padding(loss: Loss) -> bool:
         return bool(jnp.isfinite(value) and jnp.all(jnp.isfinite(grad)))
 
 
+def _has_layout(g, output: bool) -> bool:
+    """Can the padded row hold g? Any elementwise g can; a map that mixes units only with a
+    known layout (``VectorActivation.mixes``), and softmax-like maps of the catalogue anywhere."""
+    if not isinstance(g, VectorActivation):
+        return True
+    if g in OUTPUT_MAPS.values():
+        return True
+    return g.mixes in ("halves", "groups")
+
+
 SAFE_Z = 0.5
 """What a padded entry's g sees instead of its z (see ``_masked``)."""
 
@@ -123,27 +163,39 @@ def _masked(g):
     A padded unit has z = 0, and autodiff of a user's g can be NaN there (a `where` whose other
     branch is 0/0 at 0): its zero cotangent times that NaN would be NaN, and a zero weight times
     NaN leaks into every real gradient. The double `where` sends that product to the constant
-    branch, which nothing depends on. An output map mixes the units of a row, so it keeps them
-    all (its padded units are switched off by their bias instead)."""
-    if isinstance(g, OutputMap):
-        return lambda z, live: g.forward(z, jnp)
-    return lambda z, live: jnp.where(live, g.forward(jnp.where(live, z, SAFE_Z), jnp), 0.0)
+    branch, which nothing depends on. A map that mixes units keeps them all (softmax's padded
+    units are switched off by their bias instead; a GLU's or maxout's padded units are zero and
+    feed only padded outputs), and its output is padded back to the row's W units."""
+    if isinstance(g, VectorActivation):
+        def mixed(z, live, p_rows):
+            if g.mixes == "groups":
+                z = z[..., : z.shape[-1] // g.group * g.group]
+            a = g.forward(z, jnp)
+            return jnp.pad(a, ((0, 0), (0, live.shape[-1] - a.shape[-1])))
+        return mixed
+    if isinstance(g, ParametricActivation):
+        def parametric(z, live, p_rows):
+            p = {q.name: p_rows[i] for i, q in enumerate(g.parameters)}
+            return jnp.where(live, g.forward(jnp.where(live, z, SAFE_Z), p, jnp), 0.0)
+        return parametric
+    return lambda z, live, p_rows: jnp.where(live, g.forward(jnp.where(live, z, SAFE_Z), jnp), 0.0)
 
 
-def _layers(theta, b, offset, x, index, live, last, branches):
+def _layers(theta, b, p, offset, x, index, live, last, branches):
     """The padded forward pass as one ``lax.scan`` over layers (one layer body to compile,
     whatever the depth). Returns every z and a, and the output layer's z."""
     forwards = [_masked(g) for g in branches]
 
     def layer(carry, inputs):
         a, z_out = carry
-        k, theta_k, b_k, offset_k, index_k, live_k = inputs
+        k, theta_k, b_k, p_k, offset_k, index_k, live_k = inputs
         z = a @ theta_k.T + b_k + offset_k
-        a_next = jax.lax.switch(index_k, forwards, z, live_k)
+        a_next = jax.lax.switch(index_k, forwards, z, live_k, p_k)
         return (a_next, jnp.where(k == last, z, z_out)), (z, a_next)
 
     ks = jnp.arange(theta.shape[0])
-    (a, z_out), (zs, a_s) = jax.lax.scan(layer, (x, jnp.zeros_like(offset[0])), (ks, theta, b, offset, index, live))
+    (a, z_out), (zs, a_s) = jax.lax.scan(layer, (x, jnp.zeros_like(offset[0])),
+                                         (ks, theta, b, p, offset, index, live))
     return a, z_out, zs, a_s
 
 
@@ -154,18 +206,18 @@ def _per_example(loss: Loss):
     return lambda a, z_out, y, unit_mask: loss.error(a * unit_mask, y, jnp)
 
 
-def _error(theta, b, offset, x, y, index, live, last, loss_index, row_mask, unit_mask, n, branches, losses):
+def _error(theta, b, p, offset, x, y, index, live, last, loss_index, row_mask, unit_mask, n, branches, losses):
     """E = (1/n) Σₜ Eₜ over the real rows; ``offset`` is zero and gives δ = n ∂E/∂offset.
     ``last`` is the index of the network's own output layer (the rest are identity layers), and
     ``loss_index`` picks the network's loss from ``losses``, like ``index`` picks activations."""
-    a, z_out, zs, a_s = _layers(theta, b, offset, x, index, live, last, branches)
+    a, z_out, zs, a_s = _layers(theta, b, p, offset, x, index, live, last, branches)
     per_example = jax.lax.switch(loss_index, [_per_example(loss) for loss in losses], a, z_out, y, unit_mask)
     return jnp.sum(jnp.where(row_mask, per_example, 0)) / n, (zs, a_s)
 
 
-def _program(theta, b, offset, x, y, index, live, last, loss_index, row_mask, unit_mask, n, branches, losses):
-    value_and_grad = jax.value_and_grad(_error, argnums=(0, 1, 2), has_aux=True)
-    (error, (z, a)), grads = value_and_grad(theta, b, offset, x, y, index, live, last, loss_index, row_mask,
+def _program(theta, b, p, offset, x, y, index, live, last, loss_index, row_mask, unit_mask, n, branches, losses):
+    value_and_grad = jax.value_and_grad(_error, argnums=(0, 1, 2, 3), has_aux=True)
+    (error, (z, a)), grads = value_and_grad(theta, b, p, offset, x, y, index, live, last, loss_index, row_mask,
                                             unit_mask, n, branches, losses)
     return error, grads, z, jnp.concatenate([x[None], a])
 
@@ -179,7 +231,8 @@ def _compiled(branches: tuple[Activation, ...], losses: tuple[Loss, ...], shape:
     # networks from 0.72 s to 0.54 s. The level may change the last bits of a composite
     # expression (a different instruction order, no fast-math either way): rounding that the
     # tolerances already count, as for any XLA build.
-    own = branches != catalogue_branches() or any(loss not in LOSSES.values() for loss in losses)
+    shared = (catalogue_branches(), kinds_branches(), tuple(dict.fromkeys([*kinds_branches(), *catalogue_branches()])))
+    own = branches not in shared or any(loss not in LOSSES.values() for loss in losses)
     function = jax.vmap(program) if batched else program
     if own:
         try:
@@ -196,9 +249,19 @@ def losses_for(branches: tuple[Activation, ...], losses: Sequence[Loss]) -> tupl
     the losses used (that program is compiled for one check). A loss from outside the catalogue
     always gets a program of its own."""
     used = tuple(dict.fromkeys(losses))
-    if all(loss in LOSSES.values() for loss in used) and branches == catalogue_branches():
+    if all(loss in LOSSES.values() for loss in used) and IDENTITY in branches and all(
+            g in CATALOGUE.values() or g in kinds_branches() for g in branches):
         return tuple(LOSSES.values())
     return used
+
+
+def placement(g, units: int, width: int) -> np.ndarray:
+    """Where the ``units`` real units of z sit in a padded row of ``width``: from 0, except for
+    a GLU, whose halves each start their half of the row (the map splits the row in two)."""
+    if isinstance(g, VectorActivation) and g.mixes == "halves":
+        half = units // 2
+        return np.concatenate([np.arange(half), width // 2 + np.arange(half)])
+    return np.arange(units)
 
 
 def _pad(network: Network, x: np.ndarray, y: np.ndarray, shape: Shape, branches, loss_index: int = 0):
@@ -206,39 +269,56 @@ def _pad(network: Network, x: np.ndarray, y: np.ndarray, shape: Shape, branches,
     L, n = network.depth, x.shape[0]
     theta = np.zeros((D, W, W))
     b = np.zeros((D, W))
+    p = np.zeros((D, PARAMETERS, W))
     index = np.full(D, branches.index(IDENTITY))
-    for k in range(1, L + 1):
-        rows, cols = network.theta[k].shape
-        theta[k - 1, :rows, :cols] = network.theta[k]
-        b[k - 1, :rows] = network.b[k]
-        index[k - 1] = branches.index(network.g[k])
-    if isinstance(network.g[L], OutputMap):
-        b[L - 1, network.widths[-1]:] = SWITCHED_OFF
-    theta[L:] = np.eye(W)
     live = np.zeros((D, N, W), bool)  # the real rows and units of every layer's z
-    for k in range(1, D + 1):
-        live[k - 1, :n, : network.widths[min(k, L)]] = True
+    for k in range(1, L + 1):
+        g, (units, cols) = network.g[k], network.theta[k].shape
+        rows = placement(g, units, W)
+        theta[k - 1, rows, :cols] = network.theta[k]
+        b[k - 1, rows] = network.b[k]
+        index[k - 1] = branches.index(g)
+        live[k - 1, :n, rows] = True
+        if g in OUTPUT_MAPS.values():  # softmax-like: padded units take no share of the row
+            b[k - 1, np.setdiff1d(np.arange(W), rows)] = SWITCHED_OFF
+        if isinstance(g, ParametricActivation):
+            for i, q in enumerate(g.parameters):
+                p[k - 1, i, rows] = network.p[k][q.name]  # a shared value fills every real unit
+    theta[L:] = np.eye(W)
+    live[L:, :n, : network.output_width] = True
     x_pad, y_pad = np.zeros((N, W)), np.zeros((N, W))
     x_pad[:n, : x.shape[1]] = x
     y_pad[:n, : y.shape[1]] = y
     row_mask = np.arange(N) < n
-    unit_mask = (np.arange(W) < network.widths[-1]).astype(np.float64)
-    return theta, b, np.zeros((D, N, W)), x_pad, y_pad, index, live, L - 1, loss_index, row_mask, unit_mask, float(n)
+    unit_mask = (np.arange(W) < network.output_width).astype(np.float64)
+    return (theta, b, p, np.zeros((D, N, W)), x_pad, y_pad, index, live, L - 1, loss_index, row_mask, unit_mask,
+            float(n))
 
 
 def _unpad(network: Network, n: int, error, grads, z, a) -> Reference:
-    d_theta, d_b, d_offset = (np.asarray(g) for g in grads)
+    d_theta, d_b, d_p, d_offset = (np.asarray(g) for g in grads)
     z, a = np.asarray(z), np.asarray(a)
-    w = network.widths
-    L = network.depth
+    W, L = z.shape[-1], network.depth
+    rows = [None] + [placement(network.g[k], network.widths[k], W) for k in range(1, L + 1)]
+    outs = [network.widths[0]] + [output_width(network.g[k], network.widths[k]) for k in range(1, L + 1)]
     layers = range(1, L + 1)
+
+    def p_grad(k):
+        g = network.g[k]
+        if not isinstance(g, ParametricActivation):
+            return None
+        real = d_p[k - 1][:, rows[k]]
+        return {q.name: real[i] if np.ndim(network.p[k][q.name]) else real[i].sum()
+                for i, q in enumerate(g.parameters)}
+
     return Reference(
-        z=(None,) + tuple(z[k - 1, :n, : w[k]] for k in layers),
-        a=(a[0, :n, : w[0]],) + tuple(a[k, :n, : w[k]] for k in layers),
-        delta=(None,) + tuple(n * d_offset[k - 1, :n, : w[k]] for k in layers),
-        theta=(None,) + tuple(d_theta[k - 1, : w[k], : w[k - 1]] for k in layers),
-        b=(None,) + tuple(d_b[k - 1, : w[k]] for k in layers),
+        z=(None,) + tuple(z[k - 1, :n][:, rows[k]] for k in layers),
+        a=(a[0, :n, : outs[0]],) + tuple(a[k, :n, : outs[k]] for k in layers),
+        delta=(None,) + tuple(n * d_offset[k - 1, :n][:, rows[k]] for k in layers),
+        theta=(None,) + tuple(d_theta[k - 1][rows[k]][:, : outs[k - 1]] for k in layers),
+        b=(None,) + tuple(d_b[k - 1, rows[k]] for k in layers),
         error=float(error),
+        p=(None,) + tuple(p_grad(k) for k in layers),
     )
 
 

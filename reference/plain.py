@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from manual import Activation, Loss, MSE, Network
+from manual import Activation, Loss, MSE, Network, ParametricActivation
 
 
 @dataclass(frozen=True)
@@ -29,39 +29,47 @@ class Reference:
     theta: tuple
     b: tuple
     error: float
+    p: tuple = ()
+    """∂E/∂p⁽ᵏ⁾ for every layer whose activation has parameters (a dict by name), else ``None``."""
 
 
-def _error(theta, b, offset, x, y, g, loss):
+def _error(theta, b, p, offset, x, y, g, loss):
     """E = (1/n) Σₜ Eₜ, with a zero ``offset`` added to every z⁽ᵏ⁾ so that ∂E/∂offset = ∂E/∂z.
     After softmax or sigmoid, cross-entropy is taken from the logits (its fused form)."""
     z, a = [None], [x]
     for k in range(1, len(theta)):
         z.append(a[k - 1] @ theta[k].T + b[k] + offset[k])
-        a.append(g[k].forward(z[k], jnp))
+        if isinstance(g[k], ParametricActivation):
+            a.append(g[k].forward(z[k], p[k], jnp))
+        else:
+            a.append(g[k].forward(z[k], jnp))
     if loss.fuses(g[-1]):
         return jnp.mean(loss.fused_error(z[-1], y, jnp)), (z, a)
     return jnp.mean(loss.error(a[-1], y, jnp)), (z, a)
 
 
 # One compilation per architecture: the activations and the loss are static (part of the program).
-_value_and_grad = jax.jit(jax.value_and_grad(_error, argnums=(0, 1, 2), has_aux=True),
-                          static_argnums=(5, 6))
+_value_and_grad = jax.jit(jax.value_and_grad(_error, argnums=(0, 1, 2, 3), has_aux=True),
+                          static_argnums=(6, 7))
 
 
 def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE) -> Reference:
-    """Every z, a, δ = ∂E/∂z, ∂E/∂Θ and ∂E/∂b from ``jax.grad``, in float64."""
+    """Every z, a, δ = ∂E/∂z, ∂E/∂Θ, ∂E/∂b and ∂E/∂p from ``jax.grad``, in float64."""
     with jax.enable_x64(True):
         theta = [None] + [jnp.asarray(t, jnp.float64) for t in network.theta[1:]]
         b = [None] + [jnp.asarray(v, jnp.float64) for v in network.b[1:]]
+        p = [None if q is None else {name: jnp.asarray(v, jnp.float64) for name, v in q.items()}
+             for q in network.p]
         x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
         n = x.shape[0]
         offset = [None] + [jnp.zeros((n, t.shape[0]), jnp.float64) for t in theta[1:]]
-        (error, (z, a)), (d_theta, d_b, d_offset) = _value_and_grad(
-            theta, b, offset, x64, y64, network.g, loss)
+        (error, (z, a)), (d_theta, d_b, d_p, d_offset) = _value_and_grad(
+            theta, b, p, offset, x64, y64, network.g, loss)
         return Reference(
             z=_numpy(z), a=_numpy(a),
             delta=(None,) + tuple(n * np.asarray(d) for d in d_offset[1:]),
             theta=_numpy(d_theta), b=_numpy(d_b), error=float(error),
+            p=tuple(None if q is None else {name: np.asarray(v) for name, v in q.items()} for q in d_p),
         )
 
 
