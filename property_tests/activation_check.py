@@ -157,10 +157,11 @@ class ActivationReport:
     def message(self) -> str:
         """The human-readable report the command prints."""
         lines = [f"activation {self.name!r} ({self.dtype}, seed {self.seed}): {self.verdict.upper()}"]
+        scales = (f"relative to the local slope scale, on [−10, 10] at most {self.slope_scale:.6g}; autodiff's "
+                  f"own noise there at most {self.autodiff_noise:.3g}" if self.slope_scale
+                  else "relative to the size of each value's terms")
         lines.append(f"  pointwise: {self.points} points ({'; '.join(self.ranges)}); largest error "
-                     f"{self.max_error:.3g} against tolerance {self.tolerance:.3g} (relative to the local slope "
-                     f"scale, on [−10, 10] at most {self.slope_scale:.6g}; autodiff's own noise there at most "
-                     f"{self.autodiff_noise:.3g})")
+                     f"{self.max_error:.3g} against tolerance {self.tolerance:.3g} ({scales})")
         if self.skipped:
             lines.append(f"  {self.skipped.describe()}")
         for kink in self.kinks:
@@ -496,10 +497,16 @@ def check_activation(act: Activation, *, examples: int = 200, seed: int = 0,
     Raises ``UsageError`` (one sentence) when the activation cannot be used at all."""
     import time
 
+    from manual import ParametricActivation, VectorActivation
+
+    if isinstance(act, (ParametricActivation, VectorActivation)):
+        from .kinds_check import check_kind
+
+        return check_kind(act, examples=examples, seed=seed, dtype=dtype, networks=networks, strict=strict)
     start = time.perf_counter()
     dtype = np.dtype(dtype)
     if not isinstance(act, Activation):
-        raise UsageError(f"expected an Activation, got {type(act).__name__}")
+        raise UsageError(f"expected an Activation, ParametricActivation or VectorActivation, got {type(act).__name__}")
     if examples < 1:
         raise UsageError(f"examples must be at least 1, got {examples}")
     networks = examples if networks is None else networks

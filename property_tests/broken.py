@@ -180,3 +180,14 @@ def _diagonal_only(theta_next, delta_next, z_k, g_k):
 
 HIDDEN_JACOBIAN_DIAGONAL = dataclasses.replace(EQUATIONS, hidden_delta_general=_diagonal_only)
 """Equation (2) through a hidden softmax with J_g replaced by its diagonal a ⊙ (1 − a)."""
+
+
+def _parameters_from_delta(grad_a, z_k, g_k, p_k):
+    # δ⁽ᵏ⁾ = ∂Eₜ/∂a⁽ᵏ⁾ ⊙ ∂g/∂z: the layer's own delta, one factor too far down the chain
+    delta_k = grad_a * g_k.derivative(z_k, p_k, np)
+    return backprop.activation_parameter_gradients(delta_k, z_k, g_k, p_k)
+
+
+PARAMETERS_FROM_DELTA = dataclasses.replace(EQUATIONS, activation_parameter_gradients=_parameters_from_delta)
+"""∂E/∂p⁽ᵏ⁾ = (1/n) Σ δ⁽ᵏ⁾ ∂g/∂p: the layer's own δ⁽ᵏ⁾ = ∂Eₜ/∂a⁽ᵏ⁾ ⊙ ∂g/∂z in place of
+∂Eₜ/∂a⁽ᵏ⁾ (= δ⁽ᵏ⁺¹⁾Θ⁽ᵏ⁺¹⁾ in a hidden layer), as if p entered through z."""

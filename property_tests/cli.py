@@ -214,12 +214,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_activation(args: argparse.Namespace) -> int:
-    from manual import Activation
+    from manual import Activation, ParametricActivation, VectorActivation
 
     from .activation_check import check_activation
     from .loading import load_object
 
-    g = load_object(args.target, Activation, "an Activation")
+    g = load_object(args.target, (Activation, ParametricActivation, VectorActivation),
+                    "an Activation, a ParametricActivation or a VectorActivation")
     report = check_activation(g, examples=args.examples, seed=args.seed, dtype=args.dtype, strict=args.strict)
     if args.json:
         print(json.dumps(report.as_dict(), allow_nan=False))

@@ -112,12 +112,12 @@ class Bounds:
 
 def scales(g, z, p=None) -> tuple:
     """(f_g, autodiff's noise in g′) at every element of z (``tolerances.Profile``). An
-    activation with parameters p is sized by ``parametric_slope``; a map that mixes units is
+    activation with parameters p is sized by ``parametric_sizes``; a map that mixes units is
     bounded through its own Jacobian (``mixed_terms``), so (1, 0)."""
     if isinstance(g, VectorActivation):
         return 1.0, 0.0
     if isinstance(g, ParametricActivation):
-        return parametric_slope(g.derivative, p, z), np.zeros(np.shape(z))
+        return parametric_sizes(g, p, z)["z"], np.zeros(np.shape(z))
     return tol.profile(g).at(z)
 
 
@@ -129,40 +129,66 @@ def toward_origin(z: np.ndarray) -> list[np.ndarray]:
 
 
 SCAN = (0.0, 0.25, 0.5, 0.75)
-"""Fractions of a parameter's value at which ``parametric_slope`` also looks (z held)."""
+"""Fractions of a parameter's value at which ``parametric_sizes`` also looks (z held)."""
 
 
-def parametric_slope(partial, p, z) -> np.ndarray:
-    """The largest |∂g/∂z| (or |∂g/∂p|, for ``partial``) between the origin and z, and between
-    the origin and each parameter's value (``SCAN``, z held): the size of the terms the partial
-    is computed from. Autodiff's σ′ = σ(1 − σ), say, is accurate only to u absolutely, so its
-    z²σ′(βz) for swish's ∂g/∂β carries an error of u·z²/4, the size the partial has at β → 0.
-    Taken from the hand partial, in float64: it only sizes the rounding allowance (some 1e-13
-    of it), and the partial itself is proven against ``jax.grad`` pointwise
-    (``test_activation_kinds``, and ``backprop-check activation`` for a user's own), so a wrong
-    partial cannot hide in it. Points where a scanned value is not finite take no part."""
+def parametric_sizes(g: ParametricActivation, p, z) -> dict[str, np.ndarray]:
+    """For ∂g/∂z (key ``"z"``) and every ∂g/∂p (by name): the largest value it takes between
+    the origin and z, and between the origin and each parameter's value (``SCAN``, z held), the
+    size of the terms the partial is computed from. Autodiff's σ′ = σ(1 − σ), say, is accurate
+    only to u absolutely, so its z²σ′(βz) for swish's ∂g/∂β carries an error of u·z²/4, the
+    size the partial has at β → 0. Taken from the hand partials, in float64: they only size the
+    rounding allowance (some 1e-13 of it), and the partials themselves are proven against
+    ``jax.grad`` pointwise (``test_activation_kinds``, and ``backprop-check activation`` for a
+    user's own), so a wrong partial cannot hide in it. Points where a scanned value is not
+    finite take no part. Remembered for the last few layers asked about (each is asked for its
+    ∂g/∂z and its parameters several times in one comparison)."""
     z = np.asarray(z, np.float64)
     p64 = {name: np.asarray(v, np.float64) for name, v in (p or {}).items()}
+    key = (id(g), z.shape, z.tobytes(), tuple((name, v.tobytes()) for name, v in sorted(p64.items())))
+    if key in _SIZES:
+        return _SIZES[key]
     points = [(s, p64) for s in toward_origin(z)]
     points += [(z, {**p64, name: t * value}) for name, value in p64.items() for t in SCAN]
+    sizes: dict[str, np.ndarray] = {}
     with np.errstate(all="ignore"):
-        sizes = [np.abs(np.broadcast_to(partial(s, q, np), z.shape)) for s, q in points]
-        sizes = [np.where(np.isfinite(v), v, 0.0) for v in sizes]
-    return np.maximum(np.max(sizes, axis=0), tol.SLOPE_MINIMUM)
+        for s, q in points:
+            partials = {"z": g.derivative(s, q, np), **g.parameter_derivatives(s, q, np)}
+            for name, value in partials.items():
+                v = np.abs(np.broadcast_to(value, z.shape))
+                v = np.where(np.isfinite(v), v, 0.0)
+                sizes[name] = v if name not in sizes else np.maximum(sizes[name], v)
+    sizes = {name: np.maximum(v, tol.SLOPE_MINIMUM) for name, v in sizes.items()}
+    if len(_SIZES) >= 64:
+        _SIZES.clear()
+    _SIZES[key] = sizes
+    return sizes
+
+
+_SIZES: dict = {}
 
 
 def jacobian_size(g: VectorActivation, z: np.ndarray) -> np.ndarray:
     """|J_g(z)| for every row, shape (n, output units, units), one output unit at a time
-    through the hand Jᵀv (proven against ``jax.vjp`` pointwise, as ``parametric_slope``). For
+    through the hand Jᵀv (proven against ``jax.vjp`` pointwise, as ``parametric_sizes``). For
     a GLU, the largest |J| with the gated half s anywhere between the origin and s (as
     ``toward_origin``), the value half held: the gate's derivative is computed from terms of
     that size (jax's σ′ = σ(1 − σ) is 0 for s > 37, where σ′ is e⁻ˢ by hand)."""
     z = np.asarray(z, np.float64)
-    if g.mixes == "halves":
-        m = z.shape[-1] // 2
-        variants = [np.concatenate([z[..., :m], s], axis=-1) for s in toward_origin(z[..., m:])]
-        return np.max([_jacobian_at(g, v) for v in variants], axis=0)
-    return _jacobian_at(g, z)
+    key = (id(g), z.shape, z.tobytes())
+    if key not in _SIZES:
+        if g.mixes == "halves":
+            m = z.shape[-1] // 2
+            variants = [np.concatenate([z[..., :m], s], axis=-1) for s in toward_origin(z[..., m:])]
+            J = np.max([_jacobian_at(g, v) for v in variants], axis=0)
+        elif g.mixes is None:  # how it mixes is not said: the whole row toward the origin
+            J = np.max([_jacobian_at(g, t * z) for t in (1.0, 0.75, 0.5, 0.25, 0.0)], axis=0)
+        else:
+            J = _jacobian_at(g, z)
+        if len(_SIZES) >= 64:
+            _SIZES.clear()
+        _SIZES[key] = J
+    return _SIZES[key]
 
 
 def _jacobian_at(g: VectorActivation, z: np.ndarray) -> np.ndarray:
@@ -181,10 +207,15 @@ def mixed_terms(g: VectorActivation, z: np.ndarray, v: np.ndarray) -> np.ndarray
     """The size of the terms J_g(z)ᵀv is computed from, for non-negative v (z's shape). A
     softmax-like map (``mixes == "row"``) computes aᵢ(vᵢ − Σⱼaⱼvⱼ), or vᵢ − sᵢΣⱼvⱼ, with
     0 ≤ a, s ≤ 1: terms up to vᵢ + Σⱼvⱼ, far above |J|ᵀv where the row saturates (those terms
-    cancel). The others multiply each vⱼ by one Jacobian entry: |J|ᵀv."""
+    cancel). A GLU and maxout multiply each vⱼ by one Jacobian entry: |J|ᵀv. A map that does not
+    say how it mixes may cancel like softmax: |J|ᵀv plus its largest entry times Σⱼvⱼ."""
     if g.mixes == "row":
         return v + np.sum(v, axis=-1, keepdims=True)
-    return np.einsum("...ji,...j->...i", jacobian_size(g, z), v)
+    J = jacobian_size(g, z)
+    terms = np.einsum("...ji,...j->...i", J, v)
+    if g.mixes is None:  # a row map may cancel terms of any entry's size (a saturating softmax)
+        terms = terms + np.max(J, axis=(-2, -1))[..., None] * np.sum(v, axis=-1, keepdims=True)
+    return terms
 
 
 def mixed_forward(g: VectorActivation, z: np.ndarray, a: np.ndarray, EZ: np.ndarray) -> tuple:
@@ -276,7 +307,7 @@ def parameter_bounds(g: ParametricActivation, p: dict, z: np.ndarray, w: np.ndar
     the examples, and over the units too for a shared parameter."""
     M, E, N = {}, {}, {}
     for q in g.parameters:
-        P = parametric_slope(lambda s, pp, xp, name=q.name: g.parameter_derivatives(s, pp, xp)[name], p, z)
+        P = parametric_sizes(g, p, z)[q.name]
         shared = np.ndim(p[q.name]) == 0
         count = w.size if shared else w.shape[0]
 

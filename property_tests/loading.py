@@ -75,8 +75,9 @@ def _load_module(dotted: str) -> ModuleType:
         raise UsageError(f"module {dotted!r} does not import: {_describe(error)}") from None
 
 
-def load_object(target: str, kind: type, what: str):
-    """The object NAME of ``file.py:NAME`` or ``module:NAME``, which must be a ``kind``."""
+def load_object(target: str, kind: type | tuple[type, ...], what: str):
+    """The object NAME of ``file.py:NAME`` or ``module:NAME``, which must be a ``kind`` (a type,
+    or a tuple of types, the first named in the hint)."""
     where, sep, name = target.rpartition(":")
     if not sep or not where or not name:
         raise UsageError(f"TARGET must look like path/to/file.py:NAME or package.module:NAME, got {target!r}")
@@ -85,8 +86,9 @@ def load_object(target: str, kind: type, what: str):
         raise UsageError(f"{where} has no attribute {name!r}")
     value = getattr(module, name)
     if not isinstance(value, kind):
+        first = kind[0] if isinstance(kind, tuple) else kind
         raise UsageError(f"{where}:{name} is a {type(value).__name__}, not {what} "
-                         f"(build one with {kind.__name__}(name, ...))")
+                         f"(build one with {first.__name__}(name, ...))")
     return value
 
 

@@ -3,7 +3,14 @@ mistake people make when they derive backpropagation by hand, and each must be c
 
 ``run_mutants`` feeds every entry the same seeded stream of random networks that ``verify``
 uses, judged by the same comparisons, and records for each the first equation and layer that
-disagreed with autodiff and how long that took.
+disagreed with autodiff and how long that took. The classic mistakes of the newer kinds
+(activations with trainable parameters, maps that mix units) are hunted on networks drawn from
+those kinds (``Mutant.pool``), with tied maxout units where the mistake lives at a tie.
+
+A mistake in one activation's hand derivatives (``Mutant.swaps``) is put into the hand side
+only: autodiff differentiates the real network, whose forward is the very same function (the
+swapped entry keeps it), so every compiled reference is shared and the judge is never the
+broken code.
 """
 
 from __future__ import annotations
@@ -14,11 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from manual import CATALOGUE, EQUATIONS, LOSSES, MSE, SOFTMAX, Equations, Loss, backprop
+from manual import (CATALOGUE, EQUATIONS, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, SOFTMAX, VECTOR_ACTIVATIONS,
+                    Equations, Loss, Network, backprop)
+from reference import fast
 
 from . import broken
 from . import tolerances as tol
 from .compare import compare_case, first_failure
+from .strategies import tied
 from .verify import design, make_case, references
 
 SIGMOID = CATALOGUE["sigmoid"]
@@ -51,6 +61,13 @@ def _sigmoid_everywhere(g, z):
     return SIGMOID.derivative(z, np)
 
 
+PER_UNIT = ("prelu", "swish_beta", "snake", "acon_c", "tanh")
+"""Activations whose parameters are per unit by default (``make_case`` draws them shared half the
+time, one per unit otherwise), and tanh between them."""
+GLU_FAMILY = ("glu", "reglu", "geglu", "swiglu")
+MAXOUT = ("maxout2", "maxout3")
+
+
 @dataclass(frozen=True)
 class Mutant:
     """One broken backward pass: what it gets wrong, in one line, and how to build it."""
@@ -61,6 +78,13 @@ class Mutant:
     losses: tuple[Loss, ...] = (MSE,)
     output: object | None = None
     activation_swap: tuple[str, object] | None = None
+    pool: tuple[str, ...] = ()
+    """The activations the networks are drawn from, by name (the catalogue when empty)."""
+    swaps: tuple[tuple[str, object], ...] = ()
+    """(name, wrong entry) pairs: the hand side uses the wrong entry wherever the network has
+    ``name``; autodiff keeps the real one (same forward). ``activation_swap`` is one such pair."""
+    ties: bool = False
+    """Make the first two units of every maxout group twins (``strategies.tied``)."""
 
 
 MUTANTS: list[Mutant] = [
@@ -100,6 +124,23 @@ MUTANTS: list[Mutant] = [
     Mutant("examples_misaligned", "(3) pairs δ of example t with a of example t − 1", broken.MISALIGNED_EXAMPLES),
     Mutant("tanh_prime_off_by_1e_6", "tanh′ off by a relative 1e-6 (a catalogue entry, not the equations)",
            activation_swap=("tanh", broken.off_by(CATALOGUE["tanh"], 1e-6))),
+    # --- activations with trainable parameters, and maps that mix units ------------------------
+    Mutant("prelu_partial_off_by_1e_6", "prelu's ∂g/∂a off by a relative 1e-6 (a catalogue entry, not the equations)",
+           pool=("prelu", "tanh"), swaps=(("prelu", broken.parameter_partial_off_by(PARAMETRIC["prelu"], "a", 1e-6)),)),
+    Mutant("parameter_summed_over_units", "a per-unit parameter's gradient summed over the units, not the examples",
+           broken.PARAMETERS_WRONG_AXIS, pool=PER_UNIT),
+    Mutant("per_unit_treated_as_shared", "every unit of a per-unit parameter given the whole layer's gradient",
+           broken.PER_UNIT_AS_SHARED, pool=PER_UNIT),
+    Mutant("parameter_gradient_from_delta", "∂E/∂p⁽ᵏ⁾ of a hidden layer from δ⁽ᵏ⁾ instead of ∂Eₜ/∂a⁽ᵏ⁾ = δ⁽ᵏ⁺¹⁾Θ⁽ᵏ⁺¹⁾",
+           broken.PARAMETERS_FROM_DELTA, pool=(*PARAMETRIC, "tanh"), output=CATALOGUE["tanh"]),
+    Mutant("glu_halves_swapped", "a GLU's J_gᵀv with its halves swapped (the first half taken as the gate)",
+           pool=(*GLU_FAMILY, "tanh"), swaps=tuple((name, broken.halves_swapped(VECTOR_ACTIVATIONS[name]))
+                                                   for name in GLU_FAMILY)),
+    Mutant("maxout_one_hot_at_ties", "maxout's J_gᵀv sends a tied group's gradient to its first maximum only",
+           pool=(*MAXOUT, "tanh"), ties=True,
+           swaps=tuple((name, broken.one_hot_at_ties(VECTOR_ACTIVATIONS[name])) for name in MAXOUT)),
+    Mutant("hidden_softmax_diagonal_jacobian", "a hidden softmax's J_g replaced by its diagonal a ⊙ (1 − a) in (2)",
+           broken.HIDDEN_JACOBIAN_DIAGONAL, pool=("softmax", "tanh")),
 ]
 
 
@@ -135,15 +176,48 @@ class MutantsReport:
                 "mutants": [r.as_dict() for r in self.results]}
 
 
-def _cases(mutant: Mutant, count: int, seed: int):
-    rng = np.random.default_rng(seed)
-    pool = list(CATALOGUE.values())
+def resolve(name: str):
+    """An activation of any kind by name: catalogue, parametric, mixing units, output map."""
+    for table in (CATALOGUE, PARAMETRIC, VECTOR_ACTIVATIONS, OUTPUT_MAPS):
+        if name in table:
+            return table[name]
+    raise KeyError(f"unknown activation {name!r}")
+
+
+def pool_of(mutant: Mutant) -> list:
+    return [resolve(name) for name in mutant.pool] if mutant.pool else list(CATALOGUE.values())
+
+
+def _swaps(mutant: Mutant) -> dict:
+    swaps = dict(mutant.swaps)
     if mutant.activation_swap is not None:
-        name, replacement = mutant.activation_swap
-        pool = [replacement if g.name == name else g for g in pool]
+        swaps[mutant.activation_swap[0]] = mutant.activation_swap[1]
+    for name, wrong in swaps.items():
+        if wrong.forward is not resolve(name).forward:
+            raise ValueError(f"{mutant.name}: a swapped {name} must keep the real forward, which autodiff "
+                             f"differentiates")
+    return swaps
+
+
+def _hand_side(network: Network, swaps: dict) -> Network:
+    """The same network with every swapped activation replaced by its wrong entry."""
+    if not any(g.name in swaps for g in network.g[1:]):
+        return network
+    return Network(network.theta, network.b, (None,) + tuple(swaps.get(g.name, g) for g in network.g[1:]),
+                   network.p)
+
+
+def _cases(mutant: Mutant, count: int, seed: int) -> list[tuple]:
+    """(the case the hand side sees, the case autodiff differentiates) for ``count`` networks;
+    they differ only where ``mutant`` swaps an activation's hand derivatives."""
+    rng = np.random.default_rng(seed)
     forced = [mutant.output] * count if mutant.output is not None else None
-    plans = design(count, rng, pool, forced)
-    return [make_case(plan, rng, mutant.losses[i % len(mutant.losses)]) for i, plan in enumerate(plans)]
+    plans = design(count, rng, pool_of(mutant), forced)
+    real = [make_case(plan, rng, mutant.losses[i % len(mutant.losses)]) for i, plan in enumerate(plans)]
+    if mutant.ties:
+        real = [dataclasses.replace(case, network=tied(case.network)) for case in real]
+    swaps = _swaps(mutant)
+    return [(dataclasses.replace(case, network=_hand_side(case.network, swaps)), case) for case in real]
 
 
 def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int = 0) -> MutantResult:
@@ -151,10 +225,11 @@ def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int 
     start = time.perf_counter()
     equations = mutant.equations
     cases = _cases(mutant, max_networks, seed)
+    branches = fast.branches_for_pool(pool_of(mutant))  # one compiled program for every batch
     for begin in range(0, max_networks, batch):
         chunk = cases[begin : begin + batch]
-        for i, (case, ref) in enumerate(zip(chunk, references(chunk))):
-            failure = first_failure(compare_case(case, ref, equations)[0])
+        for i, ((hand, real), ref) in enumerate(zip(chunk, references([real for _, real in chunk], branches))):
+            failure = first_failure(compare_case(hand, ref, equations)[0])
             if failure is not None:
                 return MutantResult(mutant.name, mutant.mistake, True, failure.equation, failure.layer,
                                     begin + i + 1, time.perf_counter() - start, failure.describe())
@@ -163,9 +238,15 @@ def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int 
 
 def run_mutants(mutants: list[Mutant] | None = None, *, seed: int = 0) -> MutantsReport:
     """Hunt every mutant of the bank; see the module docstring."""
-    # Before any clock starts: compile the reference and measure every activation's tolerance
-    # figures (slope scale, autodiff's noise), which every later check reuses.
-    references([make_case([CATALOGUE["tanh"]], np.random.default_rng(0))])
+    chosen = mutants or MUTANTS
+    # Before any clock starts: compile the references the hunts use (batches of networks, so the
+    # vmapped programs) and measure every activation's tolerance figures (slope scale, autodiff's
+    # noise), which every later check reuses.
+    rng = np.random.default_rng(0)
+    for branches in dict.fromkeys(fast.branches_for_pool(pool_of(m)) for m in chosen):
+        # a network the program is chosen for: one of its own activations if it has any
+        g = next((g for g in branches if g not in fast.catalogue_branches()), CATALOGUE["tanh"])
+        references([make_case([g], rng), make_case([g], rng)], branches)
     for g in CATALOGUE.values():
         tol.profile(g)
-    return MutantsReport([hunt(m, seed=seed) for m in (mutants or MUTANTS)])
+    return MutantsReport([hunt(m, seed=seed) for m in chosen])

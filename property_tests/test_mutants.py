@@ -1,28 +1,76 @@
 """Every entry of the bank of broken backward passes is caught by the equation checks."""
 
+import dataclasses
 import json
 
+import pytest
+
+from manual import EQUATIONS, PARAMETRIC
+
+from . import broken, properties
 from .cli import main
-from .mutants import MUTANTS, run_mutants
+from .controls import rejects
+from .mutants import MUTANTS, Mutant, hunt, run_mutants
+from .strategies import mixed_cases
+
+KINDS_MUTANTS = [m for m in MUTANTS if m.pool]
+"""The mistakes of the newer kinds, hunted on networks drawn from those kinds."""
 
 
 def test_every_mutant_is_caught_and_named():
     report = run_mutants()
     missed = [r.name for r in report.results if not r.caught]
     assert not missed, f"not caught: {missed}"
-    assert report.caught == len(MUTANTS) >= 15
-    assert all(r.equation in {"(1)", "(2)", "(3) Θ", "(3) b"} for r in report.results)
+    assert report.caught == len(MUTANTS) >= 24
+    assert all(r.equation in {"(1)", "(2)", "(3) Θ", "(3) b", "(3) p"} for r in report.results)
     assert len({m.name for m in MUTANTS}) == len(MUTANTS) and all(m.mistake for m in MUTANTS)
+    by_name = {r.name: r for r in report.results}
+    # each parameter mistake is caught where it lives, in the parameter gradient; the one about
+    # ∂Eₜ/∂a⁽ᵏ⁾ in a hidden layer (its networks end in tanh, so it can only be caught there)
+    for name in ("prelu_partial_off_by_1e_6", "parameter_summed_over_units", "per_unit_treated_as_shared",
+                 "parameter_gradient_from_delta"):
+        assert by_name[name].equation == "(3) p", by_name[name].detail
+    assert by_name["hidden_softmax_diagonal_jacobian"].equation == "(2)"
 
 
 def test_the_correct_derivation_is_not_a_mutant():
     # The hunt itself must be able to come back empty-handed: the real equations survive it.
-    from manual import EQUATIONS
-
-    from .mutants import Mutant, hunt
-
     result = hunt(Mutant("correct", "nothing wrong", EQUATIONS), max_networks=64)
     assert not result.caught, result.detail
+
+
+@pytest.mark.parametrize("mutant", KINDS_MUTANTS, ids=lambda m: m.name)
+def test_the_correct_derivation_survives_each_new_hunt(mutant):
+    # The same networks (kinds, tied maxout units, forced outputs) with the mistake taken out:
+    # what catches the mutant is its mistake, not the networks it is hunted on.
+    right = dataclasses.replace(mutant, name="correct", equations=EQUATIONS, swaps=(), activation_swap=None)
+    result = hunt(right, max_networks=32)
+    assert not result.caught, result.detail
+
+
+def test_maxout_one_hot_is_only_wrong_at_ties():
+    # Away from ties the one-hot Jᵀv is the right one: without tied units the hunt must come
+    # back empty-handed, which is why the bank ties them.
+    mutant = next(m for m in MUTANTS if m.name == "maxout_one_hot_at_ties")
+    result = hunt(dataclasses.replace(mutant, ties=False), max_networks=32)
+    assert not result.caught, result.detail
+
+
+def test_swapped_entries_must_keep_their_forward():
+    # autodiff differentiates the real network: a swap that changed the forward would be judged
+    # against the wrong function, so it is refused.
+    prelu = PARAMETRIC["prelu"]
+    wrong = dataclasses.replace(prelu, forward=lambda z, p, xp: 2 * prelu.forward(z, p, xp))
+    with pytest.raises(ValueError, match="keep the real forward"):
+        hunt(Mutant("bad", "changes g", pool=("prelu",), swaps=(("prelu", wrong),)), max_networks=1)
+
+
+def test_parameter_gradient_from_delta_is_rejected():
+    # The negative control added for the bank's parameter_gradient_from_delta, against the
+    # property that test_kinds_equations runs with the real derivation.
+    hidden = [PARAMETRIC[name] for name in ("prelu", "snake", "acon_c")]
+    assert rejects(properties.parameter_gradients_hold, mixed_cases(kinds=hidden, elementwise=["tanh"], max_depth=3),
+                   equations=broken.PARAMETERS_FROM_DELTA)
 
 
 def test_cli_json_keys(capsys):

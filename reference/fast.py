@@ -126,7 +126,8 @@ def supports(networks: Sequence[Network], loss: Loss) -> bool:
     meet the output layer it fuses with."""
     if loss.fused_with is not None and not all(loss.fuses(net.g[-1]) for net in networks):
         return False
-    if any(not _has_layout(g, k == net.depth) for net in networks for k, g in enumerate(net.g[1:], 1)):
+    if any(not _has_layout(g, net.widths[k], padded_shape(net, 1).width)
+           for net in networks for k, g in enumerate(net.g[1:], 1)):
         return False
     if loss in LOSSES.values():
         return True
@@ -144,14 +145,14 @@ def _finite_at_padding(loss: Loss) -> bool:
         return bool(jnp.isfinite(value) and jnp.all(jnp.isfinite(grad)))
 
 
-def _has_layout(g, output: bool) -> bool:
-    """Can the padded row hold g? Any elementwise g can; a map that mixes units only with a
-    known layout (``VectorActivation.mixes``), and softmax-like maps of the catalogue anywhere."""
-    if not isinstance(g, VectorActivation):
+def _has_layout(g, units: int, width: int) -> bool:
+    """Can a padded row of ``width`` hold g's ``units`` units? Any elementwise g can; so can a
+    map that mixes units with a known layout (``VectorActivation.mixes``: softmax-like maps
+    of the catalogue, a GLU's halves, maxout's groups); any other map only when its units fill
+    the row, with nothing padded for it to mix in."""
+    if not isinstance(g, VectorActivation) or g in OUTPUT_MAPS.values():
         return True
-    if g in OUTPUT_MAPS.values():
-        return True
-    return g.mixes in ("halves", "groups")
+    return g.mixes in ("halves", "groups") or units == width
 
 
 SAFE_Z = 0.5

@@ -85,6 +85,33 @@ def _g_prime(z, g):
     return jax.vmap(jax.grad(lambda s: g.forward(s, jnp)))(z)
 
 
+def partials(g: ParametricActivation, z: np.ndarray, p: dict) -> tuple[np.ndarray, dict]:
+    """∂g/∂z and every ∂g/∂p elementwise, from ``jax.grad`` in float64: each parameter is
+    given one copy per element of z, so that its gradient is the elementwise partial."""
+    with jax.enable_x64(True):
+        z64 = jnp.asarray(z, jnp.float64)
+        spread = {name: jnp.broadcast_to(jnp.asarray(v, jnp.float64), z64.shape) for name, v in p.items()}
+        dz, dp = _partials(z64, spread, g)
+        return np.asarray(dz), {name: np.asarray(v) for name, v in dp.items()}
+
+
+@partial(jax.jit, static_argnums=2)
+def _partials(z, p, g):
+    return jax.grad(lambda z_, p_: jnp.sum(g.forward(z_, p_, jnp)), argnums=(0, 1))(z, p)
+
+
+def vjp(g, z: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """J_g(z)ᵀv row by row, from ``jax.vjp`` of g's forward, in float64."""
+    with jax.enable_x64(True):
+        return np.asarray(_vjp(jnp.asarray(z, jnp.float64), jnp.asarray(v, jnp.float64), g))
+
+
+@partial(jax.jit, static_argnums=2)
+def _vjp(z, v, g):
+    _, pullback = jax.vjp(lambda z_: g.forward(z_, jnp), z)
+    return pullback(v)[0]
+
+
 def _numpy(values):
     return tuple(None if v is None else np.asarray(v) for v in values)
 

@@ -1,0 +1,123 @@
+"""User-written activations of the newer kinds, right and wrong: what ``backprop-check
+activation`` must verify and what it must call wrong. Each is written as a researcher would,
+outside the catalogue (``mixes`` left unsaid for the maps)."""
+
+from __future__ import annotations
+
+from manual import Parameter, ParametricActivation, VectorActivation, special
+
+
+def _a(p, z, xp):
+    return xp.asarray(p["a"], dtype=z.dtype)
+
+
+RIGHT_PRELU = ParametricActivation(
+    "my_prelu",
+    lambda z, p, xp: xp.where(z > 0, z, _a(p, z, xp) * z),
+    lambda z, p, xp: xp.where(z > 0, 1.0, _a(p, z, xp) + 0 * z).astype(z.dtype),
+    lambda z, p, xp: {"a": xp.where(z > 0, 0.0, z).astype(z.dtype)},
+    (Parameter("a", 0.25, 0.0, 1.0),))
+"""PReLU with the other convention at 0 (z > 0 tests the positive side): ∂g/∂z(0) = a, as
+``jax.grad`` of this forward gives."""
+
+
+def _beta(p, z, xp):
+    return xp.asarray(p["beta"], dtype=z.dtype)
+
+
+def _naive_swish(z, p, xp):
+    return z / (1 + xp.exp(-_beta(p, z, xp) * z))
+
+
+def _naive_swish_dz(z, p, xp):
+    b = _beta(p, z, xp)
+    s = 1 / (1 + xp.exp(-b * z))
+    return s + b * z * s * (1 - s)
+
+
+def _naive_swish_dp(z, p, xp):
+    b = _beta(p, z, xp)
+    s = 1 / (1 + xp.exp(-b * z))
+    return {"beta": z * z * s * (1 - s)}
+
+
+RIGHT_NAIVE_SWISH = ParametricActivation("naive_swish_beta", _naive_swish, _naive_swish_dz, _naive_swish_dp,
+                                         (Parameter("beta", 1.0, 0.1, 3.0),))
+"""x·σ(βx) written naively: 1/(1 + e^{−βz}) overflows for large negative βz and σ(1 − σ)
+cancels for large positive; right, and hard on the numbers."""
+
+
+def _first_half_gate(z, xp):
+    m = z.shape[-1] // 2
+    return special(xp).expit(z[..., :m]) * z[..., m:]
+
+
+def _first_half_gate_vjp(z, v, xp):
+    m = z.shape[-1] // 2
+    s = special(xp).expit(z[..., :m])
+    return xp.concatenate([v * z[..., m:] * s * special(xp).expit(-z[..., :m]), v * s], axis=-1)
+
+
+RIGHT_FIRST_HALF_GLU = VectorActivation("glu_first_half", _first_half_gate, _first_half_gate_vjp, group=2, shrink=2)
+"""A GLU gated by the first half, σ(u) ⊙ s (as some libraries write it), with its own Jᵀv."""
+
+
+def _softmax_t(z, xp):
+    e = xp.exp((z - xp.max(z, axis=-1, keepdims=True)) / 2)
+    return e / xp.sum(e, axis=-1, keepdims=True)
+
+
+RIGHT_SOFTMAX_T2 = VectorActivation(
+    "softmax_t2", _softmax_t,
+    lambda z, v, xp: _softmax_t(z, xp) * (v - xp.sum(_softmax_t(z, xp) * v, axis=-1, keepdims=True)) / 2)
+"""softmax(z/2), temperature 2: Jᵀv = a ⊙ (v − a·v)/2."""
+
+RIGHT = [RIGHT_PRELU, RIGHT_NAIVE_SWISH, RIGHT_FIRST_HALF_GLU, RIGHT_SOFTMAX_T2]
+
+WRONG_PRELU_INDICATOR = ParametricActivation(
+    "prelu_forgot_indicator", RIGHT_PRELU.forward, RIGHT_PRELU.derivative,
+    lambda z, p, xp: {"a": z}, (Parameter("a", 0.25, 0.0, 1.0),))
+"""∂g/∂a = z everywhere: the indicator [z ≤ 0] forgotten."""
+
+WRONG_SWISH_1E6 = ParametricActivation(
+    "naive_swish_beta_1e-6", _naive_swish, _naive_swish_dz,
+    lambda z, p, xp: {"beta": _naive_swish_dp(z, p, xp)["beta"] * (1 + 1e-6)},
+    (Parameter("beta", 1.0, 0.1, 3.0),))
+"""∂g/∂β off by a relative 1e-6 everywhere."""
+
+
+def _alpha(p, z, xp):
+    return xp.asarray(p["alpha"], dtype=z.dtype)
+
+
+WRONG_SNAKE = ParametricActivation(
+    "snake_missing_term",
+    lambda z, p, xp: z + xp.sin(_alpha(p, z, xp) * z) ** 2 / _alpha(p, z, xp),
+    lambda z, p, xp: 1 + xp.sin(2 * _alpha(p, z, xp) * z),
+    lambda z, p, xp: {"alpha": z * xp.sin(2 * _alpha(p, z, xp) * z) / _alpha(p, z, xp)},
+    (Parameter("alpha", 1.0, 0.2, 5.0),))
+"""snake's ∂g/∂α without the −sin²(αz)/α² term of the quotient rule."""
+
+WRONG_GLU_SWAPPED = VectorActivation(
+    "glu_first_half_swapped", _first_half_gate,
+    lambda z, v, xp: xp.concatenate([_first_half_gate_vjp(z, v, xp)[..., z.shape[-1] // 2:],
+                                     _first_half_gate_vjp(z, v, xp)[..., : z.shape[-1] // 2]], axis=-1),
+    group=2, shrink=2)
+"""The first-half GLU with the halves of Jᵀv swapped."""
+
+
+def _maxout2(z, xp):
+    return xp.max(xp.reshape(z, z.shape[:-1] + (z.shape[-1] // 2, 2)), axis=-1)
+
+
+def _maxout2_first(z, v, xp):
+    pairs = xp.reshape(z, z.shape[:-1] + (z.shape[-1] // 2, 2))
+    first = (pairs[..., 0] >= pairs[..., 1]).astype(z.dtype)
+    return xp.reshape(xp.stack([v * first, v * (1 - first)], axis=-1), z.shape)
+
+
+WRONG_MAXOUT_ONE_HOT = VectorActivation("maxout_one_hot", _maxout2, _maxout2_first, group=2, shrink=2)
+"""Maxout of pairs whose Jᵀv sends the whole gradient to the first of two tied maxima
+(``jax.grad`` splits it equally)."""
+
+WRONG = [WRONG_PRELU_INDICATOR, WRONG_SWISH_1E6, WRONG_SNAKE, WRONG_GLU_SWAPPED, WRONG_MAXOUT_ONE_HOT]
