@@ -133,6 +133,10 @@ def fast_reference_equals_plain(case: Case, fast_autodiff: Reference = fast.auto
             allowed = tol.scale(np.float64) * bounds.E[key, k] + tol.floor(np.float64, terms)
             out.append(judge(f"fast {field}", k, case.network.g[k].name, getattr(quick, field)[k],
                              getattr(slow, field)[k], bounds.M[key, k], allowed))
+        for name, value in (slow.p[k] or {}).items():
+            allowed = tol.scale(np.float64) * bounds.E["p", k, name] + tol.floor(np.float64, terms * max(case.network.widths))
+            got = (quick.p[k] or {}).get(name, np.nan) if quick.p else np.nan
+            out.append(judge("fast p", k, f"{case.network.g[k].name}.{name}", got, value, bounds.M["p", k, name], allowed))
     _require(out, case)
 
 

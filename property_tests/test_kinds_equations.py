@@ -69,3 +69,23 @@ def test_maxout_one_hot_at_ties_is_rejected(g):
 def test_hidden_softmax_with_its_jacobian_diagonal_only_is_rejected():
     assert rejects(properties.equation_2_holds, mixed_cases(kinds=[SOFTMAX], elementwise=["tanh"]),
                    equations=broken.HIDDEN_JACOBIAN_DIAGONAL)
+
+
+@given(mixed_cases())
+def test_fast_reference_equals_plain_with_every_kind(case):
+    properties.fast_reference_equals_plain(case)
+
+
+def test_fast_reference_with_a_misplaced_glu_half_is_rejected():
+    from reference import fast
+
+    def misplaced(network, x, y):  # a GLU's halves laid out contiguously: the gate reads padding
+        saved = fast.placement
+        fast.placement = lambda g, units, width: __import__("numpy").arange(units)
+        try:
+            return fast.autodiff(network, x, y)
+        finally:
+            fast.placement = saved
+    glu = [VECTOR_ACTIVATIONS["glu"], VECTOR_ACTIVATIONS["swiglu"]]
+    assert rejects(properties.fast_reference_equals_plain, mixed_cases(kinds=glu, elementwise=["tanh"]),
+                   fast_autodiff=misplaced)
