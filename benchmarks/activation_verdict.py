@@ -1,6 +1,6 @@
 """Time ``backprop-check activation`` end to end (a fresh process each run, JAX start-up and
-compilation included) on a right and a wrong activation from the bank, with the default
-options. Prints the median and the spread of several runs.
+compilation included) on right and wrong activations from the banks (elementwise, with
+parameters, gated), with the default options. Prints the median and the spread of several runs.
 
     python benchmarks/activation_verdict.py [--runs 5] [--json]
 """
@@ -18,8 +18,11 @@ import time
 TARGETS = {
     "right": "property_tests.activation_bank:RIGHT_SMOOTH",
     "wrong": "property_tests.activation_bank:WRONG_RELATIVE_1E6",
+    "right parametric": "property_tests.kinds_bank:RIGHT_PRELU",
+    "right gated": "property_tests.kinds_bank:RIGHT_FIRST_HALF_GLU",
+    "wrong parametric": "property_tests.kinds_bank:WRONG_SWISH_1E6",
 }
-GOALS = {"right": 10.0, "wrong": 5.0}
+GOALS = {"right": 10.0, "wrong": 5.0, "right parametric": 10.0, "right gated": 10.0, "wrong parametric": 10.0}
 
 
 def command() -> list[str]:
@@ -43,14 +46,14 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for verdict, target in TARGETS.items():
-        times = [time_once(target, 0 if verdict == "right" else 1) for _ in range(args.runs)]
+        times = [time_once(target, 0 if verdict.startswith("right") else 1) for _ in range(args.runs)]
         results[verdict] = {"median_seconds": statistics.median(times), "min_seconds": min(times),
                             "max_seconds": max(times), "runs": args.runs, "goal_seconds": GOALS[verdict]}
     if args.json:
         print(json.dumps(results))
         return
     for verdict, r in results.items():
-        print(f"{verdict:5s} activation: median {r['median_seconds']:.2f} s over {r['runs']} runs "
+        print(f"{verdict:16s} activation: median {r['median_seconds']:.2f} s over {r['runs']} runs "
               f"(min {r['min_seconds']:.2f}, max {r['max_seconds']:.2f}); goal ≤ {r['goal_seconds']:.0f} s")
 
 

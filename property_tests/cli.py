@@ -116,7 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "with its formula, the numbers it produces by hand, autodiff's numbers and the difference.")
     explain.add_argument("--widths", type=widths_list, default=[2, 3, 2], metavar="2,3,2",
                          help="layer widths, input first (default 2,3,2)")
-    explain.add_argument("--activation", default="tanh", metavar="NAME", help="hidden activation (default tanh)")
+    explain.add_argument("--activation", default="tanh", metavar="NAME",
+                         help="hidden activation (default tanh): a catalogue name, one with trainable parameters "
+                              "(prelu, pau, ...) or one that mixes units (glu, swiglu, maxout2, softmax, ...); "
+                              "a width its groups do not divide is rounded up, and said so")
+    explain.add_argument("--parameters", choices=["default", "shared", "per-unit"], default="default",
+                         help="shape of the activation's trainable parameters: each one's default, one value "
+                              "per layer, or one per unit")
     explain.add_argument("--loss", default="mse", metavar="NAME", help="loss (default mse)")
     explain.add_argument("--seed", type=non_negative_int, default=0, metavar="S")
     explain.add_argument("--json", action="store_true", help="print one JSON object (for notebooks)")
@@ -259,7 +265,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from .teaching import explain, format_explained
 
-    explained = explain(args.widths, args.activation, args.loss, args.seed)
+    explained = explain(args.widths, args.activation, args.loss, args.seed, parameters=args.parameters)
     print(json.dumps(explained.as_dict()) if args.json else format_explained(explained))
     return EXIT_OK
 
