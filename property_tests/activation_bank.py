@@ -122,8 +122,41 @@ digit below |z| ≈ 1e-5 in float64). Inside a network the forward's own cancell
 running error bound does not carry, puts the equations past their bound: the network stage must
 see that this is rounding (``activation_check.rounding_explains``), not call it wrong."""
 
+_C = 2 ** 0.5
+
+
+def _near_kink(z, xp):
+    d = z - _C
+    safe = xp.where(z == _C, 1.0, d)
+    bump = xp.where(z == _C, 0.5, (xp.sqrt(safe * safe + 1) - 1) / (safe * safe))
+    return bump + xp.abs(xp.clip(z, -_C / 2, _C))
+
+
+def _near_kink_prime(z, xp):
+    # ((√(d² + 1) − 1)/d²)′ = 1/(d√(d² + 1)) − 2(√(d² + 1) − 1)/d³, 0 in the limit d → 0; and
+    # |clip(z)|′ = sign(z) inside the clip's range, as jnp.clip and jnp.abs give it.
+    d = z - _C
+    safe = xp.where(z == _C, 1.0, d)
+    root = xp.sqrt(safe * safe + 1)
+    bump = xp.where(z == _C, 0.0, 1 / (safe * root) - 2 * (root - 1) / safe**3)
+    inside = xp.where((z >= -_C / 2) & (z <= _C), 1.0, 0.0)
+    return bump + inside * xp.sign(xp.clip(z, -_C / 2, _C))
+
+
+RIGHT_KINK_NEAR_SINGULARITY = Activation("bump_near_clip", _near_kink, _near_kink_prime)
+"""A removable singularity at √2 (the quotient rule cancels to garbage around it, in float32
+above all) beside the kink of a clip at the same √2: a finite difference that reaches the kink
+marks one, though the points judged lie a little way from it. Right; found by the fuzzer."""
+
+RIGHT_NEAR_THE_LARGEST_FLOAT = Activation(
+    "exp_square_sin", lambda z, xp: xp.exp(z * z / 2) * xp.sin(z),
+    lambda z, xp: xp.exp(z * z / 2) * (z * xp.sin(z) + xp.cos(z)))
+"""e^{z²/2} sin z: around |z| ≈ 37.6 in float64 g′ is finite but within a factor 40 of the
+largest float, where its bound 8(1 + |z|)·f overflows; such points are skipped, never judged
+with an infinite tolerance. Found by the fuzzer."""
+
 HOSTILE_RIGHT = [RIGHT_NAIVE_SIGMOID, RIGHT_OVERFLOWING, RIGHT_CUBIC, RIGHT_QUOTIENT_RULE, RIGHT_CANCELLING,
-                 RIGHT_REMOVABLE_SINGULARITY]
+                 RIGHT_REMOVABLE_SINGULARITY, RIGHT_KINK_NEAR_SINGULARITY, RIGHT_NEAR_THE_LARGEST_FLOAT]
 """Right activations that are hard on the numbers; each must be verified in float64 and float32."""
 
 RIGHT = [RIGHT_SMOOTH, RIGHT_GAUSSIAN, RIGHT_WHERE_KINK, RIGHT_WHERE_KINK_OTHER_SIDE, RIGHT_CLIP,

@@ -108,7 +108,7 @@ class Skipped:
     example: float
 
     def describe(self) -> str:
-        return (f"{self.points} points skipped where the forward or autodiff is not finite "
+        return (f"{self.points} points skipped where the forward, autodiff or the bound is not finite "
                 f"(between z = {self.low:.6g} and {self.high:.6g}; for example z = {self.example!r})")
 
 
@@ -302,8 +302,8 @@ def first_look(profile: tol.Profile, z: np.ndarray, dtype: np.dtype, r: np.ndarr
 
 def judge_points(g: Activation, z: np.ndarray, dtype: np.dtype) -> _Judged:
     """The first look at every z. A point is *usable* when the forward (in ``dtype``) and
-    autodiff's g′ are finite there and g′ is representable in ``dtype``; only usable points are
-    judged, and a hand value that is NaN or ∞ at a usable point is wrong."""
+    autodiff's g′ are finite there, g′ is representable in ``dtype`` and so is the bound; only
+    usable points are judged, and a hand value that is NaN or ∞ at a usable point is wrong."""
     if z.size == 0:  # the user's code need not take empty arrays
         empty = np.zeros(0)
         return _Judged(empty, empty, empty, empty, np.zeros(0, bool), np.zeros(0, bool))
@@ -314,7 +314,12 @@ def judge_points(g: Activation, z: np.ndarray, dtype: np.dtype) -> _Judged:
     with np.errstate(invalid="ignore"):
         usable = np.isfinite(a) & np.isfinite(r) & (np.abs(r) <= np.finfo(dtype).max)
     z64 = zt.astype(np.float64)
-    allowed = np.where(usable, first_look(tol.profile(g), z64, dtype, r), 0.0)
+    allowed = first_look(tol.profile(g), z64, dtype, r)
+    # A bound that overflows (g′ near the largest float, times 8(1 + |z|)) cannot judge: the
+    # point is skipped like one where g′ does not fit the dtype.
+    # (A NaN bound is a bug of the checker, not an overflow: it stays, to be reported as one.)
+    usable &= ~np.isinf(allowed)
+    allowed = np.where(usable, allowed, 0.0)
     with np.errstate(invalid="ignore"):
         bad = usable & ~(np.abs(hand - r) <= allowed)  # NaN or ∞ by hand counts as wrong
     return _Judged(z64, hand, r, allowed, bad, usable)

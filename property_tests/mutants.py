@@ -29,7 +29,7 @@ from . import broken
 from . import tolerances as tol
 from .compare import compare_case, first_failure
 from .strategies import tied
-from .verify import design, make_case, references
+from .verify import design, make_case
 
 SIGMOID = CATALOGUE["sigmoid"]
 
@@ -220,6 +220,14 @@ def _cases(mutant: Mutant, count: int, seed: int) -> list[tuple]:
     return [(dataclasses.replace(case, network=_hand_side(case.network, swaps)), case) for case in real]
 
 
+def _references(cases: list, branches: tuple) -> list:
+    """Autodiff for every case, one network per call: the program the properties use too (one
+    compilation serves both in a process), and no slower than the vmapped one for a few dozen
+    networks, which is all a hunt ever needs."""
+    return fast.autodiff_many([(c.network, c.x, c.y) for c in cases], losses=[c.loss for c in cases],
+                              branches=branches, batched=False)
+
+
 def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int = 0) -> MutantResult:
     """Random networks, a batch at a time, until a comparison disagrees (or ``max_networks``)."""
     start = time.perf_counter()
@@ -228,7 +236,7 @@ def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int 
     branches = fast.branches_for_pool(pool_of(mutant))  # one compiled program for every batch
     for begin in range(0, max_networks, batch):
         chunk = cases[begin : begin + batch]
-        for i, ((hand, real), ref) in enumerate(zip(chunk, references([real for _, real in chunk], branches))):
+        for i, ((hand, real), ref) in enumerate(zip(chunk, _references([real for _, real in chunk], branches))):
             failure = first_failure(compare_case(hand, ref, equations)[0])
             if failure is not None:
                 return MutantResult(mutant.name, mutant.mistake, True, failure.equation, failure.layer,
@@ -239,14 +247,14 @@ def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int 
 def run_mutants(mutants: list[Mutant] | None = None, *, seed: int = 0) -> MutantsReport:
     """Hunt every mutant of the bank; see the module docstring."""
     chosen = mutants or MUTANTS
-    # Before any clock starts: compile the references the hunts use (batches of networks, so the
-    # vmapped programs) and measure every activation's tolerance figures (slope scale, autodiff's
+    # Before any clock starts: compile the references the hunts use (one program per pool of
+    # activations) and measure every activation's tolerance figures (slope scale, autodiff's
     # noise), which every later check reuses.
     rng = np.random.default_rng(0)
     for branches in dict.fromkeys(fast.branches_for_pool(pool_of(m)) for m in chosen):
         # a network the program is chosen for: one of its own activations if it has any
         g = next((g for g in branches if g not in fast.catalogue_branches()), CATALOGUE["tanh"])
-        references([make_case([g], rng), make_case([g], rng)], branches)
+        _references([make_case([g], rng)], branches)
     for g in CATALOGUE.values():
         tol.profile(g)
     return MutantsReport([hunt(m, seed=seed) for m in chosen])

@@ -138,7 +138,30 @@ estimates mark a kink: their truncation after extrapolation is O(h³), some 1e-1
 and where g(z) itself is a cancellation's debris both sides carry it, with errors to match."""
 
 
+SHRINK = (2.0 ** -10, 2.0 ** -20)
+"""Where the one-sided rules disagree, the ladder is tried again this much smaller: a kink
+*near* z (a clip's edge 1e-5 away) spoils every step that reaches it, and shows as slopes that
+disagree, but is left behind by steps shorter than its distance; a kink *at* z never is."""
+
+
 def richardson(forward: Callable, z: np.ndarray) -> Richardson:
+    """``richardson_at`` on the ``LADDER``, then, where it finds the one-sided slopes apart,
+    again on the ladder shrunk by each of ``SHRINK``: a point keeps the first answer that does
+    not mark a kink (its error infinite only if every one does)."""
+    z = np.asarray(z, np.float64)
+    result = richardson_at(forward, z)
+    for shrink in SHRINK:
+        again = ~np.isfinite(result.error) & np.isfinite(result.value)
+        if not again.any():
+            break
+        closer = richardson_at(forward, z[again], shrink)
+        value, error = result.value.copy(), result.error.copy()
+        value[again], error[again] = closer.value, closer.error
+        result = Richardson(value, error)
+    return result
+
+
+def richardson_at(forward: Callable, z: np.ndarray, shrink: float = 1.0) -> Richardson:
     """A derivative of the forward by Richardson extrapolation, with its error estimate.
 
     Central differences D(h) = (g(z + h) − g(z − h)) / 2h at h, h/2 and h/4, extrapolated twice:
@@ -159,7 +182,7 @@ def richardson(forward: Callable, z: np.ndarray) -> Richardson:
     offsets = np.array([-1, -0.5, -0.25, 0, 0.25, 0.5, 1], dtype)
     rules = [Richardson(np.zeros(z.shape), np.full(z.shape, np.inf)) for _ in range(3)]  # central, right, left
     for rung in LADDER:
-        h = np.asarray(rung * u ** 0.2, dtype) * np.maximum(1, np.abs(zw))
+        h = np.asarray(shrink * rung * u ** 0.2, dtype) * np.maximum(1, np.abs(zw))
         with np.errstate(all="ignore"):
             g = np.asarray(forward(zw[:, None] + offsets[None, :] * h[:, None], np), dtype)
             # The central rule never reads g(z): its rounding is the forward's away from z (which

@@ -168,11 +168,11 @@ def _parameter_note(g: ParametricActivation, name: str, value: np.ndarray, k: in
     product = f"Gₜᵢ = (∂Eₜ/∂a⁽{k}⁾ₜᵢ) · ∂g/∂p(z⁽{k}⁾ₜᵢ; p)"
     if np.ndim(value) == 0:
         return (f"∂E/∂p = (1/n) Σₜ Σᵢ Gₜᵢ,   {product},   p = {g.name}'s {name}",
-                f"p is shared by the layer (shape ()): it reaches every unit, so G is summed over the "
-                f"examples and the {units} units alike, one number")
+                (f"p is shared by the layer (shape ()): it reaches every unit, so G is summed over the "
+                 f"examples and the {units} units alike, one number"))
     return (f"∂E/∂pᵢ = (1/n) Σₜ Gₜᵢ,   {product},   p = {g.name}'s {name}",
-            f"p is per unit (shape ({units},)): pᵢ reaches unit i only, so G is summed over the examples "
-            f"alone, one sum per unit")
+            (f"p is per unit (shape ({units},)): pᵢ reaches unit i only, so G is summed over the examples "
+             f"alone, one sum per unit"))
 
 
 def explain(widths: list[int], activation: str = "tanh", loss: str = "mse", seed: int = 0, *,
@@ -294,8 +294,8 @@ def _pad(names, *more: str) -> int:
 
 
 def format_explained(e: Explained) -> str:
-    lines = [f"Network {'-'.join(map(str, e.widths))} (units of z, input first), activations "
-             f"{', '.join(e.activations)}, loss {e.loss}, {len(e.x)} examples (one per row)"]
+    lines = [(f"Network {'-'.join(map(str, e.widths))} (units of z, input first), activations "
+              f"{', '.join(e.activations)}, loss {e.loss}, {len(e.x)} examples (one per row)")]
     lines += [line for note in e.notes for line in _wrapped(f"({note})", "  ")]
     lines += [_line("  x = ", e.x), _line("  y = ", e.y), "",
               "Forward pass: z⁽ᵏ⁾ = Θ⁽ᵏ⁾a⁽ᵏ⁻¹⁾ + b⁽ᵏ⁾, a⁽ᵏ⁾ = g(z⁽ᵏ⁾)"

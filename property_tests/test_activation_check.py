@@ -109,7 +109,7 @@ def test_a_right_formula_that_loses_digits_is_a_warning_or_with_strict_a_failure
 def test_points_where_the_forward_is_not_finite_are_skipped_and_reported():
     report = check_activation(bank.RIGHT_NAIVE_SIGMOID, examples=5, networks=0)
     assert report.verdict == "verified" and report.skipped is not None
-    assert report.skipped.high < -700 and "skipped where the forward or autodiff is not finite" in report.message()
+    assert report.skipped.high < -700 and "skipped where the forward, autodiff or the bound is not finite" in report.message()
 
 
 def test_networks_that_would_overflow_are_held_finite():
@@ -325,3 +325,15 @@ def test_rounding_excuse_is_refused_to_a_wrong_or_batch_dependent_derivative():
         case = case_of(wrong)
         explain = rounding_explains(wrong, np.dtype(np.float64))
         assert explain(case, autodiff(case.network, case.x, case.y)) is None, wrong.name
+
+
+def test_richardson_steps_past_a_kink_near_the_point_but_not_one_at_it():
+    from property_tests import second_look
+
+    def clip(z, xp):
+        return xp.clip(z, -1.0, 2 ** 0.5)
+
+    near = second_look.richardson(clip, np.array([2 ** 0.5 - 1.4e-5]))
+    assert np.isfinite(near.error[0]) and abs(near.value[0] - 1) <= near.error[0] + 1e-9
+    at = second_look.richardson(clip, np.array([-1.0]))  # negative control: a kink at z stays one
+    assert not np.isfinite(at.error[0])

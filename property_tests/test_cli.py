@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from manual import CATALOGUE, LOSSES, MSE
+from manual import CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS
 
 from . import broken, verify
 from .cli import main
@@ -22,14 +22,17 @@ def backprop_check(*args):
 
 
 def test_verify_json_reports_success(capsys):
-    assert main(["verify", "--examples", "400", "--seed", "3", "--json"]) == 0
+    assert main(["verify", "--examples", "600", "--seed", "3", "--json"]) == 0
     out, err = capsys.readouterr()
     report = json.loads(out)
-    assert report["verified"] is True and report["examples"] == 400
+    assert report["verified"] is True and report["examples"] == 600
     assert isinstance(report["seconds"], float)
-    assert sorted(report["activations"]) == sorted(CATALOGUE)
+    kinds = [*PARAMETRIC, *VECTOR_ACTIVATIONS, *OUTPUT_MAPS]
+    assert sorted(report["activations"]) == sorted([*CATALOGUE, *kinds])
     assert report["coverage_complete"] is True
-    for equation in ("(1)", "(2)", "(3) Θ", "(3) b"):
+    assert {f"(3) p {name}.{q.name}" for name, g in PARAMETRIC.items() for q in g.parameters} <= set(report["by_activation"])
+    assert {f"(2) {name}" for name in kinds} <= set(report["by_activation"])
+    for equation in ("(1)", "(2)", "(3) Θ", "(3) b", "(3) p"):
         entry = report["equations"][equation]
         assert 0 <= entry["max_error"] <= entry["tolerance"] or entry["max_error"] == 0
     assert sorted(report["losses"]) == sorted(LOSSES)

@@ -17,20 +17,35 @@ KINDS_MUTANTS = [m for m in MUTANTS if m.pool]
 """The mistakes of the newer kinds, hunted on networks drawn from those kinds."""
 
 
-def test_every_mutant_is_caught_and_named():
-    report = run_mutants()
-    missed = [r.name for r in report.results if not r.caught]
+def test_every_mutant_is_caught_and_named(capsys):
+    # One run of the whole bank, through the command line (``backprop-check mutants --json``):
+    # every entry caught, exit 0, and the JSON report's keys. (Two runs, one through
+    # ``run_mutants`` and one through the CLI, cost twice as long and checked the same.)
+    assert main(["mutants", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    results = report["mutants"]
+    missed = [r["name"] for r in results if not r["caught"]]
     assert not missed, f"not caught: {missed}"
-    assert report.caught == len(MUTANTS) >= 24
-    assert all(r.equation in {"(1)", "(2)", "(3) Θ", "(3) b", "(3) p"} for r in report.results)
+    assert report["caught"] == report["total"] == len(MUTANTS) >= 24
+    assert {"name", "caught", "equation", "layer", "networks", "seconds", "detail"} <= set(results[0])
+    assert [r["name"] for r in results] == [m.name for m in MUTANTS]
+    assert all(r["equation"] in {"(1)", "(2)", "(3) Θ", "(3) b", "(3) p"} for r in results)
     assert len({m.name for m in MUTANTS}) == len(MUTANTS) and all(m.mistake for m in MUTANTS)
-    by_name = {r.name: r for r in report.results}
-    # each parameter mistake is caught where it lives, in the parameter gradient; the one about
-    # ∂Eₜ/∂a⁽ᵏ⁾ in a hidden layer (its networks end in tanh, so it can only be caught there)
+    by_name = {r["name"]: r for r in results}
+    # each parameter mistake is caught where it lives, in the parameter gradient (the one about
+    # ∂Eₜ/∂a⁽ᵏ⁾ on networks that end in tanh, so in a hidden layer)
     for name in ("prelu_partial_off_by_1e_6", "parameter_summed_over_units", "per_unit_treated_as_shared",
                  "parameter_gradient_from_delta"):
-        assert by_name[name].equation == "(3) p", by_name[name].detail
-    assert by_name["hidden_softmax_diagonal_jacobian"].equation == "(2)"
+        assert by_name[name]["equation"] == "(3) p", by_name[name]["detail"]
+    assert by_name["hidden_softmax_diagonal_jacobian"]["equation"] == "(2)"
+
+
+def test_run_mutants_reports_what_it_hunted():
+    # The Python entry point, on two entries (the CLI test above runs the whole bank).
+    chosen = [MUTANTS[0], next(m for m in MUTANTS if m.name == "glu_halves_swapped")]
+    report = run_mutants(chosen)
+    assert [r.name for r in report.results] == [m.name for m in chosen] and report.caught == 2
+    assert report.as_dict()["total"] == 2 and report.median_seconds > 0
 
 
 def test_the_correct_derivation_is_not_a_mutant():
@@ -71,10 +86,3 @@ def test_parameter_gradient_from_delta_is_rejected():
     hidden = [PARAMETRIC[name] for name in ("prelu", "snake", "acon_c")]
     assert rejects(properties.parameter_gradients_hold, mixed_cases(kinds=hidden, elementwise=["tanh"], max_depth=3),
                    equations=broken.PARAMETERS_FROM_DELTA)
-
-
-def test_cli_json_keys(capsys):
-    assert main(["mutants", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
-    assert report["caught"] == report["total"] == len(MUTANTS)
-    assert {"name", "caught", "equation", "seconds"} <= set(report["mutants"][0])
