@@ -155,8 +155,28 @@ RIGHT_NEAR_THE_LARGEST_FLOAT = Activation(
 largest float, where its bound 8(1 + |z|)·f overflows; such points are skipped, never judged
 with an infinite tolerance. Found by the fuzzer."""
 
+def _at_a_kink(z, xp):
+    w = z - 1
+    safe = xp.where(w == 0, 1.0, w)
+    return xp.where(w == 0, 1.0, (xp.exp(safe) - 1) / safe) + xp.where(w > 0, w, 0.0)
+
+
+def _at_a_kink_prime(z, xp):
+    # ((eʷ − 1)/w)′ = (weʷ − eʷ + 1)/w², ½ in the limit; the hinge adds 1 for w > 0.
+    w = z - 1
+    safe = xp.where(w == 0, 1.0, w)
+    bump = xp.where(w == 0, 0.5, (safe * xp.exp(safe) - xp.exp(safe) + 1) / safe**2)
+    return bump + xp.where(w > 0, 1.0, 0.0)
+
+
+RIGHT_REMOVABLE_AT_A_KINK = Activation("removable_at_hinge", _at_a_kink, _at_a_kink_prime, kinks=(1.0,))
+"""(eʷ − 1)/w with w = z − 1 (1 at w = 0) plus a hinge at the same point: a few ulps from 1
+both g′ by hand and autodiff are the quotient rule's debris, and every finite difference
+reaches the kink. Right; the second look reads the one-sided slopes there. Found by the fuzzer."""
+
 HOSTILE_RIGHT = [RIGHT_NAIVE_SIGMOID, RIGHT_OVERFLOWING, RIGHT_CUBIC, RIGHT_QUOTIENT_RULE, RIGHT_CANCELLING,
-                 RIGHT_REMOVABLE_SINGULARITY, RIGHT_KINK_NEAR_SINGULARITY, RIGHT_NEAR_THE_LARGEST_FLOAT]
+                 RIGHT_REMOVABLE_SINGULARITY, RIGHT_KINK_NEAR_SINGULARITY, RIGHT_NEAR_THE_LARGEST_FLOAT,
+                 RIGHT_REMOVABLE_AT_A_KINK]
 """Right activations that are hard on the numbers; each must be verified in float64 and float32."""
 
 RIGHT = [RIGHT_SMOOTH, RIGHT_GAUSSIAN, RIGHT_WHERE_KINK, RIGHT_WHERE_KINK_OTHER_SIDE, RIGHT_CLIP,

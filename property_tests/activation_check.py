@@ -52,8 +52,14 @@ class Kink:
     hand: float
 
     def describe(self) -> str:
-        return (f"kink at z = {self.z:.17g}: slopes {self.left:.6g} (left) and {self.right:.6g} (right), "
+        text = (f"kink at z = {self.z:.17g}: slopes {self.left:.6g} (left) and {self.right:.6g} (right), "
                 f"autodiff takes {self.autodiff:.6g}, the hand derivative {self.hand:.6g}")
+        low, high = min(self.left, self.right), max(self.left, self.right)
+        slack = 1e-6 * (abs(low) + abs(high))
+        if not (low - slack <= self.hand <= high + slack):
+            text += (" (outside both one-sided slopes: conventions mixed, as when two kinks meet at one "
+                     "point; a network uses it only where a z lands exactly there)")
+        return text
 
 
 @dataclass(frozen=True)
@@ -338,20 +344,21 @@ def one_sided(g: Activation, z: np.ndarray, step: float = KINK_STEP) -> tuple[np
 
 def kinks_among(g: Activation, z: np.ndarray, hand: np.ndarray, autodiff: np.ndarray,
                 allowed: np.ndarray) -> np.ndarray:
-    """Which points are kinks where the hand value is a valid choice.
+    """Which points are kinks, where g′ is not defined and the hand value is a convention.
 
     A smooth g′ also differs left and right of z, by about |g″|·2h; a jump does not shrink with
     h. So the slopes are read at h and at h/64: a kink is a gap of more than 100× the tolerance
-    that keeps its size when the step shrinks 64-fold (``is_jump``), and the hand value is
-    valid there when it lies between the one-sided slopes."""
+    that keeps its size when the step shrinks 64-fold (``is_jump``). Any finite hand value is a
+    convention there, reported with the kink (a value outside both one-sided slopes, as a sum
+    of two kinks at one point with different conventions gives, is pointed out); only a NaN or
+    an infinity is wrong."""
     if z.size == 0:
         return np.zeros(0, bool)
     left, right = one_sided(g, z)
     jump, gap = is_jump(g, z, left, right)
     with np.errstate(invalid="ignore"):
         jump &= gap > 100 * allowed
-        between = (np.minimum(left, right) - allowed <= hand) & (hand <= np.maximum(left, right) + allowed)
-    return jump & between
+    return jump & np.isfinite(hand)
 
 
 def is_jump(g: Activation, z: np.ndarray, left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

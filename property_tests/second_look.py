@@ -120,10 +120,14 @@ def in_wide(fn: Callable, z: np.ndarray) -> np.ndarray | None:
 
 @dataclass
 class Richardson:
-    """A central difference of the forward with its error estimate (both float64)."""
+    """A central difference of the forward with its error estimate (both float64); where the
+    one-sided rules disagree (a kink) the error is infinite, and ``left`` and ``right`` keep
+    the one-sided slopes with their own errors."""
 
     value: np.ndarray
     error: np.ndarray
+    left: "Richardson | None" = None
+    right: "Richardson | None" = None
 
 
 LADDER = (0.25, 1.0, 4.0, 16.0, 64.0)
@@ -155,9 +159,12 @@ def richardson(forward: Callable, z: np.ndarray) -> Richardson:
         if not again.any():
             break
         closer = richardson_at(forward, z[again], shrink)
-        value, error = result.value.copy(), result.error.copy()
-        value[again], error[again] = closer.value, closer.error
-        result = Richardson(value, error)
+        parts = []
+        for mine, theirs in ((result, closer), (result.left, closer.left), (result.right, closer.right)):
+            value, error = mine.value.copy(), mine.error.copy()
+            value[again], error[again] = theirs.value, theirs.error
+            parts.append(Richardson(value, error))
+        result = Richardson(parts[0].value, parts[0].error, parts[1], parts[2])
     return result
 
 
@@ -206,7 +213,7 @@ def richardson_at(forward: Callable, z: np.ndarray, shrink: float = 1.0) -> Rich
     pick = np.argmin(np.stack([r.error for r in rules]), axis=0)
     value = np.choose(pick, [r.value for r in rules])
     error = np.choose(pick, [r.error for r in rules])
-    return Richardson(value, np.where(kink, np.inf, error))
+    return Richardson(value, np.where(kink, np.inf, error), left, right)
 
 
 def _extrapolations(g: np.ndarray, h: np.ndarray):
@@ -306,14 +313,27 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
     with np.errstate(invalid="ignore"):
         off = np.abs(r - fd.value)
         autodiff_lost = fd.error < off / 2
+        if fd.left is not None:  # beside a kink: autodiff lies on neither one-sided slope
+            autodiff_lost |= ~np.isfinite(fd.error) & np.all(
+                [side.error < np.abs(r - side.value) / 2 for side in (fd.left, fd.right)], axis=0)
+            off = np.where(np.isfinite(fd.error), off, np.minimum(np.abs(r - fd.left.value), np.abs(r - fd.right.value)))
         shared = autodiff_lost & (((gap <= off / 4) & np.isfinite(hand))
                                   | ((np.abs(high - r) <= off / 4) & np.isfinite(high) & (wide is not None)))
+    # At a kink (or one so close that every step reaches it) no difference is the derivative,
+    # but a right hand value is the slope of one side: it is cleared when it lies on either
+    # one-sided slope, each decisive against the gap. A wrong value lies on neither.
+    with np.errstate(invalid="ignore"):
+        on_a_side = np.zeros(z.shape, bool)
+        if fd.left is not None:
+            for side in (fd.left, fd.right):
+                on_a_side |= ((side.error < gap / 2) & (np.abs(hand - side.value) <= side.error + allowed + noise)
+                              & ~np.isfinite(fd.error))
     high_ok = (high_right | high_near_fd) & np.isfinite(high)
     # And where autodiff is shown off without the hand value sitting near it, nothing trustworthy
     # is left to judge the hand value against (both are the same formula's debris at z ≈ 1e-77):
     # not judged, never wrong.
     unjudgeable = autodiff_lost & (np.isfinite(hand) | (np.isfinite(high) & (wide is not None)))
-    cleared = within_noise | high_ok | (hand_near_fd & np.isfinite(hand)) | shared | unjudgeable
+    cleared = within_noise | high_ok | (hand_near_fd & np.isfinite(hand)) | shared | unjudgeable | on_a_side
     truth = np.where(high_ok, high, np.where(shared, fd.value, r))
     with np.errstate(invalid="ignore"):  # only a better value than autodiff's can show the loss
         imprecise = cleared & (high_ok | shared) & ~(np.abs(hand - truth) <= allowed)

@@ -177,11 +177,19 @@ def test_kinks_are_reported_with_both_slopes_never_failed():
     assert (high.left, high.right, high.autodiff) == (1.0, 0.0, 0.5)
 
 
-def test_a_hand_value_outside_the_slopes_at_a_kink_is_wrong():
-    wrong = bank.RIGHT_ABS.__class__("abs_bad", bank.RIGHT_ABS.forward,
-                                     lambda z, xp: xp.where(z == 0, 3.0, xp.sign(z)))
-    report = check_activation(wrong, **QUICK)
+def test_a_hand_value_outside_the_slopes_at_a_kink_is_a_warning_but_nan_there_is_wrong():
+    odd = bank.RIGHT_ABS.__class__("abs_odd", bank.RIGHT_ABS.forward,
+                                   lambda z, xp: xp.where(z == 0, 3.0, xp.sign(z)))
+    report = check_activation(odd, **QUICK)
+    assert report.verdict == "verified" and "outside both one-sided slopes" in report.message()
+    nan = bank.RIGHT_ABS.__class__("abs_nan", bank.RIGHT_ABS.forward,
+                                   lambda z, xp: xp.where(z == 0, np.nan, xp.sign(z)))
+    report = check_activation(nan, **QUICK)  # negative control: not finite at the kink
     assert report.verdict == "wrong" and report.counterexample.z == 0.0
+    # and a value outside the slopes just beside the kink is a mistake, not a convention
+    beside = bank.RIGHT_ABS.__class__("abs_beside", bank.RIGHT_ABS.forward,
+                                      lambda z, xp: xp.where((z > 0) & (z < 1e-3), 3.0, xp.sign(z)))
+    assert check_activation(beside, **QUICK).verdict == "wrong"
 
 
 def test_same_seed_same_verdict_and_counterexample():
