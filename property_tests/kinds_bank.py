@@ -73,6 +73,7 @@ RIGHT_SOFTMAX_T2 = VectorActivation(
 """softmax(z/2), temperature 2: Jᵀv = a ⊙ (v − a·v)/2."""
 
 RIGHT = [RIGHT_PRELU, RIGHT_NAIVE_SWISH, RIGHT_FIRST_HALF_GLU, RIGHT_SOFTMAX_T2]
+# RIGHT_MAXOUT_FIRST_AT_TIES joins RIGHT below, once defined.
 
 WRONG_PRELU_INDICATOR = ParametricActivation(
     "prelu_forgot_indicator", RIGHT_PRELU.forward, RIGHT_PRELU.derivative,
@@ -116,8 +117,23 @@ def _maxout2_first(z, v, xp):
     return xp.reshape(xp.stack([v * first, v * (1 - first)], axis=-1), z.shape)
 
 
-WRONG_MAXOUT_ONE_HOT = VectorActivation("maxout_one_hot", _maxout2, _maxout2_first, group=2, shrink=2)
-"""Maxout of pairs whose Jᵀv sends the whole gradient to the first of two tied maxima
-(``jax.grad`` splits it equally)."""
+RIGHT_MAXOUT_FIRST_AT_TIES = VectorActivation("maxout_first_at_ties", _maxout2, _maxout2_first, group=2, shrink=2)
+"""Maxout of pairs whose Jᵀv sends the whole gradient to the first of two tied maxima, where
+``jax.grad`` splits it equally: a tie is a kink, and taking one side's slope there is a valid
+convention for a user's own map (torch's max takes one), reported as a kink, never WRONG. (The
+catalogue's maxout matches jax.grad's split, which the properties and the mutant bank hold it to.)"""
 
-WRONG = [WRONG_PRELU_INDICATOR, WRONG_SWISH_1E6, WRONG_SNAKE, WRONG_GLU_SWAPPED, WRONG_MAXOUT_ONE_HOT]
+
+def _maxout2_sum(z, v, xp):
+    pairs = xp.reshape(z, z.shape[:-1] + (z.shape[-1] // 2, 2))
+    top = (pairs == xp.max(pairs, axis=-1, keepdims=True)).astype(z.dtype)
+    return xp.reshape(top * v[..., None], z.shape)
+
+
+WRONG_MAXOUT_EVERY_TIE = VectorActivation("maxout_every_tie", _maxout2, _maxout2_sum, group=2, shrink=2)
+"""Maxout of pairs whose Jᵀv gives the whole gradient to EVERY tied maximum: at a tie the total
+passed back is twice v, which no one-sided slope gives."""
+
+WRONG = [WRONG_PRELU_INDICATOR, WRONG_SWISH_1E6, WRONG_SNAKE, WRONG_GLU_SWAPPED, WRONG_MAXOUT_EVERY_TIE]
+
+RIGHT.append(RIGHT_MAXOUT_FIRST_AT_TIES)

@@ -28,7 +28,7 @@ from reference import plain
 
 from . import second_look
 from . import tolerances as tol
-from .activation_check import MIN_USABLE, ActivationReport
+from .activation_check import MIN_USABLE, ActivationReport, Kink
 from .compare import mixed_rounding, mixed_terms, parametric_sizes
 from .loading import InternalError, UsageError, require_finite
 
@@ -192,8 +192,9 @@ def _vector_look(g: VectorActivation, z: np.ndarray, v: np.ndarray, dtype: np.dt
     with np.errstate(invalid="ignore"):
         usable = np.all(np.isfinite(a), axis=-1, keepdims=True) & np.isfinite(r)
     allowed = np.where(usable, _bound(dtype, size, r, mixed_rounding(z64, v.shape[-1]), z64), 0.0)
-    return _Look("(J_gᵀv)", hand, r, allowed, np.abs(r) + size, usable,
-                 lambda i: _along_unit(g, zt, vt, i))
+    look = _Look("(J_gᵀv)", hand, r, allowed, np.abs(r) + size, usable, lambda i: _along_unit(g, zt, vt, i))
+    look.row = lambda row: _along_row(g, zt, vt, row)
+    return look
 
 
 def _vector_size(g: VectorActivation, z: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -221,6 +222,23 @@ def _along_unit(g: VectorActivation, z: np.ndarray, v: np.ndarray, i: tuple):
     return forward, derivative, base[unit], f"at row z = {base.tolist()}, v = {weights.tolist()}, unit {unit}"
 
 
+def _along_row(g: VectorActivation, z: np.ndarray, v: np.ndarray, row: int):
+    """The sum of row ``row`` of J_gᵀv as the derivative of s ↦ v·g(z + s·(1, …, 1)): every unit
+    of the row moved together. At a tie of maxout each unit alone meets a kink, and one side's
+    slope is a valid value for each; but moved together the tied units stay tied, the map is
+    smooth, and the values must add up to its slope (one-hot or an equal split do, the whole v
+    to every tied unit does not)."""
+    base, weights = z[row], v[row]
+
+    def forward(s, xp):
+        return xp.sum(g.forward(base + s[..., None], xp) * weights, axis=-1)
+
+    def derivative(s, xp):
+        rows = base + s[..., None]
+        return xp.sum(g.vjp(rows, xp.broadcast_to(weights, rows.shape[:-1] + weights.shape), xp), axis=-1)
+    return forward, derivative, base[0] * 0, f"at row z = {base.tolist()}, v = {weights.tolist()}, every unit moved together"
+
+
 # --- the check -------------------------------------------------------------------------------
 
 def _autodiff_of(forward):
@@ -239,26 +257,58 @@ def _second_look(look: _Look, i: tuple, dtype: np.dtype):
 
 
 def _judge(looks: list[_Look], report: ActivationReport, dtype: np.dtype) -> None:
-    """Every first-look failure, worst first, gets the second look; the first that stays wrong
-    is the counterexample."""
-    for look in looks:
-        bad = np.argwhere(look.bad)
-        if bad.size == 0:
-            continue
+    """The ``SUSPECTS`` worst first-look failures over all the looks (by how far past their
+    bound) get the second look; the first that stays wrong is the counterexample, and those
+    cleared as one side's slope of a kink are reported as kinks (each z once)."""
+    suspects = []
+    for n, look in enumerate(looks):
         gap = np.abs(look.hand - look.autodiff)
         with np.errstate(invalid="ignore", divide="ignore"):
             ratio = np.where(np.isfinite(look.hand), gap / np.maximum(look.allowed, tol.SLOPE_MINIMUM), np.inf)
-        order = sorted((tuple(i) for i in bad), key=lambda i: -ratio[i])
-        for i in order[:SUSPECTS]:
-            verdict, where = _second_look(look, i, dtype)
-            if verdict.wrong[0]:
-                hand, r, scale = float(look.hand[i]), float(look.autodiff[i]), float(look.scale[i])
-                tolerance = float(verdict.threshold[0]) / scale
-                require_finite("the tolerance of a counterexample", tolerance)
-                report.counterexample = KindCounterexample(
-                    look.what, where, hand, r, float(verdict.finite_difference.value[0]),
-                    abs(hand - r) / scale if np.isfinite(hand) else None, tolerance)
+        suspects += [(-float(ratio[tuple(i)]), n, tuple(int(k) for k in i)) for i in np.argwhere(look.bad)]
+    rows_seen = set()
+    for _, n, i in sorted(suspects)[:SUSPECTS]:
+        look = looks[n]
+        verdict, where = _second_look(look, i, dtype)
+        fd = verdict.finite_difference
+        if verdict.at_kink is not None and verdict.at_kink[0]:
+            z0 = float(look.line(i)[2])
+            if all(k.z != z0 for k in report.kinks):
+                report.kinks.append(Kink(z0, float(fd.left.value[0]), float(fd.right.value[0]),
+                                         float(look.autodiff[i]), float(look.hand[i])))
+        if verdict.wrong[0]:
+            hand, r, scale = float(look.hand[i]), float(look.autodiff[i]), float(look.scale[i])
+            tolerance = float(verdict.threshold[0]) / scale
+            require_finite("the tolerance of a counterexample", tolerance)
+            report.counterexample = KindCounterexample(
+                look.what, where, hand, r, float(fd.value[0]), abs(hand - r) / scale if np.isfinite(hand) else None,
+                tolerance)
+            return
+        if hasattr(look, "row") and (n, i[0]) not in rows_seen:
+            rows_seen.add((n, i[0]))
+            if _row_is_wrong(look, i[0], report, dtype):
                 return
+
+
+def _row_is_wrong(look: _Look, row: int, report: ActivationReport, dtype: np.dtype) -> bool:
+    """The second look along a whole row (``_along_row``) for a suspect element that survived
+    its own line; records the counterexample when the row's sum is wrong."""
+    hand, r = float(np.sum(look.hand[row])), float(np.sum(look.autodiff[row]))
+    allowed, scale = float(np.sum(look.allowed[row])), float(np.sum(look.scale[row]))
+    with np.errstate(invalid="ignore"):
+        if abs(hand - r) <= allowed:
+            return False
+    forward, derivative, s0, where = look.row(row)
+    verdict = second_look.reexamine(forward, derivative, _autodiff_of(forward), np.array([s0], dtype), dtype,
+                                    np.array([hand]), np.array([r]), np.array([allowed]))
+    if not verdict.wrong[0]:
+        return False
+    tolerance = float(verdict.threshold[0]) / scale
+    require_finite("the tolerance of a counterexample", tolerance)
+    report.counterexample = KindCounterexample(
+        "Σᵢ(J_gᵀv)ᵢ", where, hand, r, float(verdict.finite_difference.value[0]),
+        abs(hand - r) / scale if np.isfinite(hand) else None, tolerance)
+    return True
 
 
 def _tally(looks: list[_Look], report: ActivationReport) -> None:

@@ -241,6 +241,8 @@ class Verdicts:
     autodiff_noise: np.ndarray
     high_precision: np.ndarray
     finite_difference: Richardson
+    at_kink: np.ndarray | None = None
+    """Cleared only as the one-sided slope of a kink at (or within a step of) the point."""
 
     def hand_digits(self, hand: np.ndarray) -> np.ndarray:
         return _digits(hand, self.high_precision)
@@ -338,4 +340,5 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
     with np.errstate(invalid="ignore"):  # only a better value than autodiff's can show the loss
         imprecise = cleared & (high_ok | shared) & ~(np.abs(hand - truth) <= allowed)
     threshold = np.where(np.isfinite(hand_noise), allowed + noise, allowed)
-    return Verdicts(~cleared, imprecise, threshold, hand_noise, autodiff_noise, truth, fd)
+    others = within_noise | high_ok | (hand_near_fd & np.isfinite(hand))
+    return Verdicts(~cleared, imprecise, threshold, hand_noise, autodiff_noise, truth, fd, on_a_side & ~others)
