@@ -232,8 +232,8 @@ def _compiled(branches: tuple[Activation, ...], losses: tuple[Loss, ...], shape:
     # networks from 0.72 s to 0.54 s. The level may change the last bits of a composite
     # expression (a different instruction order, no fast-math either way): rounding that the
     # tolerances already count, as for any XLA build.
-    shared = (catalogue_branches(), kinds_branches(), tuple(dict.fromkeys([*kinds_branches(), *catalogue_branches()])))
-    own = branches not in shared or any(loss not in LOSSES.values() for loss in losses)
+    # The newer kinds' program serves a few hundred networks a run, too: compiling dominates.
+    own = branches != catalogue_branches() or any(loss not in LOSSES.values() for loss in losses)
     function = jax.vmap(program) if batched else program
     if own:
         try:
