@@ -296,7 +296,8 @@ def _forward_bounds(case: Case, ref: Reference, theta: tuple) -> _Forward:
             f, eta = scales(g, ref.z[k], net.p[k])
             A = np.abs(ref.a[k]) + f * np.abs(ref.z[k])
             EA = tol.ELEMENTARY_ULPS * A + f * fw.EZ[k]
-        fw.A.append(A), fw.EA.append(EA), fw.f.append(f), fw.eta.append(eta)
+        for column, value in ((fw.A, A), (fw.EA, EA), (fw.f, f), (fw.eta, eta)):
+            column.append(value)
     return fw
 
 

@@ -72,8 +72,6 @@ RIGHT_SOFTMAX_T2 = VectorActivation(
     lambda z, v, xp: _softmax_t(z, xp) * (v - xp.sum(_softmax_t(z, xp) * v, axis=-1, keepdims=True)) / 2)
 """softmax(z/2), temperature 2: Jᵀv = a ⊙ (v − a·v)/2."""
 
-RIGHT = [RIGHT_PRELU, RIGHT_NAIVE_SWISH, RIGHT_FIRST_HALF_GLU, RIGHT_SOFTMAX_T2]
-# RIGHT_MAXOUT_FIRST_AT_TIES joins RIGHT below, once defined.
 
 WRONG_PRELU_INDICATOR = ParametricActivation(
     "prelu_forgot_indicator", RIGHT_PRELU.forward, RIGHT_PRELU.derivative,
@@ -136,4 +134,4 @@ passed back is twice v, which no one-sided slope gives."""
 
 WRONG = [WRONG_PRELU_INDICATOR, WRONG_SWISH_1E6, WRONG_SNAKE, WRONG_GLU_SWAPPED, WRONG_MAXOUT_EVERY_TIE]
 
-RIGHT.append(RIGHT_MAXOUT_FIRST_AT_TIES)
+RIGHT = [RIGHT_PRELU, RIGHT_NAIVE_SWISH, RIGHT_FIRST_HALF_GLU, RIGHT_SOFTMAX_T2, RIGHT_MAXOUT_FIRST_AT_TIES]
