@@ -198,12 +198,10 @@ def _vector_look(g: VectorActivation, z: np.ndarray, v: np.ndarray, dtype: np.dt
 
 
 def _vector_size(g: VectorActivation, z: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """The size of the terms J_gᵀv is computed from (``compare.mixed_terms``), and for a map
-    that does not say how it mixes, Σ|v| more (log_softmax's vᵢ − sᵢΣv cancels terms that size
-    where every Jacobian entry is small)."""
-    if g.mixes is not None:
-        return mixed_terms(g, z, v)
-    return mixed_terms(g, z, v) + v.sum(-1, keepdims=True)
+    """The size of the terms J_gᵀv is computed from (``compare.mixed_terms``: for a map that does
+    not say how it mixes, |J|ᵀ|v| plus the row's largest |J| entry times Σ|v|, with J taken
+    toward the origin): scaled with g, so a map of size 1e-8 is judged at its own scale."""
+    return mixed_terms(g, z, v)
 
 
 def _along_unit(g: VectorActivation, z: np.ndarray, v: np.ndarray, i: tuple):

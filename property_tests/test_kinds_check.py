@@ -45,3 +45,31 @@ def test_the_command_takes_either_kind(capsys):
     assert "WRONG DERIVATIVE (J_gᵀv)" in capsys.readouterr().out
     assert main(["activation", "property_tests.kinds_bank:RIGHT", "--examples", "5"]) == 2
     assert "not an Activation, a ParametricActivation or a VectorActivation" in capsys.readouterr().err
+
+
+def _scaled(g, c):
+    """g times c, its partials (or Jᵀv) too: the same activation at another scale."""
+    import dataclasses
+
+    from manual import ParametricActivation
+
+    if isinstance(g, ParametricActivation):
+        f, d, pd = g.forward, g.derivative, g.parameter_derivatives
+        return dataclasses.replace(g, name=f"{g.name}*{c:g}", forward=lambda z, p, xp: c * f(z, p, xp),
+                                   derivative=lambda z, p, xp: c * d(z, p, xp),
+                                   parameter_derivatives=lambda z, p, xp: {k: c * v for k, v in pd(z, p, xp).items()})
+    f, v = g.forward, g.vjp
+    return dataclasses.replace(g, name=f"{g.name}*{c:g}", forward=lambda z, xp: c * f(z, xp),
+                               vjp=lambda z, w, xp: c * v(z, w, xp))
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1e6])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_every_scale_is_judged_at_its_own(scale, dtype):
+    for g in (bank.RIGHT_PRELU, bank.RIGHT_SOFTMAX_T2):
+        report = check_activation(_scaled(g, scale), examples=5, dtype=dtype, networks=0)
+        assert report.verdict == "verified", report.message()
+    for g in (bank.WRONG_SWISH_1E6, bank.WRONG_MAXOUT_EVERY_TIE):  # negative controls
+        if dtype == "float32" and g is bank.WRONG_SWISH_1E6:
+            continue  # a 1e-6 mistake is below float32's resolution
+        assert check_activation(_scaled(g, scale), examples=5, dtype=dtype, networks=0).verdict == "wrong"

@@ -308,6 +308,8 @@ def tame(case: Case, dtype: np.dtype | type) -> Case | None:
     manual pass still overflows; ``None`` when it overflows all the same. A network that
     already fits is returned as it is (the catalogue's always do)."""
     dtype = np.dtype(dtype)
+    if any(not isinstance(g, Activation) for g in case.network.g[1:]):
+        return scaled_until_it_fits(case, dtype)
     if not any(needs_holding(g, dtype) for g in case.network.g[1:]):
         return case.astype(dtype)
     limits = [finite_radius(g, dtype) for g in case.network.g[1:]]
@@ -316,6 +318,20 @@ def tame(case: Case, dtype: np.dtype | type) -> Case | None:
         if fits(tried):
             return tried
         limits = [limit / 8 for limit in limits]
+    return None
+
+
+def scaled_until_it_fits(case: Case, dtype: np.dtype) -> Case | None:
+    """For a network with activations of the newer kinds (whose finite range is not profiled):
+    the network as it is when its manual pass fits ``dtype``, else with every Θ⁽ᵏ⁾ and b⁽ᵏ⁾ 8×
+    smaller on each further try (``TAME_ATTEMPTS``); ``None`` when it overflows all the same."""
+    net = case.network
+    for attempt in range(TAME_ATTEMPTS + 1):
+        s = 8.0 ** -attempt
+        tried = replace(case, network=replace(net, theta=(None,) + tuple(t * s for t in net.theta[1:]),
+                                              b=(None,) + tuple(b * s for b in net.b[1:]))).astype(dtype)
+        if fits(tried):
+            return tried
     return None
 
 
