@@ -100,8 +100,26 @@ def check(act, expected: str, kind: str, options: dict, mistake_size: float = 0.
         verdict, message = report.verdict, report.message()
     except Exception as error:  # a generated activation the checker cannot take at all
         verdict, message = "error", f"{type(error).__name__}: {error}"
+    finally:
+        forget(act)
     return Outcome(expected, act.name, kind, act.formula, verdict, time.perf_counter() - start, message,
                    mistake_size)
+
+
+def forget(act) -> None:
+    """Drop what was compiled and measured for one generated activation: each compiles programs
+    of its own (its derivative, its networks' reference) that no later check reuses, and a run
+    of a few hundred would otherwise hold them all (the process grew past 20 GB at about 500
+    checks). The time to compile them again is the check's own in any case."""
+    import jax
+
+    from property_tests import tolerances, verify
+    from reference import fast
+
+    jax.clear_caches()
+    fast._compiled.cache_clear()
+    verify.needs_holding.cache_clear()
+    tolerances._PROFILES.pop(act, None)
 
 
 def mistake_size(variant: fuzz.WrongVariant) -> float:
