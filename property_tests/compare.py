@@ -145,7 +145,7 @@ def parametric_sizes(g: ParametricActivation, p, z) -> dict[str, np.ndarray]:
     ∂g/∂z and its parameters several times in one comparison)."""
     z = np.asarray(z, np.float64)
     p64 = {name: np.asarray(v, np.float64) for name, v in (p or {}).items()}
-    key = (id(g), z.shape, z.tobytes(), tuple((name, v.tobytes()) for name, v in sorted(p64.items())))
+    key = (g, z.shape, z.tobytes(), tuple((name, v.tobytes()) for name, v in sorted(p64.items())))
     if key in _SIZES:
         return _SIZES[key]
     points = [(s, p64) for s in toward_origin(z)]
@@ -175,7 +175,7 @@ def jacobian_size(g: VectorActivation, z: np.ndarray) -> np.ndarray:
     ``toward_origin``), the value half held: the gate's derivative is computed from terms of
     that size (jax's σ′ = σ(1 − σ) is 0 for s > 37, where σ′ is e⁻ˢ by hand)."""
     z = np.asarray(z, np.float64)
-    key = (id(g), z.shape, z.tobytes())
+    key = (g, z.shape, z.tobytes())
     if key not in _SIZES:
         if g.mixes == "halves":
             m = z.shape[-1] // 2
