@@ -5,17 +5,24 @@ inconclusive verdicts, and shows the first few false alarms and misses with thei
 and the checker's counterexample, so that they can be debugged.
 
     python benchmarks/fuzz_checker.py [--activations 100] [--seed 0] [--dtype float64|float32]
-                                      [--examples 10] [--json] [--report FILE.md]
+                                      [--examples 10] [--workers K] [--log FILE.jsonl]
+                                      [--json] [--report FILE.md]
 
 ``--report`` writes every false alarm, miss and error with the checker's whole message.
+``--workers K`` shares the checks among K processes (each draws the same activations from the
+seed and takes every K-th). ``--log`` appends each outcome as one JSON line as soon as it is
+known and, run again with the same options, checks only what the file does not hold yet, so a
+long run can be stopped and resumed (the figures are then those of the whole file).
 The exit code is 0 whatever the checker says (2 for bad usage).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import inspect
 import json
+import multiprocessing
 import statistics
 import sys
 import time
@@ -67,6 +74,7 @@ class Outcome:
     seconds: float
     message: str
     mistake_size: float = 0.0
+    index: int = -1
 
     @property
     def false_alarm(self) -> bool:
@@ -91,6 +99,17 @@ class Outcome:
         return {"expected": self.expected, "name": self.name, "kind": self.kind, "formula": self.formula,
                 "verdict": self.verdict, "seconds": round(self.seconds, 3), "line": self.key_line(),
                 **({"mistake_size": self.mistake_size} if self.expected == "wrong" else {})}
+
+    def as_log_line(self, run: str) -> str:
+        """Everything, the whole message included, as one JSON line of ``--log``; ``run`` names
+        the options it was checked under."""
+        return json.dumps({"run": run, **vars(self), "seconds": round(self.seconds, 3)})
+
+    @classmethod
+    def from_log_line(cls, line: str, run: str) -> "Outcome | None":
+        """The outcome on one line of ``--log``, or None if it was checked under other options."""
+        fields = json.loads(line)
+        return cls(**fields) if fields.pop("run", None) == run else None
 
 
 def check(act, expected: str, kind: str, options: dict, mistake_size: float = 0.0) -> Outcome:
@@ -133,23 +152,70 @@ def mistake_size(variant: fuzz.WrongVariant) -> float:
     return float(np.max(np.abs(wrong[keep] - right[keep]) / size[keep], initial=0.0))
 
 
-def run(n: int, seed: int, dtype: str, examples: int, progress: bool) -> list[Outcome]:
+def run_name(n: int, seed: int, dtype: str, examples: int) -> str:
+    """The options that decide a check's outcome, as written on each line of ``--log`` (n too:
+    what Hypothesis draws for a seed may depend on how many examples it is asked for)."""
+    return f"activations={n} seed={seed} dtype={dtype} examples={examples}"
+
+
+def run(n: int, seed: int, dtype: str, examples: int, progress: bool, *, worker: int = 0,
+        workers: int = 1, done: frozenset = frozenset(), log: str | None = None) -> list[Outcome]:
+    """The checks of one worker: the i-th right activation and the i-th wrong variant for every
+    i ≡ worker (mod workers) that ``done`` (pairs of expected verdict and i) does not hold."""
     options = dict(examples=examples, seed=0, dtype=np.dtype(dtype))
     if "networks" in inspect.signature(check_activation).parameters:
         options["networks"] = examples
     right = draw(fuzz.symbolic_activations(), n, seed)
     wrong = draw(fuzz.wrong_activations(), n, seed)
     outcomes = []
-    for i, sym in enumerate(right):
-        outcomes.append(check(sym.activation, "verified", sym.kind, options))
+
+    def keep(outcome: Outcome, i: int, total: int) -> None:
+        outcome.index = i
+        outcomes.append(outcome)
+        if log:
+            with open(log, "a") as file:
+                file.write(outcome.as_log_line(run_name(n, seed, dtype, examples)) + "\n")
         if progress:
-            print(f"  right {i + 1}/{len(right)}: {outcomes[-1].verdict}", file=sys.stderr, flush=True)
-    for i, variant in enumerate(wrong):
-        outcomes.append(check(variant.activation, "wrong", f"{variant.correct.kind} / {variant.label}",
-                              options, mistake_size(variant)))
-        if progress:
-            print(f"  wrong {i + 1}/{len(wrong)}: {outcomes[-1].verdict}", file=sys.stderr, flush=True)
+            print(f"  {outcome.expected} {i + 1}/{total}: {outcome.verdict}", file=sys.stderr, flush=True)
+
+    mine = [i for i in range(n) if i % workers == worker]
+    for i in (i for i in mine if i < len(right) and ("verified", i) not in done):
+        keep(check(right[i].activation, "verified", right[i].kind, options), i, len(right))
+    for i in (i for i in mine if i < len(wrong) and ("wrong", i) not in done):
+        variant = wrong[i]
+        keep(check(variant.activation, "wrong", f"{variant.correct.kind} / {variant.label}", options,
+                   mistake_size(variant)), i, len(wrong))
     return outcomes
+
+
+def read_log(path: str, n: int, run: str) -> list[Outcome]:
+    """The outcomes a ``--log`` file holds for indices below n under the options ``run`` (lines
+    of other options, and a line cut short when a run was stopped, are left out)."""
+    if not Path(path).exists():
+        return []
+    found = {}
+    for line in Path(path).read_text().splitlines():
+        try:
+            outcome = Outcome.from_log_line(line, run)
+        except (ValueError, TypeError):
+            continue
+        if outcome is not None and 0 <= outcome.index < n:
+            found[outcome.expected, outcome.index] = outcome
+    return list(found.values())
+
+
+def run_all(n: int, seed: int, dtype: str, examples: int, progress: bool, workers: int,
+            log: str | None) -> list[Outcome]:
+    """Every check, shared among ``workers`` processes, with what ``log`` holds already."""
+    earlier = read_log(log, n, run_name(n, seed, dtype, examples)) if log else []
+    done = frozenset((o.expected, o.index) for o in earlier)
+    if workers == 1:
+        return earlier + run(n, seed, dtype, examples, progress, done=done, log=log)
+    context = multiprocessing.get_context("spawn")  # JAX's threads do not survive a fork
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        parts = [pool.submit(run, n, seed, dtype, examples, progress, worker=w, workers=workers,
+                             done=done, log=log) for w in range(workers)]
+        return earlier + [o for part in parts for o in part.result()]
 
 
 def summary(outcomes: list[Outcome], dtype: str) -> dict:
@@ -208,10 +274,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--report", metavar="FILE", help="write every false alarm and miss, in full")
     parser.add_argument("--progress", action="store_true", help="one line per check on stderr")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the checks")
+    parser.add_argument("--log", metavar="FILE", help="append each outcome; resume from what it holds")
     args = parser.parse_args(argv)
-    if args.activations < 1 or args.examples < 1:
-        parser.error("--activations and --examples must be at least 1")
-    outcomes = run(args.activations, args.seed, args.dtype, args.examples, args.progress)
+    if args.activations < 1 or args.examples < 1 or args.workers < 1:
+        parser.error("--activations, --examples and --workers must be at least 1")
+    outcomes = run_all(args.activations, args.seed, args.dtype, args.examples, args.progress,
+                       args.workers, args.log)
+    outcomes.sort(key=lambda o: (o.expected != "verified", o.index))
     result = summary(outcomes, args.dtype)
     if args.report:
         write_report(args.report, result, outcomes, ["fuzz_checker.py", *(argv or sys.argv[1:])])
