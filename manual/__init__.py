@@ -26,6 +26,8 @@ from .backprop import (
     output_delta,
     parameter_gradients,
 )
+from .layers import (LAYER_KINDS, Dense, LayerForward, LayerGradients, LayerNetwork, delta_through,
+                     init_layer_network, layer_backward, layer_forward, layer_gradients)
 from .losses import (BINARY_CROSS_ENTROPY, CROSS_ENTROPY, HUBER, LOSSES, MAE, MSE,
                      NEGATIVE_LOG_LIKELIHOOD, Loss, mean_error)
 from .output_maps import LOG_SOFTMAX, OUTPUT_MAPS, SOFTMAX, OutputMap
@@ -51,4 +53,7 @@ __all__ = [
     "output_delta", "hidden_delta", "hidden_delta_general", "parameter_gradients",
     "activation_parameter_gradients", "as_used",
     "Equations", "EQUATIONS", "Gradients", "backward", "gradients",
+    # networks as a sequence of layers: convolution, pooling, flatten, dense (manual.layers)
+    "LayerNetwork", "LAYER_KINDS", "Dense", "init_layer_network", "LayerForward", "LayerGradients",
+    "layer_forward", "delta_through", "layer_backward", "layer_gradients",
 ]

@@ -1,0 +1,88 @@
+"""The oracle for networks of layers (convolution, pooling, flatten, dense): ``jax.grad`` of a
+plainly written forward pass, in float64, deltas as ∂E/∂z.
+
+Each layer kind's forward pass is written here with JAX's own operations
+(``lax.conv_general_dilated`` at HIGHEST precision, ``lax.reduce_window``, a reshape, a matrix
+product), reading only the layer's settings (``kernel``, ``stride``, …) and its kind's name,
+never its methods: nothing of ``manual``'s backward code is called. Activations and losses are
+evaluated by their ``forward``/``error`` with ``jnp``, as in ``reference.plain``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from manual import MSE, Loss
+from manual.layers import LayerNetwork, kind_of
+
+from .conv import _z as conv_z
+from .pooling import avg_pool, flatten, max_pool
+
+
+def _dense(a, params, layer):
+    return a @ params["theta"].T + params["b"]
+
+
+def _conv2d(a, params, layer):
+    return conv_z(a, params["W"], params["b"], layer.stride, layer.padding, layer.dilation)
+
+
+FORWARD = {
+    "conv2d": _conv2d,
+    "max_pool": lambda a, params, layer: max_pool(a, layer.window, layer.stride, layer.padding),
+    "avg_pool": lambda a, params, layer: avg_pool(a, layer.window, layer.stride, layer.padding),
+    "flatten": lambda a, params, layer: flatten(a),
+    "dense": _dense,
+}
+"""z⁽ᵏ⁾ of each layer kind, written with JAX (one line per kind of ``manual.layers.LAYER_KINDS``)."""
+
+
+@dataclass(frozen=True)
+class LayerReference:
+    """Autodiff's values in float64; index k is layer k, index 0 ``None`` (``a[0]`` is x).
+    ``delta[k]`` is ∂Eₜ/∂z⁽ᵏ⁾ per example (n · ∂E/∂z⁽ᵏ⁾); ``params[k]`` the gradients by name."""
+
+    z: tuple
+    a: tuple
+    delta: tuple
+    params: tuple
+    error: float
+
+
+def _error(params, offset, x, y, layers, g, loss):
+    """E = (1/n) Σₜ Eₜ, with a zero ``offset`` added to every z⁽ᵏ⁾ so that ∂E/∂offset = ∂E/∂z."""
+    z, a = [None], [x]
+    for k in range(1, len(layers)):
+        z.append(FORWARD[kind_of(layers[k])](a[k - 1], params[k], layers[k]) + offset[k])
+        a.append(z[k] if g[k] is None else g[k].forward(z[k], jnp))
+    if g[-1] is not None and loss.fuses(g[-1]):
+        return jnp.mean(loss.fused_error(z[-1], y, jnp)), (z, a)
+    return jnp.mean(loss.error(a[-1], y, jnp)), (z, a)
+
+
+# One compilation per architecture: the layers, activations and loss are part of the program.
+_value_and_grad = jax.jit(jax.value_and_grad(_error, argnums=(0, 1), has_aux=True), static_argnums=(4, 5, 6))
+
+
+def layer_autodiff(net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE) -> LayerReference:
+    """Every z, a, δ = ∂E/∂z and ∂E/∂(parameter) of a layer network from ``jax.grad``, in float64."""
+    with jax.enable_x64(True):
+        params = [None] + [{name: jnp.asarray(v, jnp.float64) for name, v in p.items()} for p in net.params[1:]]
+        n = x.shape[0]
+        offset = [None] + [jnp.zeros((n, *shape), jnp.float64) for shape in net.shapes[1:]]
+        (error, (z, a)), (d_params, d_offset) = _value_and_grad(
+            params, offset, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64), net.layers, net.g, loss)
+        return LayerReference(
+            z=_numpy(z), a=_numpy(a),
+            delta=(None,) + tuple(n * np.asarray(d) for d in d_offset[1:]),
+            params=(None,) + tuple({name: np.asarray(v) for name, v in p.items()} for p in d_params[1:]),
+            error=float(error),
+        )
+
+
+def _numpy(values):
+    return tuple(None if v is None else np.asarray(v) for v in values)
