@@ -21,8 +21,10 @@ E = (1/n) Σₜ Eₜ is applied once, in (3). Index k is the layer number; index
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -96,16 +98,16 @@ LAYER_KINDS: dict[str, type] = {
 
 
 def kind_of(layer: object) -> str:
-    """The registered name of a layer's kind."""
+    """The registered name of a layer's kind (a subclass is of its parent's kind)."""
     for name, cls in LAYER_KINDS.items():
-        if type(layer) is cls:
+        if isinstance(layer, cls):
             return name
     raise ValueError(f"{type(layer).__name__} is not a registered layer kind ({', '.join(LAYER_KINDS)})")
 
 
 def layer_config(layer: object) -> dict:
     """A layer's settings by name (its dataclass fields), e.g. ``{"kernel": (3, 3), …}``."""
-    return {name: getattr(layer, name) for name in getattr(layer, "__dataclass_fields__", {})}
+    return {field.name: getattr(layer, field.name) for field in dataclasses.fields(layer)}
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class LayerNetwork:
                 return value.dtype
         return np.dtype(np.float64)
 
-    def astype(self, dtype: np.dtype | type) -> "LayerNetwork":
+    def astype(self, dtype: np.dtype | type) -> LayerNetwork:
         """The same network with every parameter rounded to ``dtype``."""
         params = (None,) + tuple({name: v.astype(dtype) for name, v in p.items()} for p in self.params[1:])
         return LayerNetwork(self.in_shape, self.layers, params, self.g)
@@ -250,16 +252,22 @@ def delta_through(layer: Layer, delta_next: np.ndarray, a_k: np.ndarray, params_
     return grad_a * g_k.derivative(z_k, np)  # (2)
 
 
+def last_delta(g_L: Activation | VectorActivation | None, z_L: np.ndarray, a_L: np.ndarray, y: np.ndarray,
+               loss: Loss) -> np.ndarray:
+    """Equation (1) for the last layer: ``output_delta`` (δ⁽ᴸ⁾ = ∇ₐE ⊙ g_L′(z⁽ᴸ⁾), or J_gᵀ∇ₐE
+    for softmax), a − y when the loss is fused with g_L, ∇ₐE itself when there is no g_L."""
+    if g_L is not None and loss.fuses(g_L):
+        return loss.fused_delta(z_L, y, np)  # (1), fused with the loss: a − y
+    if g_L is None:
+        return loss.gradient(a_L, y, np)  # (1), g_L′ = 1
+    return output_delta(loss.gradient(a_L, y, np), z_L, g_L)  # (1)
+
+
 def layer_backward(net: LayerNetwork, z: tuple, a: tuple, y: np.ndarray, *, loss: Loss = MSE) -> LayerGradients:
     """Equations (1), (2), (3) through the layers, from the forward pass's z and a."""
     L = net.depth
     delta = [None] * (L + 1)
-    if net.g[L] is not None and loss.fuses(net.g[L]):
-        delta[L] = loss.fused_delta(z[L], y, np)  # (1), fused with the loss: a − y
-    elif net.g[L] is None:
-        delta[L] = loss.gradient(a[L], y, np)  # (1), g_L′ = 1
-    else:
-        delta[L] = output_delta(loss.gradient(a[L], y, np), z[L], net.g[L])  # (1)
+    delta[L] = last_delta(net.g[L], z[L], a[L], y, loss)  # (1)
     for k in range(L - 1, 0, -1):
         delta[k] = delta_through(net.layers[k + 1], delta[k + 1], a[k], net.params[k + 1], z[k], net.g[k])  # (2)
     grads = [None] + [net.layers[k].parameter_gradients(delta[k], a[k - 1], net.params[k])  # (3)

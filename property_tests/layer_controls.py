@@ -1,0 +1,125 @@
+"""Wrong derivations for layer networks: each is a layer kind with one method replaced by a
+mistake people make when they derive it by hand. The reference reads only a layer's settings,
+so a network holding one of these still has the right autodiff; the properties must tell.
+
+``with_mistake`` turns a strategy of cases into one whose every layer of a kind is the wrong
+version, for the negative controls of ``test_layer_networks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import strategies as st
+
+from manual.conv import Conv2D
+from manual.layers import Dense, LayerNetwork, layer_config
+
+from .conv_strategies import (
+    bias_summed,
+    channels_transposed,
+    crop_off_by_one,
+    kernel_not_rotated,
+    stride_zeros_missing,
+)
+from .layer_strategies import LayerCase
+from .test_pooling_without_autodiff import (
+    AvgOffByOnePerMillion,
+    AvgWithoutDivisor,
+    EveryTiedMaximum,
+    FortranFlattenBack,
+    LastMaximum,
+)
+
+
+@dataclass(frozen=True)
+class KernelNotRotated(Conv2D):
+    """(2) with the kernel's channels swapped but its taps not turned by 180°."""
+
+    def input_delta(self, delta, a_prev, params):
+        return kernel_not_rotated(self, delta, a_prev, params)
+
+
+@dataclass(frozen=True)
+class StrideZerosMissing(Conv2D):
+    """(2) without the s − 1 zeros between the elements of δ."""
+
+    def input_delta(self, delta, a_prev, params):
+        return stride_zeros_missing(self, delta, a_prev, params)
+
+
+@dataclass(frozen=True)
+class CropOffByOne(Conv2D):
+    """(2) with the padding cropped one row and column too far."""
+
+    def input_delta(self, delta, a_prev, params):
+        return crop_off_by_one(self, delta, a_prev, params)
+
+
+@dataclass(frozen=True)
+class ChannelsTransposed(Conv2D):
+    """(3) with ∂E/∂W summed as (C_in, C_out, …) and reshaped, not transposed."""
+
+    def parameter_gradients(self, delta, a_prev, params):
+        return channels_transposed(self, delta, a_prev, params)
+
+
+@dataclass(frozen=True)
+class BiasSummed(Conv2D):
+    """(3) with ∂E/∂b summed over the examples instead of averaged."""
+
+    def parameter_gradients(self, delta, a_prev, params):
+        return bias_summed(Conv2D(**layer_config(self)), delta, a_prev, params)
+
+
+@dataclass(frozen=True)
+class ConvOffByOnePerMillion(Conv2D):
+    """(2) off by a relative 1e-6: what a derived tolerance must still catch in float64."""
+
+    def input_delta(self, delta, a_prev, params):
+        return super().input_delta(delta, a_prev, params) * (1 + 1e-6)
+
+
+@dataclass(frozen=True)
+class DenseWeightsNotTransposed(Dense):
+    """(2) through a dense layer with δ multiplied by Θ read the other way round, where the
+    shapes allow it (a square Θ), else by its first columns."""
+
+    def input_delta(self, delta, a_prev, params):
+        theta = params["theta"]
+        wrong = theta.T if theta.shape[0] == theta.shape[1] else np.roll(theta, 1, axis=1)
+        return delta @ wrong
+
+
+CONTROLS = {
+    "kernel not rotated": (Conv2D, KernelNotRotated),
+    "stride zeros not inserted": (Conv2D, StrideZerosMissing),
+    "padding cropped off by one": (Conv2D, CropOffByOne),
+    "channels transposed in ∂E/∂W": (Conv2D, ChannelsTransposed),
+    "bias gradient summed, not averaged": (Conv2D, BiasSummed),
+    "convolution's (2) off by 1e-6": (Conv2D, ConvOffByOnePerMillion),
+    "max pooling to the last tied maximum": ("max_pool", LastMaximum),
+    "max pooling to every tied maximum": ("max_pool", EveryTiedMaximum),
+    "average pooling without 1/window": ("avg_pool", AvgWithoutDivisor),
+    "average pooling off by 1e-6": ("avg_pool", AvgOffByOnePerMillion),
+    "flatten laid back in Fortran order": ("flatten", FortranFlattenBack),
+    "dense Θ misread": (Dense, DenseWeightsNotTransposed),
+}
+"""Each classic mistake: the kind of layer it replaces, and the wrong layer."""
+
+
+def mistaken(network: LayerNetwork, kind, wrong: type) -> LayerNetwork:
+    """The network with every layer of ``kind`` (a class or a registered name) made ``wrong``."""
+    from manual.layers import kind_of
+
+    def matches(layer) -> bool:
+        return layer is not None and (kind_of(layer) == kind if isinstance(kind, str) else type(layer) is kind)
+
+    layers = tuple(wrong(**layer_config(layer)) if matches(layer) else layer for layer in network.layers)
+    return LayerNetwork(network.in_shape, layers, network.params, network.g)
+
+
+def with_mistake(cases: st.SearchStrategy[LayerCase], kind, wrong: type) -> st.SearchStrategy[LayerCase]:
+    """``cases`` with every layer of ``kind`` replaced by ``wrong``."""
+    return cases.map(lambda case: LayerCase(mistaken(case.network, kind, wrong), case.x, case.y, case.loss))
