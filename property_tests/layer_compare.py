@@ -176,7 +176,8 @@ def in_doubt(case: LayerCase, ref: LayerReference, z_manual: tuple, a_manual: tu
             flipped = np.sign(z_m - kink) != np.sign(ref.z[k] - kink)
             flipped |= (z_m != ref.z[k]) & (np.minimum(np.abs(z_m - kink), np.abs(ref.z[k] - kink)) <= near)
             if np.any(flipped):
-                return f"a z of layer {k} lies on the other side of {g.name}'s kink at {kink:g} by hand than in autodiff"
+                return (f"a z of layer {k} lies on the other side of {g.name}'s kink at {kink:g} "
+                        "by hand than in autodiff")
     return None
 
 

@@ -8,8 +8,10 @@ import sys
 import pytest
 
 from manual import CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS
+from manual.conv import Conv2D
+from manual.layers import layer_config
 
-from . import broken, verify
+from . import broken, verify, verify_layers
 from .cli import main
 from .verify import run_verify
 
@@ -37,13 +39,14 @@ def test_verify_json_reports_success(capsys):
         assert 0 <= entry["max_error"] <= entry["tolerance"] or entry["max_error"] == 0
     assert sorted(report["losses"]) == sorted(LOSSES)
     assert all(entry["verified"] and entry["networks"] > 0 for entry in report["losses"].values())
+    assert report["networks"] == "all" and report["conv"]["verified"] is True
     assert err == ""
 
 
 
 def test_verify_table(monkeypatch, capsys):
     monkeypatch.setattr(verify, "LOSSES", {"mse": MSE})  # one loss: one compilation
-    assert main(["verify", "--examples", "60"]) == 0
+    assert main(["verify", "--examples", "60", "--networks", "dense"]) == 0
     out = capsys.readouterr().out
     assert "VERIFIED" in out and "(3) Θ" in out and "sigmoid" in out and "mse" in out
 
@@ -88,6 +91,30 @@ def test_verify_finds_a_wrong_derivative_and_shrinks_it():
 def test_verify_exit_code_1_on_mismatch(monkeypatch, capsys):
     monkeypatch.setattr(verify, "LOSSES", {"mse": MSE})
     monkeypatch.setitem(CATALOGUE, "sigmoid", broken.off_by(CATALOGUE["sigmoid"], 1e-6))
-    assert main(["verify", "--examples", "30", "--json"]) == 1
+    assert main(["verify", "--examples", "30", "--networks", "dense", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert report["verified"] is False and report["counterexample"]["activation"] == "sigmoid"
+
+
+def test_verify_conv_has_a_row_per_layer_kind_and_extreme(capsys):
+    assert main(["verify", "--networks", "conv", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["verified"] is True and "equations" not in report, "no dense networks were asked for"
+    rows = report["conv"]["rows"]
+    for kind in ("conv2d", "max_pool", "avg_pool", "flatten", "dense"):
+        assert any(key.endswith(kind) or f" {kind} " in key for key in rows), kind
+    for label, _, _ in verify_layers.EXTREMES:
+        assert any(key.endswith(label) for key in rows), label
+    assert all(0 <= row["max_error"] <= row["tolerance"] for row in rows.values())
+    assert len(report["conv"]["activations"]) >= len(CATALOGUE) - 2
+
+
+def test_verify_conv_exit_code_1_on_a_kernel_not_rotated(monkeypatch, capsys):
+    from .layer_controls import KernelNotRotated
+
+    label, shape, stack = verify_layers.EXTREMES[5]  # its second convolution is 3×3: rotation shows
+    wrong = [(KernelNotRotated(**layer_config(layer)) if isinstance(layer, Conv2D) else layer, g) for layer, g in stack]
+    monkeypatch.setattr(verify_layers, "EXTREMES", [(label, shape, wrong)])
+    assert main(["verify", "--networks", "conv"]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and "(2)" in out and "conv2d" in out

@@ -65,7 +65,10 @@ def _error(params, offset, x, y, layers, g, loss):
 
 
 # One compilation per architecture: the layers, activations and loss are part of the program.
-_value_and_grad = jax.jit(jax.value_and_grad(_error, argnums=(0, 1), has_aux=True), static_argnums=(4, 5, 6))
+# Nearly every architecture is run once or a few times, so LLVM's optimisations, which do not
+# change what is computed, are skipped (as in ``reference.conv``): compiling takes half as long.
+_value_and_grad = jax.jit(jax.value_and_grad(_error, argnums=(0, 1), has_aux=True), static_argnums=(4, 5, 6),
+                          compiler_options={"xla_backend_optimization_level": 0})
 
 
 def layer_autodiff(net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE) -> LayerReference:
