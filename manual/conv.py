@@ -15,8 +15,9 @@ stride s, zero padding p and dilation d on each axis, and x the input padded by 
 
 δ = ∂Eₜ/∂z per example, not divided by n; the 1/n of E = (1/n) Σₜ Eₜ is applied once, in (3).
 ``input_delta`` is the part of (2) before the ⊙ g′(z) of the layer below. Each equation comes
-twice: vectorized (``sliding_window_view`` and ``einsum``) and as plain loops over the indices
-(``*_loops``), which the tests show equal.
+twice: vectorized (the windows of ``sliding_window_view`` copied into one matrix per example,
+im2col, so that each sum is a matrix product) and as plain loops over the indices (``*_loops``),
+which the tests show equal.
 """
 
 from __future__ import annotations
@@ -47,10 +48,23 @@ def windows(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair) -> np.nda
     return every[:, :, ::sh, ::sw, ::dh, ::dw]
 
 
+def im2col(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair) -> np.ndarray:
+    """``windows`` copied into one matrix per example: ``im2col(x)[t, (c, u, v), (i, j)]`` =
+    x_t,c,(s·i + d·u),(s·j + d·v), shape (n, C·kh·kw, H_out·W_out). Row (c, u, v) lines up with
+    column (c, u, v) of W reshaped to (F, C·kh·kw), so that the sums over c, u, v (or over i, j)
+    become matrix products (BLAS), one per example."""
+    view = windows(x, kernel, stride, dilation)  # (n, C, H_out, W_out, kh, kw)
+    n, c, h_out, w_out, kh, kw = view.shape
+    return view.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, h_out * w_out)
+
+
 def correlate(x: np.ndarray, K: np.ndarray, stride: Pair, dilation: Pair) -> np.ndarray:
     """Valid cross-correlation of x (N, C, H, W) with K (F, C, kh, kw):
     out_t,f,ij = Σ_c Σ_uv K_fcuv · x_t,c,(s·i + d·u),(s·j + d·v)."""
-    return np.einsum("ncijuv,fcuv->nfij", windows(x, K.shape[2:], stride, dilation), K, optimize=True)
+    n, f = x.shape[0], K.shape[0]
+    h_out, w_out = windows(x, K.shape[2:], stride, dilation).shape[2:4]
+    out = K.reshape(f, -1) @ im2col(x, K.shape[2:], stride, dilation)  # Σ_c Σ_uv: one product per example
+    return out.reshape(n, f, h_out, w_out)
 
 
 def insert_zeros(delta: np.ndarray, stride: Pair) -> np.ndarray:
@@ -154,6 +168,7 @@ class Conv2D:
         padded by d(k − 1) zeros before and up to the padded input's size after (more than
         d(k − 1) when s leaves rows unread: they get 0); the padding p is then cropped off, as
         it is no input. The steps are derived in docs/convolution.md.
+
         """
         self.check(a_prev, params, delta)
         (h, w), (dh, dw) = a_prev.shape[2:], self.dilation
@@ -174,9 +189,10 @@ class Conv2D:
             ∂E/∂b_f    = (1/n) Σₜ Σ_ij δ_f,ij
         """
         self.check(a_prev, params, delta)
-        n = delta.shape[0]
-        x = windows(pad(a_prev, self.padding), self.kernel, self.stride, self.dilation)
-        grad_W = np.einsum("nfij,ncijuv->fcuv", delta, x, optimize=True) / n  # (3)
+        n, f = delta.shape[:2]
+        x = im2col(pad(a_prev, self.padding), self.kernel, self.stride, self.dilation)  # (n, C·kh·kw, H_out·W_out)
+        per_example = delta.reshape(n, f, -1) @ x.transpose(0, 2, 1)  # Σ_ij δ_f,ij · x_c,…: (n, F, C·kh·kw)
+        grad_W = per_example.sum(axis=0).reshape(params["W"].shape) / n  # (3)
         grad_b = delta.sum(axis=(0, 2, 3)) / n  # (3), every position's bias input is 1
         return {"W": grad_W, "b": grad_b}
 

@@ -69,6 +69,15 @@ def _describe(x) -> str:
     return f"shape {x.shape} and dtype {x.dtype}" if isinstance(x, np.ndarray) else type(x).__name__
 
 
+def _maximum(windows: np.ndarray) -> np.ndarray:
+    """The maximum of every window of a (…, wh, ww) view: wh·ww elementwise maxima of whole
+    arrays, one offset (r, q) of every window at a time."""
+    z = windows[..., 0, 0].copy()
+    for r, q in np.ndindex(windows.shape[-2:]):
+        np.maximum(z, windows[..., r, q], out=z)
+    return z
+
+
 @dataclass(frozen=True)
 class _Pool2D:
     """What max and average pooling share: the windows, their shape rule, and the way back."""
@@ -121,13 +130,27 @@ class _Pool2D:
     def fold(self, pieces: np.ndarray, in_shape: tuple) -> np.ndarray:
         """The transpose of ``windows``: add each piece [t, c, i, j, r, q] back at the input it was
         read from, ã[t, c, i·sh + r, j·sw + q], summing where windows overlap, then crop the padding."""
-        (sh, sw), (ph, pw) = self.stride, self.padding
-        n, C, H_out, W_out, wh, ww = pieces.shape
-        H, W = in_shape[-2:]
-        rows = (sh * np.arange(H_out))[:, None, None, None] + np.arange(wh)[None, None, :, None]
-        cols = (sw * np.arange(W_out))[None, :, None, None] + np.arange(ww)[None, None, None, :]
-        total = np.zeros((n, C, H + 2 * ph, W + 2 * pw), pieces.dtype)
-        np.add.at(total, (slice(None), slice(None), rows, cols), pieces)  # unbuffered: overlaps accumulate
+        total = self._padded_zeros((*pieces.shape[:2], *in_shape[-2:]), pieces.dtype)
+        slots = self._slots(total)
+        for r, q in np.ndindex(self.window):  # one offset of every window at a time: no input twice
+            slots[..., r, q] += pieces[..., r, q]  # overlapping windows accumulate, offset by offset
+        return self._crop(total, in_shape)
+
+    def _padded_zeros(self, shape: tuple, dtype: np.dtype) -> np.ndarray:
+        """Zeros of the shape of ã, (n, C, H + 2ph, W + 2pw), for an a⁽ᵏ⁻¹⁾ of ``shape`` (n, C, H, W)."""
+        (ph, pw), (n, C, H, W) = self.padding, shape
+        return np.zeros((n, C, H + 2 * ph, W + 2 * pw), dtype)
+
+    def _slots(self, total: np.ndarray) -> np.ndarray:
+        """``windows`` of an array of ã's shape, writeable: [t, c, i, j, r, q] is total[t, c, i·sh + r,
+        j·sw + q]. An input belongs to several windows when they overlap, but to at most one
+        window at each offset (r, q): written one offset at a time, no element is written twice."""
+        (sh, sw) = self.stride
+        return sliding_window_view(total, self.window, axis=(2, 3), writeable=True)[:, :, ::sh, ::sw]
+
+    def _crop(self, total: np.ndarray, in_shape: tuple) -> np.ndarray:
+        """The inputs of an array of ã's shape: the padding cut off."""
+        (ph, pw), (H, W) = self.padding, in_shape[-2:]
         return total[:, :, ph:ph + H, pw:pw + W]
 
     def _empty_output(self, a_prev: np.ndarray) -> np.ndarray:
@@ -158,17 +181,24 @@ class MaxPool2D(_Pool2D):
     def forward(self, a_prev: np.ndarray, params: Params | None = None) -> np.ndarray:
         """z = the maximum of every window of ã."""
         _check_input(self, a_prev)
-        return self.windows(a_prev).max(axis=(-2, -1))
+        return _maximum(self.windows(a_prev))
 
     def input_delta(self, delta: np.ndarray, a_prev: np.ndarray, params: Params | None = None) -> np.ndarray:
-        """(∂z/∂a)ᵀδ: each window's δ to its first maximum (row-major), summed over windows."""
+        """(∂z/∂a)ᵀδ: each window's δ to its first maximum (row-major), summed over windows.
+
+        ``fold(slope · δ)``, one offset (r, q) of every window at a time, in row-major order: the
+        slope is 1 where ã equals the window's maximum z and no earlier offset has matched."""
         _check_delta(self, delta, a_prev)
         windows = self.windows(a_prev)
-        flat = windows.reshape(windows.shape[:4] + (-1,))
-        first = flat.argmax(axis=-1)  # argmax returns the first of tied maxima, r·ww + q
-        # ∂z[i, j]/∂ã[i·sh + r, j·sw + q]: 1 at the first maximum, 0 elsewhere
-        slope = (np.arange(flat.shape[-1]) == first[..., None]).reshape(windows.shape)
-        return self.fold(slope * delta[..., None, None], a_prev.shape)  # (2)
+        z = _maximum(windows)
+        total = self._padded_zeros(a_prev.shape, delta.dtype)
+        slots = self._slots(total)
+        unmatched = np.ones(z.shape, bool)  # the windows whose first maximum is still to come
+        for r, q in np.ndindex(self.window):
+            slope = (windows[..., r, q] == z) & unmatched  # ∂z[i, j]/∂ã[i·sh + r, j·sw + q]: 1 or 0
+            unmatched &= ~slope
+            slots[..., r, q] += slope * delta  # (2)
+        return self._crop(total, a_prev.shape)
 
     def forward_loops(self, a_prev: np.ndarray, params: Params | None = None) -> np.ndarray:
         """The same z, one window at a time."""
@@ -224,7 +254,11 @@ class AvgPool2D(_Pool2D):
     def forward(self, a_prev: np.ndarray, params: Params | None = None) -> np.ndarray:
         """z = the sum of every window of ã, over wh·ww."""
         _check_input(self, a_prev)
-        return self.windows(a_prev).sum(axis=(-2, -1)) / self.size
+        windows = self.windows(a_prev)
+        total = np.zeros(windows.shape[:4], windows.dtype)
+        for r, q in np.ndindex(self.window):  # one offset of every window at a time: wh·ww whole-array steps
+            total += windows[..., r, q]
+        return total / self.size
 
     def input_delta(self, delta: np.ndarray, a_prev: np.ndarray, params: Params | None = None) -> np.ndarray:
         """(∂z/∂a)ᵀδ: δ / (wh·ww) to every input of each window, summed over windows."""
