@@ -1,5 +1,6 @@
 """Wrong derivations for layer networks: each is a layer kind with one method replaced by a
-mistake people make when they derive it by hand. The reference reads only a layer's settings,
+mistake people make when they derive it by hand (no JAX here: the pooling controls serve the
+JAX-free tests too). The reference reads only a layer's settings,
 so a network holding one of these still has the right autodiff; the properties must tell.
 
 ``with_mistake`` turns a strategy of cases into one whose every layer of a kind is the wrong
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 
 from manual.conv import Conv2D
 from manual.layers import Dense, LayerNetwork, layer_config
+from manual.pooling import AvgPool2D, Flatten, MaxPool2D
 
 from .conv_strategies import (
     bias_summed,
@@ -24,13 +26,6 @@ from .conv_strategies import (
     stride_zeros_missing,
 )
 from .layer_strategies import LayerCase
-from .test_pooling_without_autodiff import (
-    AvgOffByOnePerMillion,
-    AvgWithoutDivisor,
-    EveryTiedMaximum,
-    FortranFlattenBack,
-    LastMaximum,
-)
 
 
 @dataclass(frozen=True)
@@ -92,6 +87,82 @@ class DenseWeightsNotTransposed(Dense):
         return delta @ wrong
 
 
+@dataclass(frozen=True)
+class EveryTiedMaximum(MaxPool2D):
+    """Wrong: δ to every input equal to its window's maximum, so a tie hands δ on twice."""
+
+    def input_delta(self, delta, a_prev, params=None):
+        windows = self.windows(a_prev)
+        slope = windows == windows.max(axis=(-2, -1), keepdims=True)
+        return self.fold(slope * delta[..., None, None], a_prev.shape)
+
+
+@dataclass(frozen=True)
+class SplitAmongTied(MaxPool2D):
+    """Wrong here: δ split equally among the tied maxima (what ``jnp.max`` over a window does)."""
+
+    def input_delta(self, delta, a_prev, params=None):
+        windows = self.windows(a_prev)
+        slope = windows == windows.max(axis=(-2, -1), keepdims=True)
+        return self.fold(slope / slope.sum(axis=(-2, -1), keepdims=True) * delta[..., None, None], a_prev.shape)
+
+
+@dataclass(frozen=True)
+class LastMaximum(MaxPool2D):
+    """Wrong: δ to the last of the tied maxima in row-major order."""
+
+    def input_delta(self, delta, a_prev, params=None):
+        windows = self.windows(a_prev)
+        flat = windows.reshape(windows.shape[:4] + (-1,))
+        last = flat.shape[-1] - 1 - flat[..., ::-1].argmax(axis=-1)
+        slope = (np.arange(flat.shape[-1]) == last[..., None]).reshape(windows.shape)
+        return self.fold(slope * delta[..., None, None], a_prev.shape)
+
+    def _first_maximum(self, image, i, j):
+        (wh, ww), (sh, sw) = self.window, self.stride
+        best = (i * sh, j * sw)
+        for r in range(wh):
+            for q in range(ww):
+                if image[i * sh + r, j * sw + q] >= image[best]:  # ≥: a later tie takes over
+                    best = (i * sh + r, j * sw + q)
+        return best
+
+
+@dataclass(frozen=True)
+class AvgWithoutDivisor(AvgPool2D):
+    """Wrong: the whole δ to every input of the window, without 1/(wh·ww)."""
+
+    def input_delta(self, delta, a_prev, params=None):
+        return self.fold(np.broadcast_to(delta[..., None, None], delta.shape + self.window), a_prev.shape)
+
+
+@dataclass(frozen=True)
+class AvgOffByOnePerMillion(AvgPool2D):
+    """Wrong by a relative 1e-6: what a derived tolerance must still catch."""
+
+    def input_delta(self, delta, a_prev, params=None):
+        return super().input_delta(delta, a_prev, params) * (1 + 1e-6)
+
+
+@dataclass(frozen=True)
+class FortranFlatten(Flatten):
+    """Wrong: flattened and unflattened in Fortran order (first axis fastest)."""
+
+    def forward(self, a_prev, params=None):
+        return a_prev.reshape(a_prev.shape[0], -1, order="F")
+
+    def input_delta(self, delta, a_prev, params=None):
+        return delta.reshape(a_prev.shape, order="F")
+
+
+@dataclass(frozen=True)
+class FortranFlattenBack(Flatten):
+    """Wrong: flattened in C order, δ laid back in Fortran order."""
+
+    def input_delta(self, delta, a_prev, params=None):
+        return delta.reshape(a_prev.shape, order="F")
+
+
 CONTROLS = {
     "kernel not rotated": (Conv2D, KernelNotRotated),
     "stride zeros not inserted": (Conv2D, StrideZerosMissing),
@@ -109,14 +180,20 @@ CONTROLS = {
 """Each classic mistake: the kind of layer it replaces, and the wrong layer."""
 
 
-def mistaken(network: LayerNetwork, kind, wrong: type) -> LayerNetwork:
-    """The network with every layer of ``kind`` (a class or a registered name) made ``wrong``."""
+def _matches(layer, kind) -> bool:
     from manual.layers import kind_of
 
-    def matches(layer) -> bool:
-        return layer is not None and (kind_of(layer) == kind if isinstance(kind, str) else type(layer) is kind)
+    return layer is not None and (kind_of(layer) == kind if isinstance(kind, str) else type(layer) is kind)
 
-    layers = tuple(wrong(**layer_config(layer)) if matches(layer) else layer for layer in network.layers)
+
+def has_kind(network: LayerNetwork, kind) -> bool:
+    """Does the network hold a layer of ``kind`` (a class or a registered name)?"""
+    return any(_matches(layer, kind) for layer in network.layers)
+
+
+def mistaken(network: LayerNetwork, kind, wrong: type) -> LayerNetwork:
+    """The network with every layer of ``kind`` (a class or a registered name) made ``wrong``."""
+    layers = tuple(wrong(**layer_config(layer)) if _matches(layer, kind) else layer for layer in network.layers)
     return LayerNetwork(network.in_shape, layers, network.params, network.g)
 
 

@@ -1,6 +1,11 @@
 """A bank of broken backward passes: each is the real derivation with one piece replaced by a
 mistake people make when they derive backpropagation by hand, and each must be caught.
 
+The classic mistakes of convolutional networks (``LAYER_MUTANTS``: a kernel not rotated, the
+stride's zeros not inserted, the padding cropped off by one, channels transposed, the pooling
+tie conventions, …) are hunted on the convolutional networks of ``verify`` (``verify_layers``),
+each layer of the mistaken kind replaced by its wrong version, and judged the same way.
+
 ``run_mutants`` feeds every entry the same seeded stream of random networks that ``verify``
 uses, judged by the same comparisons, and records for each the first equation and layer that
 disagreed with autodiff and how long that took. The classic mistakes of the newer kinds
@@ -28,6 +33,7 @@ from reference import fast
 from . import broken
 from . import tolerances as tol
 from .compare import compare_case, first_failure
+from .layer_controls import CONTROLS, has_kind, mistaken
 from .strategies import tied
 from .verify import design, make_case
 
@@ -144,6 +150,37 @@ MUTANTS: list[Mutant] = [
 ]
 
 
+@dataclass(frozen=True)
+class LayerMutant:
+    """A classic mistake of one layer kind: every layer of ``kind`` becomes ``wrong``."""
+
+    name: str
+    mistake: str
+    kind: object
+    wrong: type
+
+
+LAYER_MUTANT_NAMES = {
+    "kernel not rotated": "conv_kernel_not_rotated",
+    "stride zeros not inserted": "conv_stride_zeros_missing",
+    "padding cropped off by one": "conv_crop_off_by_one",
+    "channels transposed in ∂E/∂W": "conv_weight_channels_transposed",
+    "bias gradient summed, not averaged": "conv_bias_summed",
+    "convolution's (2) off by 1e-6": "conv_input_delta_off_by_1e_6",
+    "max pooling to the last tied maximum": "max_pool_last_tied_maximum",
+    "max pooling to every tied maximum": "max_pool_every_tied_maximum",
+    "average pooling without 1/window": "avg_pool_without_one_over_window",
+    "average pooling off by 1e-6": "avg_pool_off_by_1e_6",
+    "flatten laid back in Fortran order": "flatten_back_in_fortran_order",
+    "dense Θ misread": "dense_theta_misread",
+}
+"""A short name for each mistake of ``layer_controls.CONTROLS``."""
+
+LAYER_MUTANTS: list[LayerMutant] = [LayerMutant(LAYER_MUTANT_NAMES[mistake], mistake, kind, wrong)
+                                    for mistake, (kind, wrong) in CONTROLS.items()]
+"""The mistakes of ``layer_controls.CONTROLS``, hunted on convolutional networks."""
+
+
 @dataclass
 class MutantResult:
     name: str
@@ -244,9 +281,40 @@ def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int 
     return MutantResult(mutant.name, mutant.mistake, False, None, None, max_networks, time.perf_counter() - start)
 
 
-def run_mutants(mutants: list[Mutant] | None = None, *, seed: int = 0) -> MutantsReport:
-    """Hunt every mutant of the bank; see the module docstring."""
-    chosen = mutants or MUTANTS
+def hunt_layers(mutant: LayerMutant, *, draws: int = 3, seed: int = 0) -> MutantResult:
+    """The convolutional networks of ``verify`` (``draws`` of each architecture), with every
+    layer of the mutant's kind made wrong, until an equation disagrees with autodiff."""
+    from reference.layers import layer_autodiff
+
+    from . import layer_compare
+    from .layer_strategies import LayerCase
+    from .verify_layers import EXTREMES, build, draw_case
+
+    start, rng, networks = time.perf_counter(), np.random.default_rng(seed), 0
+    activations = list(CATALOGUE.values())
+    for i, (label, in_shape, stack) in enumerate(EXTREMES):
+        layers, loss = build(label, in_shape, stack, lambda i=i: activations[i % len(activations)], "softmax" in label)
+        for _ in range(draws):
+            real = draw_case(in_shape, layers, loss, rng, "ties" in label)
+            networks += 1
+            if not has_kind(real.network, mutant.kind):
+                continue  # no layer of that kind here
+            hand = LayerCase(mistaken(real.network, mutant.kind, mutant.wrong), real.x, real.y, real.loss)
+            ref = layer_autodiff(real.network, real.x, real.y, loss=real.loss)
+            failure = first_failure(layer_compare.equation_by_equation(hand, ref))
+            if failure is not None:
+                return MutantResult(mutant.name, mutant.mistake, True, failure.equation, failure.layer, networks,
+                                    time.perf_counter() - start, failure.describe())
+    return MutantResult(mutant.name, mutant.mistake, False, None, None, networks, time.perf_counter() - start)
+
+
+def run_mutants(mutants: list[Mutant] | None = None, *, seed: int = 0,
+                layer_mutants: list[LayerMutant] | None = None) -> MutantsReport:
+    """Hunt every mutant of the bank; see the module docstring. With ``mutants`` given, only
+    those (and the ``layer_mutants`` given, none by default); else the whole bank."""
+    if mutants is None and layer_mutants is None:
+        layer_mutants = LAYER_MUTANTS
+    chosen = mutants if mutants is not None else MUTANTS
     # Before any clock starts: compile the references the hunts use (one program per pool of
     # activations) and measure every activation's tolerance figures (slope scale, autodiff's
     # noise), which every later check reuses.
@@ -257,4 +325,4 @@ def run_mutants(mutants: list[Mutant] | None = None, *, seed: int = 0) -> Mutant
         _references([make_case([g], rng)], branches)
     for g in CATALOGUE.values():
         tol.profile(g)
-    return MutantsReport([hunt(m, seed=seed) for m in chosen])
+    return MutantsReport([hunt(m, seed=seed) for m in chosen] + [hunt_layers(m, seed=seed) for m in layer_mutants or []])

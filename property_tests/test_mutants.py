@@ -10,7 +10,7 @@ from manual import EQUATIONS, PARAMETRIC
 from . import broken, properties
 from .cli import main
 from .controls import rejects
-from .mutants import MUTANTS, Mutant, hunt, run_mutants
+from .mutants import LAYER_MUTANTS, MUTANTS, LayerMutant, Mutant, hunt, hunt_layers, run_mutants
 from .strategies import mixed_cases
 
 KINDS_MUTANTS = [m for m in MUTANTS if m.pool]
@@ -26,12 +26,18 @@ def test_every_mutant_is_caught_and_named(capsys):
     results = report["mutants"]
     missed = [r["name"] for r in results if not r["caught"]]
     assert not missed, f"not caught: {missed}"
-    assert report["caught"] == report["total"] == len(MUTANTS) >= 24
+    assert report["caught"] == report["total"] == len(MUTANTS) + len(LAYER_MUTANTS) >= 36
     assert {"name", "caught", "equation", "layer", "networks", "seconds", "detail"} <= set(results[0])
-    assert [r["name"] for r in results] == [m.name for m in MUTANTS]
-    assert all(r["equation"] in {"(1)", "(2)", "(3) Θ", "(3) b", "(3) p"} for r in results)
+    assert [r["name"] for r in results] == [m.name for m in MUTANTS] + [m.name for m in LAYER_MUTANTS]
+    assert all(r["equation"] in {"(1)", "(2)", "(3) Θ", "(3) b", "(3) p", "(3) W", "(3) theta"} for r in results)
     assert len({m.name for m in MUTANTS}) == len(MUTANTS) and all(m.mistake for m in MUTANTS)
     by_name = {r["name"]: r for r in results}
+    # each convolutional mistake is caught in the equation it breaks
+    for name in ("conv_kernel_not_rotated", "conv_stride_zeros_missing", "conv_crop_off_by_one",
+                 "max_pool_every_tied_maximum", "avg_pool_without_one_over_window"):
+        assert by_name[name]["equation"] == "(2)", by_name[name]["detail"]
+    assert by_name["conv_weight_channels_transposed"]["equation"] == "(3) W"
+    assert by_name["conv_bias_summed"]["equation"] == "(3) b"
     # each parameter mistake is caught where it lives, in the parameter gradient (the one about
     # ∂Eₜ/∂a⁽ᵏ⁾ on networks that end in tanh, so in a hidden layer)
     for name in ("prelu_partial_off_by_1e_6", "parameter_summed_over_units", "per_unit_treated_as_shared",
@@ -60,6 +66,15 @@ def test_the_correct_derivation_survives_each_new_hunt(mutant):
     # what catches the mutant is its mistake, not the networks it is hunted on.
     right = dataclasses.replace(mutant, name="correct", equations=EQUATIONS, swaps=(), activation_swap=None)
     result = hunt(right, max_networks=32)
+    assert not result.caught, result.detail
+
+
+@pytest.mark.parametrize("kind", ["conv2d", "max_pool", "avg_pool", "flatten", "dense"])
+def test_the_correct_layers_survive_the_convolutional_hunt(kind):
+    # The hunt's networks with a layer kind "replaced" by itself: nothing is caught.
+    from manual.layers import LAYER_KINDS
+
+    result = hunt_layers(LayerMutant("correct", "nothing wrong", kind, LAYER_KINDS[kind]))
     assert not result.caught, result.detail
 
 

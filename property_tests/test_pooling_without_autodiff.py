@@ -34,6 +34,8 @@ from hypothesis import strategies as st
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D, output_size
 
 from . import tolerances as tol
+from .layer_controls import (AvgOffByOnePerMillion, AvgWithoutDivisor, EveryTiedMaximum, FortranFlatten,  # noqa: F401
+                             FortranFlattenBack, LastMaximum, SplitAmongTied)
 from .controls import rejects
 
 Pair = tuple[int, int]
@@ -163,85 +165,6 @@ def pool_cases(*, ties: bool | None = True, flat: bool = False, **limits) -> st.
         return PoolCase(window, stride, padding, a_prev, draw_(deltas(out)))
 
     return draw()
-
-
-# --- wrong layers, for the negative controls ----------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EveryTiedMaximum(MaxPool2D):
-    """Wrong: δ to every input equal to its window's maximum, so a tie hands δ on twice."""
-
-    def input_delta(self, delta, a_prev, params=None):
-        windows = self.windows(a_prev)
-        slope = windows == windows.max(axis=(-2, -1), keepdims=True)
-        return self.fold(slope * delta[..., None, None], a_prev.shape)
-
-
-@dataclass(frozen=True)
-class SplitAmongTied(MaxPool2D):
-    """Wrong here: δ split equally among the tied maxima (what ``jnp.max`` over a window does)."""
-
-    def input_delta(self, delta, a_prev, params=None):
-        windows = self.windows(a_prev)
-        slope = windows == windows.max(axis=(-2, -1), keepdims=True)
-        return self.fold(slope / slope.sum(axis=(-2, -1), keepdims=True) * delta[..., None, None], a_prev.shape)
-
-
-@dataclass(frozen=True)
-class LastMaximum(MaxPool2D):
-    """Wrong: δ to the last of the tied maxima in row-major order."""
-
-    def input_delta(self, delta, a_prev, params=None):
-        windows = self.windows(a_prev)
-        flat = windows.reshape(windows.shape[:4] + (-1,))
-        last = flat.shape[-1] - 1 - flat[..., ::-1].argmax(axis=-1)
-        slope = (np.arange(flat.shape[-1]) == last[..., None]).reshape(windows.shape)
-        return self.fold(slope * delta[..., None, None], a_prev.shape)
-
-    def _first_maximum(self, image, i, j):
-        (wh, ww), (sh, sw) = self.window, self.stride
-        best = (i * sh, j * sw)
-        for r in range(wh):
-            for q in range(ww):
-                if image[i * sh + r, j * sw + q] >= image[best]:  # ≥: a later tie takes over
-                    best = (i * sh + r, j * sw + q)
-        return best
-
-
-@dataclass(frozen=True)
-class AvgWithoutDivisor(AvgPool2D):
-    """Wrong: the whole δ to every input of the window, without 1/(wh·ww)."""
-
-    def input_delta(self, delta, a_prev, params=None):
-        return self.fold(np.broadcast_to(delta[..., None, None], delta.shape + self.window), a_prev.shape)
-
-
-@dataclass(frozen=True)
-class AvgOffByOnePerMillion(AvgPool2D):
-    """Wrong by a relative 1e-6: what a derived tolerance must still catch."""
-
-    def input_delta(self, delta, a_prev, params=None):
-        return super().input_delta(delta, a_prev, params) * (1 + 1e-6)
-
-
-@dataclass(frozen=True)
-class FortranFlatten(Flatten):
-    """Wrong: flattened and unflattened in Fortran order (first axis fastest)."""
-
-    def forward(self, a_prev, params=None):
-        return a_prev.reshape(a_prev.shape[0], -1, order="F")
-
-    def input_delta(self, delta, a_prev, params=None):
-        return delta.reshape(a_prev.shape, order="F")
-
-
-@dataclass(frozen=True)
-class FortranFlattenBack(Flatten):
-    """Wrong: flattened in C order, δ laid back in Fortran order."""
-
-    def input_delta(self, delta, a_prev, params=None):
-        return delta.reshape(a_prev.shape, order="F")
 
 
 class LastMaximumLoops(MaxPool2D):
