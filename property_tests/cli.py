@@ -4,7 +4,7 @@
     backprop-check activation TARGET [--examples N] [--seed S] [--dtype float64|float32] [--json]
     backprop-check loss TARGET [--examples N] [--seed S] [--json]
     backprop-check mutants [--seed S] [--json]
-    backprop-check explain [--widths 2,3,2] [--activation NAME] [--loss NAME] [--seed S] [--json]
+    backprop-check explain [--widths 2,3,2] [--activation NAME] [--loss NAME] [--seed S] [--conv] [--json]
     backprop-check plot TARGET --output FILE.png [--range LOW HIGH]
 
 Exit codes: 0 everything matched; 1 a mismatch (the smallest counterexample is printed);
@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
                               "per layer, or one per unit")
     explain.add_argument("--loss", default="mse", metavar="NAME", help="loss (default mse)")
     explain.add_argument("--seed", type=non_negative_int, default=0, metavar="S")
+    explain.add_argument("--conv", action="store_true",
+                         help="a tiny convolutional network instead: convolution, pooling, flatten, dense "
+                              "(--widths, --loss and --parameters do not apply)")
     explain.add_argument("--json", action="store_true", help="print one JSON object (for notebooks)")
 
     plot = commands.add_parser(
@@ -299,6 +302,12 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    if args.conv:
+        from .teaching_conv import explain_conv, format_explained_conv
+
+        explained = explain_conv(args.activation, args.seed)
+        print(json.dumps(explained.as_dict()) if args.json else format_explained_conv(explained))
+        return EXIT_OK
     from .teaching import explain, format_explained
 
     explained = explain(args.widths, args.activation, args.loss, args.seed, parameters=args.parameters)

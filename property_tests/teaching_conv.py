@@ -1,0 +1,165 @@
+"""Teaching: the three equations through a tiny convolutional network, with real numbers
+(``backprop-check explain --conv``), each step by hand beside autodiff's numbers.
+
+The network: a 1×5×5 image → convolution 1→2, 2×2, g → convolution 2→2, 2×2, stride 2, g →
+max pooling 2×2 → flatten → dense 2 (no activation), under the squared error. Equation (2)
+through the second convolution is shown step by step (δ with the stride's zeros inserted,
+padded, correlated with the kernel rotated by 180°, cropped), through max pooling as δ routed
+to each window's first maximum, through flatten as a reshape. The hand side is ``manual``'s
+own code; autodiff's is ``reference.layers`` (``jax.grad``), nothing copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from manual import MSE, Activation
+from manual.conv import Conv2D, correlate, crop, insert_zeros, rotate180
+from manual.layers import Dense, LayerNetwork, delta_through, init_layer_network, kind_of, layer_forward, last_delta
+from manual.pooling import Flatten, MaxPool2D
+from reference.layers import layer_autodiff
+
+from .loading import UsageError
+from .teaching import _entry, _line, _pad, _wrapped, resolve_activation
+
+IN_SHAPE = (1, 5, 5)
+
+
+@dataclass
+class ExplainedConv:
+    """Everything ``explain --conv`` prints, as plain lists (the ``--json`` object)."""
+
+    layers: list[str]
+    loss: str
+    x: list
+    y: list
+    forward: list[dict]
+    equations: list[dict]
+    max_difference: float
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def tiny_network(g: Activation, seed: int) -> tuple[LayerNetwork, np.ndarray, np.ndarray]:
+    """The network of the module's docstring, one example and its target, from ``seed``."""
+    rng = np.random.default_rng(seed)
+    stack = [(Conv2D(1, 2, (2, 2)), g), (Conv2D(2, 2, (2, 2), stride=(2, 2)), g), (MaxPool2D((2, 2)), None),
+             (Flatten(), None), (Dense(2), None)]
+    net = init_layer_network(IN_SHAPE, stack, rng)
+    params = (None,) + tuple({name: np.round(v, 2) for name, v in p.items()} for p in net.params[1:])
+    net = LayerNetwork(net.in_shape, net.layers, params, net.g)  # two decimals: numbers a reader can follow
+    return net, np.round(rng.uniform(-1, 1, (1, *IN_SHAPE)), 2), np.round(rng.uniform(-1, 1, (1, 2)), 2)
+
+
+def describe(layer, g) -> str:
+    kind = kind_of(layer)
+    settings = {"conv2d": lambda L: f"{L.in_channels}→{L.out_channels}, kernel {L.kernel[0]}×{L.kernel[1]}"
+                                    + (f", stride {L.stride[0]}" if L.stride != (1, 1) else ""),
+                "max_pool": lambda L: f"window {L.window[0]}×{L.window[1]}",
+                "flatten": lambda L: "", "dense": lambda L: f"{L.units} units"}[kind](layer)
+    return f"{kind}({settings})" + (f" → {g.name}" if g is not None else "")
+
+
+def explain_conv(activation: str = "tanh", seed: int = 0, *, mistake: tuple | None = None) -> ExplainedConv:
+    """The forward pass, then (1), (2) through every layer and (3) for every layer with
+    parameters, each by hand beside autodiff's numbers. ``mistake`` = (kind, wrong layer class)
+    puts a wrong derivation in the hand side (it shows up as a difference from autodiff)."""
+    g = resolve_activation(activation)
+    if not isinstance(g, Activation):
+        raise UsageError(f"explain --conv takes an elementwise activation of the catalogue; {g.name} is not one")
+    net, x, y = tiny_network(g, seed)
+    if mistake is not None:
+        from .layer_controls import mistaken
+
+        net = mistaken(net, *mistake)
+    fwd, ref = layer_forward(net, x), layer_autodiff(net, x, y, loss=MSE)
+    z, a, L = fwd.z, fwd.a, net.depth
+    forward = [{"layer": k, "what": describe(net.layers[k], net.g[k]),
+                "params": {name: v.tolist() for name, v in net.params[k].items()},
+                "z": z[k].tolist(), "a": a[k].tolist()} for k in range(1, L + 1)]
+    delta = [None] * (L + 1)
+    entries = []
+    delta[L] = last_delta(net.g[L], z[L], a[L], y, MSE)  # (1)
+    entries.append(_entry("(1)", L, "δ⁽ᴸ⁾ = ∇ₐE ⊙ g′(z⁽ᴸ⁾), g′ = 1 (no activation)",
+                          {"∇ₐE = 2(a − y)/m": MSE.gradient(a[L], y, np).tolist()}, delta[L], ref.delta[L]))
+    for k in range(L - 1, 0, -1):
+        layer = net.layers[k + 1]
+        delta[k] = delta_through(layer, delta[k + 1], a[k], net.params[k + 1], z[k], net.g[k])  # (2)
+        formula, parts, note = _step_2(net, k, delta, a, z)
+        entries.append(_entry("(2)", k, formula, parts, delta[k], ref.delta[k], note))
+    for k in range(1, L + 1):
+        grads = net.layers[k].parameter_gradients(delta[k], a[k - 1], net.params[k])  # (3)
+        for name, value in grads.items():
+            formula = _formula_3(net.layers[k], name, k)
+            entries.append(_entry(f"(3) {name}", k, formula, {}, value, ref.params[k][name]))
+    biggest = max(e["max_difference"] for e in entries)
+    notes = ["weights, biases, x and y rounded to two decimals, so that every number can be followed by hand"]
+    return ExplainedConv([describe(layer, g_k) for layer, g_k in zip(net.layers[1:], net.g[1:])], MSE.name,
+                         x.tolist(), y.tolist(), forward, entries, biggest, notes)
+
+
+def _step_2(net: LayerNetwork, k: int, delta: list, a: tuple, z: tuple) -> tuple[str, dict, str]:
+    """(2) from layer k + 1 to layer k: the formula, its intermediate steps, a note."""
+    layer, params, g = net.layers[k + 1], net.params[k + 1], net.g[k]
+    g_prime = {} if g is None else {f"g′(z⁽{k}⁾)": g.derivative(z[k], np).tolist()}
+    times_g = "" if g is None else f" ⊙ g′(z⁽{k}⁾)"
+    kind = kind_of(layer)
+    if kind == "dense":
+        return (f"δ⁽{k}⁾ = (Θ⁽{k + 1}⁾)ᵀ δ⁽{k + 1}⁾{times_g}",
+                {f"(Θ⁽{k + 1}⁾)ᵀ δ⁽{k + 1}⁾": (delta[k + 1] @ params["theta"]).tolist(), **g_prime}, "")
+    if kind == "flatten":
+        return (f"δ⁽{k}⁾ = δ⁽{k + 1}⁾ laid back out as (C, H, W){times_g}", g_prime,
+                "flatten only moved numbers, so its (∂z/∂a)ᵀ moves them back")
+    if kind == "max_pool":
+        routed = layer.input_delta(delta[k + 1], a[k], params)
+        return (f"δ⁽{k}⁾ = δ⁽{k + 1}⁾ routed to each window's first maximum{times_g}",
+                {f"a⁽{k}⁾ (pooled)": a[k].tolist(), "routed": routed.tolist(), **g_prime},
+                "each window's δ goes to its largest input (the first, row-major, at a tie), as jax.grad does")
+    spread = insert_zeros(delta[k + 1], layer.stride)
+    (kh, kw), (dh, dw), (ph, pw) = layer.kernel, layer.dilation, layer.padding
+    h, w = a[k].shape[2:]
+    before, after = (dh * (kh - 1), dw * (kw - 1)), (h + 2 * ph - spread.shape[2], w + 2 * pw - spread.shape[3])
+    full = np.pad(spread, ((0, 0), (0, 0), (before[0], after[0]), (before[1], after[1])))
+    correlated = correlate(full, rotate180(params["W"]), (1, 1), layer.dilation)
+    parts = {f"δ⁽{k + 1}⁾ with s − 1 zeros inserted": spread.tolist(), "padded by k − 1": full.tolist(),
+             f"W⁽{k + 1}⁾ rotated by 180°, channels swapped": rotate180(params["W"]).tolist(),
+             "full correlation": correlated.tolist(),
+             "cropped (padding p)": crop(correlated, layer.padding, (h, w)).tolist(), **g_prime}
+    return (f"δ⁽{k}⁾ = (δ⁽{k + 1}⁾ ⋆full rot180(W⁽{k + 1}⁾)){times_g}", parts,
+            "the rows the stride skipped get the zeros, the padding k − 1 lets every weight meet every δ, "
+            "and the rotation turns the forward's window into the backward's")
+
+
+def _formula_3(layer, name: str, k: int) -> str:
+    kind = kind_of(layer)
+    if kind == "conv2d":
+        return (f"∂E/∂W⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾ ⋆ a⁽{k - 1}⁾ (a valid correlation of the input with δ)" if name == "W"
+                else f"∂E/∂b⁽{k}⁾_f = (1/n) Σₜ Σ_ij δ⁽{k}⁾_f,ij")
+    return f"∂E/∂Θ⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾ (a⁽{k - 1}⁾)ᵀ" if name == "theta" else f"∂E/∂b⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾"
+
+
+def format_explained_conv(e: ExplainedConv) -> str:
+    lines = [f"Network {' · '.join(e.layers)}, loss {e.loss}, {len(e.x)} example"]
+    lines += [line for note in e.notes for line in _wrapped(f"({note})", "  ")]
+    lines += [_line("  x = ", e.x), _line("  y = ", e.y), "", "Forward pass: z⁽ᵏ⁾ = layer_k(a⁽ᵏ⁻¹⁾), a⁽ᵏ⁾ = g(z⁽ᵏ⁾)"]
+    for layer in e.forward:
+        k = layer["layer"]
+        lines.append(f"  layer {k}: {layer['what']}")
+        for name, value in layer["params"].items():
+            lines.append(_line(f"    {name + '⁽' + str(k) + '⁾':<14}= ", value))
+        lines += [_line(f"    {'z⁽' + str(k) + '⁾':<14}= ", layer["z"]), _line(f"    {'a⁽' + str(k) + '⁾':<14}= ", layer["a"])]
+    for eq in e.equations:
+        lines += ["", f"Equation {eq['equation']}, layer {eq['layer']}:  {eq['formula']}"]
+        if eq.get("note"):
+            lines += _wrapped(f"({eq['note']})", "    ")
+        pad = _pad(eq["parts"])
+        for name, value in eq["parts"].items():
+            lines.append(_line(f"    {name:<{pad}}= ", value))
+        lines += [_line(f"    {'hand':<{pad}}= ", eq["hand"]), _line(f"    {'autodiff':<{pad}}= ", eq["autodiff"]),
+                  f"    largest |hand − autodiff| = {eq['max_difference']:.2e}"]
+    lines += ["", f"Every number by hand equals autodiff's to within {e.max_difference:.1e}."]
+    return "\n".join(lines)
