@@ -26,8 +26,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from manual import (CATALOGUE, EQUATIONS, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, SOFTMAX, VECTOR_ACTIVATIONS,
-                    Equations, Loss, Network, backprop)
+from manual import (
+    CATALOGUE,
+    EQUATIONS,
+    LOSSES,
+    MSE,
+    OUTPUT_MAPS,
+    PARAMETRIC,
+    SOFTMAX,
+    VECTOR_ACTIVATIONS,
+    Equations,
+    Loss,
+    Network,
+    backprop,
+)
 from reference import fast
 
 from . import broken
@@ -325,4 +337,5 @@ def run_mutants(mutants: list[Mutant] | None = None, *, seed: int = 0,
         _references([make_case([g], rng)], branches)
     for g in CATALOGUE.values():
         tol.profile(g)
-    return MutantsReport([hunt(m, seed=seed) for m in chosen] + [hunt_layers(m, seed=seed) for m in layer_mutants or []])
+    results = [hunt(m, seed=seed) for m in chosen]
+    return MutantsReport(results + [hunt_layers(m, seed=seed) for m in layer_mutants or []])

@@ -17,7 +17,15 @@ import numpy as np
 
 from manual import MSE, Activation
 from manual.conv import Conv2D, correlate, crop, insert_zeros, rotate180
-from manual.layers import Dense, LayerNetwork, delta_through, init_layer_network, kind_of, layer_forward, last_delta
+from manual.layers import (
+    Dense,
+    LayerNetwork,
+    delta_through,
+    init_layer_network,
+    kind_of,
+    last_delta,
+    layer_forward,
+)
 from manual.pooling import Flatten, MaxPool2D
 from reference.layers import layer_autodiff
 
@@ -151,7 +159,8 @@ def format_explained_conv(e: ExplainedConv) -> str:
         lines.append(f"  layer {k}: {layer['what']}")
         for name, value in layer["params"].items():
             lines.append(_line(f"    {name + '⁽' + str(k) + '⁾':<14}= ", value))
-        lines += [_line(f"    {'z⁽' + str(k) + '⁾':<14}= ", layer["z"]), _line(f"    {'a⁽' + str(k) + '⁾':<14}= ", layer["a"])]
+        lines += [_line(f"    {'z⁽' + str(k) + '⁾':<14}= ", layer["z"]),
+                  _line(f"    {'a⁽' + str(k) + '⁾':<14}= ", layer["a"])]
     for eq in e.equations:
         lines += ["", f"Equation {eq['equation']}, layer {eq['layer']}:  {eq['formula']}"]
         if eq.get("note"):
