@@ -33,7 +33,9 @@ from .backprop import output_delta, parameter_gradients
 from .conv import Conv2D
 from .losses import MSE, Loss
 from .network import FLOAT_DTYPES
+from .norms import BatchNorm, LayerNorm, RMSNorm
 from .pooling import AvgPool2D, Flatten, MaxPool2D
+from .residual import Residual
 from .vector_activations import VectorActivation
 
 Params = Mapping[str, np.ndarray]
@@ -93,12 +95,19 @@ LAYER_KINDS: dict[str, type] = {
     "avg_pool": AvgPool2D,
     "flatten": Flatten,
     "dense": Dense,
+    "layer_norm": LayerNorm,
+    "rms_norm": RMSNorm,
+    "batch_norm": BatchNorm,
+    "residual": Residual,
 }
 """Every layer kind by name: adding one is a module with the four methods and a line here."""
 
 
 def kind_of(layer: object) -> str:
     """The registered name of a layer's kind (a subclass is of its parent's kind)."""
+    for name, cls in LAYER_KINDS.items():
+        if type(layer) is cls:
+            return name
     for name, cls in LAYER_KINDS.items():
         if isinstance(layer, cls):
             return name

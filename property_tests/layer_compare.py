@@ -34,49 +34,19 @@ from reference.layers import LayerReference
 
 from . import tolerances as tol
 from .compare import KINK_ULPS, Comparison, judge, output_layer, scales
+from .layer_bounds import (  # noqa: F401
+    absolute,
+    backward_bound,
+    backward_terms,
+    forward_bound,
+    forward_terms,
+    gradient_bounds,
+    gradient_terms,
+    without_bias,
+)
 from .layer_strategies import LayerCase
 
 IDENTITY = CATALOGUE["identity"]
-
-
-def _absolute(params: dict) -> dict:
-    return {name: np.abs(np.asarray(v, np.float64)) for name, v in params.items()}
-
-
-def _without_bias(params: dict) -> dict:
-    return {name: (np.zeros_like(v) if name == "b" else v) for name, v in params.items()}
-
-
-def forward_terms(layer, params: dict) -> int:
-    """How many rounded operations make one element of the layer's z: the products and sums of
-    a convolution or a dense layer with its bias, a window's sum and its division, none for
-    max pooling (a selection) and flatten (a move)."""
-    kind = kind_of(layer)
-    if kind in ("conv2d", "dense"):
-        weights = params["W"] if kind == "conv2d" else params["theta"]
-        return int(np.prod(weights.shape[1:])) + 1
-    if kind == "avg_pool":
-        return layer.window[0] * layer.window[1] + 1
-    return 0
-
-
-def backward_terms(layer, params: dict) -> int:
-    """How many products at most are summed into one element of the layer's ``input_delta``:
-    every output a weight connects to an input (a convolution: C_out·kh·kw; dense: its units),
-    or every window holding an input (pooling: at most wh·ww windows)."""
-    kind = kind_of(layer)
-    if kind == "conv2d":
-        return int(params["W"].shape[0] * params["W"].shape[2] * params["W"].shape[3]) + 1
-    if kind == "dense":
-        return int(params["theta"].shape[0]) + 1
-    if kind in ("avg_pool", "max_pool"):
-        return layer.window[0] * layer.window[1] + 1
-    return 0
-
-
-def gradient_terms(layer, delta: np.ndarray) -> int:
-    """How many products equation (3) sums into one gradient: every example and every position."""
-    return int(np.prod(delta.shape[:1] + delta.shape[2:]))
 
 
 @dataclass
@@ -110,28 +80,21 @@ def _activation_sizes(g, z: np.ndarray, a: np.ndarray, Z: np.ndarray, EZ: np.nda
 
 
 def layer_bounds(case: LayerCase, ref: LayerReference) -> LayerBounds:
-    """The running error analysis of forward, (1), (2) and (3), on autodiff's values (float64)."""
+    """The running error analysis of forward, (1), (2) and (3), on autodiff's values (float64),
+    each layer kind's part from ``layer_bounds``."""
     net, L = case.network, case.network.depth
-    P = [None] + [_absolute(p) for p in net.params[1:]]
     A, EA, EZ, f, eta = [np.abs(ref.a[0])], [np.zeros_like(ref.a[0])], [None], [None], [None]
     for k in range(1, L + 1):
-        layer = net.layers[k]
-        Z = layer.forward(A[k - 1], P[k])
-        EZ.append(forward_terms(layer, P[k]) * Z + layer.forward(EA[k - 1], _without_bias(P[k])))
-        A_k, EA_k, f_k, eta_k = _activation_sizes(net.g[k], ref.z[k], ref.a[k], Z, EZ[k])
+        Z, EZ_k = forward_bound(net.layers[k], net.params[k], A[k - 1], EA[k - 1], ref.a[k - 1])
+        EZ.append(EZ_k)
+        A_k, EA_k, f_k, eta_k = _activation_sizes(net.g[k], ref.z[k], ref.a[k], Z, EZ_k)
         for column, value in ((A, A_k), (EA, EA_k), (f, f_k), (eta, eta_k)):
             column.append(value)
     M, E, N = {}, {}, {}
     M["delta", L], E["delta", L], N["delta", L] = output_layer(_output_case(case), ref, EA[L], EZ[L])
     for k in range(L - 1, 0, -1):
-        layer = net.layers[k + 1]
-
-        def back(v, layer=layer, k=k):
-            return layer.input_delta(v, ref.a[k], P[k + 1])
-
-        M_back = back(M["delta", k + 1])
-        E_back = back(E["delta", k + 1]) + backward_terms(layer, P[k + 1]) * M_back
-        N_back = back(N["delta", k + 1])
+        M_back, E_back, N_back = backward_bound(net.layers[k + 1], net.params[k + 1], M["delta", k + 1],
+                                                E["delta", k + 1], N["delta", k + 1], ref.a[k], A[k], EA[k])
         if net.g[k] is None:
             M["delta", k], E["delta", k], N["delta", k] = M_back, E_back, N_back
             continue
@@ -140,16 +103,10 @@ def layer_bounds(case: LayerCase, ref: LayerReference) -> LayerBounds:
         E["delta", k] = E_back * f[k] + M_back * g_prime_error
         N["delta", k] = N_back * f[k] + M_back * eta[k]
     for k in range(1, L + 1):
-        layer, Md = net.layers[k], M["delta", k]
-        Mp = layer.parameter_gradients(Md, A[k - 1], P[k])
-        Ep_delta = layer.parameter_gradients(E["delta", k], A[k - 1], P[k])
-        Ep_a = layer.parameter_gradients(Md, EA[k - 1], P[k])
-        Np = layer.parameter_gradients(N["delta", k], A[k - 1], P[k])
-        count = gradient_terms(layer, Md)
-        for name in Mp:
-            M["param", k, name] = Mp[name]
-            E["param", k, name] = Ep_delta[name] + (Ep_a[name] if name != "b" else 0) + (count + 1) * Mp[name]
-            N["param", k, name] = Np[name]
+        parts = gradient_bounds(net.layers[k], net.params[k], M["delta", k], E["delta", k], N["delta", k],
+                                ref.a[k - 1], A[k - 1], EA[k - 1])
+        for name, (Mp, Ep, Np) in parts.items():
+            M["param", k, name], E["param", k, name], N["param", k, name] = Mp, Ep, Np
     return LayerBounds(M, E, N)
 
 
@@ -213,7 +170,6 @@ def equation_by_equation(case: LayerCase, ref: LayerReference, backward=None) ->
     through = backward or delta_through
     net, L, f64 = case.network, case.network.depth, np.dtype(np.float64)
     params = [None] + [{name: v.astype(np.float64) for name, v in p.items()} for p in net.params[1:]]
-    P = [None] + [_absolute(p) for p in params[1:]]
     y = case.y.astype(np.float64)
     out = []
     M, E, N = output_layer(_output_case(case), ref)
@@ -223,23 +179,28 @@ def equation_by_equation(case: LayerCase, ref: LayerReference, backward=None) ->
     for k in range(L - 1, 0, -1):
         layer, g = net.layers[k + 1], net.g[k]
         m = through(layer, ref.delta[k + 1], ref.a[k], params[k + 1], ref.z[k], g)
-        back = layer.input_delta(np.abs(ref.delta[k + 1]), ref.a[k], P[k + 1])
-        terms = backward_terms(layer, P[k + 1])
+        zero = np.zeros_like(ref.delta[k + 1])
+        back, E_back, N_back = backward_bound(layer, params[k + 1], np.abs(ref.delta[k + 1]), zero, zero, ref.a[k],
+                                              np.abs(ref.a[k]), np.zeros_like(ref.a[k]))
+        terms = backward_terms(layer, params[k + 1])
         if g is None:
-            M, E, N = back, terms * back, 0.0
+            M, E, N = back, E_back, N_back
         else:
             f, eta = scales(g, ref.z[k])
-            M, E, N = back * f, terms * back * f + back * tol.derivative_bound(f, ref.z[k]), back * eta
+            M, E, N = back * f, E_back * f + back * tol.derivative_bound(f, ref.z[k]), N_back * f + back * eta
         out.append(judge("(2)", k, _name(case, k), m, ref.delta[k], M,
                          tol.scale(f64) * E + tol.NOISE_SAFETY * N + tol.floor(f64, terms)))
     for k in range(1, L + 1):
         layer = net.layers[k]
         m = layer.parameter_gradients(ref.delta[k], ref.a[k - 1], params[k])
-        M_all = layer.parameter_gradients(np.abs(ref.delta[k]), np.abs(ref.a[k - 1]), P[k])
+        zero = np.zeros_like(ref.delta[k])
+        parts = gradient_bounds(layer, params[k], np.abs(ref.delta[k]), zero, zero, ref.a[k - 1],
+                                np.abs(ref.a[k - 1]), np.zeros_like(ref.a[k - 1]))
         count = gradient_terms(layer, ref.delta[k])
         for name, r in ref.params[k].items():
-            out.append(judge(f"(3) {name}", k, _name(case, k), m.get(name, np.full(np.shape(r), np.nan)), r,
-                             M_all[name], tol.scale(f64) * (count + 1) * M_all[name] + tol.floor(f64, count)))
+            M, E, N = parts[name]
+            out.append(judge(f"(3) {name}", k, _name(case, k), m.get(name, np.full(np.shape(r), np.nan)), r, M,
+                             tol.scale(f64) * E + tol.NOISE_SAFETY * N + tol.floor(f64, count)))
     return out
 
 

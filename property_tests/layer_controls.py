@@ -16,7 +16,9 @@ from hypothesis import strategies as st
 
 from manual.conv import Conv2D
 from manual.layers import Dense, LayerNetwork, layer_config
+from manual.norms import BatchNorm, LayerNorm, RMSNorm
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
+from manual.residual import Residual
 
 from .conv_strategies import (
     bias_summed,
@@ -161,6 +163,69 @@ class FortranFlattenBack(Flatten):
 
     def input_delta(self, delta, a_prev, params=None):
         return delta.reshape(a_prev.shape, order="F")
+
+
+@dataclass(frozen=True)
+class BatchStatisticsAsConstants(BatchNorm):
+    """(2) through BatchNorm per example, the batch's μ and σ treated as constants: γδ/σ."""
+
+    def input_delta(self, delta, a_prev, params):
+        return params["gamma"] * delta / self.normalized(a_prev)[1]
+
+
+@dataclass(frozen=True)
+class LayerNormWithoutSigmaPath(LayerNorm):
+    """(2) through LayerNorm without the path through σ, the − x̂ ⊙ mean(γδ ⊙ x̂) term."""
+
+    def input_delta(self, delta, a_prev, params):
+        x_hat, sigma = self.normalized(a_prev)
+        g = params["gamma"] * delta
+        return (g - self.mean(g)) / sigma
+
+
+@dataclass(frozen=True)
+class EpsilonOutsideTheRoot(LayerNorm):
+    """σ = √v + ε instead of √(v + ε), in the hand pass (forward and backward)."""
+
+    def normalized(self, a_prev):
+        centred = a_prev - self.mean(a_prev)
+        sigma = np.sqrt(self.mean(centred * centred)) + self.eps
+        return centred / sigma, sigma
+
+
+@dataclass(frozen=True)
+class RMSNormOffByOnePerMillion(RMSNorm):
+    """(2) through RMSNorm off by a relative 1e-6."""
+
+    def input_delta(self, delta, a_prev, params):
+        return super().input_delta(delta, a_prev, params) * (1 + 1e-6)
+
+
+@dataclass(frozen=True)
+class ResidualWithoutSkip(Residual):
+    """(2) through a residual block without the skip path's δ: Θᵀ(δ ⊙ g′(u)) alone."""
+
+    def input_delta(self, delta, a_prev, params):
+        return self.inner_delta(delta, a_prev, params) @ params["theta"]
+
+
+@dataclass(frozen=True)
+class ResidualGPrimeAtOutput(Residual):
+    """(2) and (3) of a residual block with g′ taken at the block's output z instead of at u."""
+
+    def inner_delta(self, delta, a_prev, params):
+        return delta * self.g.derivative(self.forward(a_prev, params), np)
+
+
+NORM_CONTROLS = {
+    "BatchNorm's statistics treated as constants": (BatchNorm, BatchStatisticsAsConstants),
+    "LayerNorm without the path through σ": (LayerNorm, LayerNormWithoutSigmaPath),
+    "ε outside the square root": (LayerNorm, EpsilonOutsideTheRoot),
+    "RMSNorm's (2) off by 1e-6": (RMSNorm, RMSNormOffByOnePerMillion),
+    "residual block without the skip path": (Residual, ResidualWithoutSkip),
+    "residual block's g′ at its output": (Residual, ResidualGPrimeAtOutput),
+}
+"""The classic mistakes of normalization and residual layers."""
 
 
 CONTROLS = {

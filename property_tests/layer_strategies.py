@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from manual import CATALOGUE, CROSS_ENTROPY, MSE, SOFTMAX, Activation, Loss
 from manual.conv import Conv2D
 from manual.layers import Dense, LayerNetwork, kind_of, layer_config
+from manual.norms import BatchNorm, LayerNorm, RMSNorm
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
+from manual.residual import Residual
 
 from .strategies import unit_arrays
 
@@ -169,3 +171,95 @@ def layer_cases(*, dtype: np.dtype | type = np.float64, max_examples: int = 4, t
 def describe_kinds(network: LayerNetwork) -> list[str]:
     """The kinds of a network's layers, in order."""
     return [kind_of(layer) for layer in network.layers[1:]]
+
+
+# --- networks with normalization and residual layers -----------------------------------------------
+
+NORMS = (LayerNorm, RMSNorm, BatchNorm)
+
+
+@st.composite
+def _stage(draw, width: int, pool_of_g: list):
+    """One stage of a mixed network at ``width`` units: a dense layer, a residual block, or a norm
+    (with an activation after it, or none)."""
+    kind = draw(st.sampled_from(["dense", "residual", "norm"]))
+    g = draw(st.sampled_from([None, *pool_of_g]))
+    if kind == "dense":
+        return Dense(draw(st.integers(1, 6))), draw(st.sampled_from(pool_of_g))
+    if kind == "residual":
+        return Residual(width, draw(st.sampled_from(pool_of_g))), g
+    return draw(st.sampled_from(NORMS))(), g
+
+
+def mixed_layer_architectures(*, activations: list[Activation] | None = None, max_stages: int = 4,
+                              conv_front: bool | None = None) -> st.SearchStrategy:
+    """(in_shape, [(layer, activation or None), …]): dense layers, residual blocks and norms in
+    any order (a norm may come first, on the input itself), maybe after a convolution and a
+    flatten, then a dense output layer."""
+    pool_of_g = list(CATALOGUE.values()) if activations is None else activations
+
+    @st.composite
+    def draw(draw_):
+        front = draw_(st.booleans()) if conv_front is None else conv_front
+        if front:
+            in_shape = (draw_(st.integers(1, 2)), draw_(st.integers(2, 6)), draw_(st.integers(2, 6)))
+            conv = draw_(_conv(in_shape, 3))
+            stack = [(conv, draw_(st.sampled_from(pool_of_g))), (Flatten(), None)]
+            width = int(np.prod(conv.out_shape(in_shape)))
+        else:
+            width = draw_(st.integers(1, 6))
+            in_shape, stack = (width,), []
+        for _ in range(draw_(st.integers(1, max_stages))):
+            layer, g = draw_(_stage(width, pool_of_g))
+            stack.append((layer, g))
+            width = layer.out_shape((width,))[0]
+        output = draw_(st.sampled_from([None, SOFTMAX, *pool_of_g]))
+        stack.append((Dense(draw_(st.integers(2 if output is SOFTMAX else 1, 3))), output))
+        return in_shape, stack
+
+    return draw()
+
+
+def _norm_parameters(draw, layer, shape, dtype) -> dict:
+    template = layer.init(np.random.default_rng(0), shape, dtype)
+    return {name: (draw(unit_arrays(v.shape, dtype=dtype)) + (1 if name == "gamma" else 0)).astype(dtype)
+            for name, v in template.items()}
+
+
+def mixed_layer_cases(*, dtype: np.dtype | type = np.float64, max_examples: int = 5,
+                      activations: list[Activation] | None = None, flat_rows: bool | None = None,
+                      conv_front: bool | None = None) -> st.SearchStrategy[LayerCase]:
+    """A network of ``mixed_layer_architectures`` with parameters (γ around 1, β around 0,
+    weights as ``layer_cases``), a batch and targets. With ``flat_rows`` some examples of x are
+    a constant plus noise of 1e-6 or exactly constant, so that a norm on the input meets a
+    variance far below its ε (and, for BatchNorm, units that barely vary over the batch). A
+    network with BatchNorm gets at least two examples."""
+    dtype = np.dtype(dtype)
+
+    @st.composite
+    def draw(draw_) -> LayerCase:
+        in_shape, stack = draw_(mixed_layer_architectures(activations=activations, conv_front=conv_front))
+        scale = draw_(st.sampled_from([0.5, 1.0, 2.0]))
+        params, shape = [None], in_shape
+        for layer, _ in stack:
+            if isinstance(layer, NORMS):
+                params.append(_norm_parameters(draw_, layer, shape, dtype))
+            else:
+                params.append(_parameters(draw_, layer, shape, dtype, scale))
+            shape = layer.out_shape(shape)
+        network = LayerNetwork(in_shape, (None,) + tuple(s[0] for s in stack), tuple(params),
+                               (None,) + tuple(s[1] for s in stack))
+        least = 2 if any(isinstance(layer, BatchNorm) for layer, _ in stack) else 1
+        n = draw_(st.integers(least, max(least, max_examples)))
+        x = draw_(unit_arrays((n, *in_shape), dtype=dtype))
+        if draw_(st.booleans()) if flat_rows is None else flat_rows:
+            level = draw_(unit_arrays((n,) + (1,) * len(in_shape), dtype=dtype))
+            tiny = draw_(st.sampled_from([0.0, 1e-6]))
+            x = (level + tiny * x).astype(dtype)
+        units = shape[0]
+        if stack[-1][1] is SOFTMAX:
+            labels = draw_(st.lists(st.integers(0, units - 1), min_size=n, max_size=n))
+            return LayerCase(network, x, np.eye(units, dtype=dtype)[labels], CROSS_ENTROPY)
+        return LayerCase(network, x, draw_(unit_arrays((n, units), dtype=dtype)), MSE)
+
+    return draw()

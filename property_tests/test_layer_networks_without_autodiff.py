@@ -19,13 +19,15 @@ from manual.layers import (
     layer_forward,
     layer_gradients,
 )
+from manual.norms import BatchNorm, LayerNorm, RMSNorm
 from manual.pooling import Flatten, MaxPool2D
+from manual.residual import Residual
 
 from . import tolerances as tol
 from .controls import rejects
-from .layer_compare import _absolute, _without_bias, forward_terms
-from .layer_controls import CONTROLS, with_mistake
-from .layer_strategies import LayerCase, layer_cases
+from .layer_bounds import absolute, backward_bound, forward_bound
+from .layer_controls import CONTROLS, NORM_CONTROLS, with_mistake
+from .layer_strategies import LayerCase, layer_cases, mixed_layer_cases
 from .strategies import unit_arrays
 
 
@@ -40,16 +42,18 @@ def mean_error(case: LayerCase, params: tuple) -> float:
 
 
 def error_rounding(case: LayerCase) -> float:
-    """E's rounding bound in units of u, JAX-free: the forward half of ``layer_bounds`` with the
-    hand g′ as each activation's slope, then ∂E/∂a (or ∂E/∂z after a fused softmax) times the
-    output's bound, and the loss's own terms."""
+    """E's rounding bound in units of u, JAX-free: the forward half of ``layer_compare``'s
+    analysis (``layer_bounds.forward_bound``) with the hand g′ as each activation's slope, then
+    ∂E/∂a (or ∂E/∂z after a fused softmax) times the output's bound, and the loss's own terms."""
     net = case.network
     fwd = layer_forward(net, case.x)
     A, EA, EZ = np.abs(case.x), np.zeros(case.x.shape), None
     for k in range(1, net.depth + 1):
-        layer, P = net.layers[k], _absolute(net.params[k])
-        Z = layer.forward(A, P)
-        EZ = forward_terms(layer, P) * Z + layer.forward(EA, _without_bias(P))
+        layer = net.layers[k]
+        if isinstance(layer, Residual):  # its inner g's slope by hand, not autodiff's profile
+            Z, EZ = residual_forward_bound(layer, net.params[k], A, EA, fwd.a[k - 1])
+        else:
+            Z, EZ = forward_bound(layer, net.params[k], A, EA, fwd.a[k - 1])
         if net.g[k] is None:
             A, EA = Z, EZ
         elif k < net.depth or not isinstance(net.g[k], manual.VectorActivation):
@@ -63,6 +67,17 @@ def error_rounding(case: LayerCase) -> float:
     slope = np.abs(case.loss.gradient(a_L, case.y, np))
     terms = np.abs(case.loss.error(a_L, case.y, np)) + np.sum(np.abs(a_L) + np.abs(case.y), axis=1) ** 2 / m
     return float(np.mean(np.sum(slope * EA, axis=1)) + (m + 2) * np.max(terms))
+
+
+def residual_forward_bound(layer: Residual, params: dict, A: np.ndarray, EA: np.ndarray, a: np.ndarray):
+    """(Z, EZ) of a residual block, as ``layer_bounds`` has it, with g′ by hand as the slope."""
+    theta, P = params["theta"], absolute(params)
+    u = a @ theta.T + params["b"]
+    U = A @ P["theta"].T + P["b"]
+    EU = (theta.shape[1] + 1) * U + EA @ P["theta"].T
+    f = np.abs(layer.g.derivative(u, np))
+    H = np.abs(layer.g.forward(u, np)) + f * np.abs(u)
+    return A + H, EA + tol.ELEMENTARY_ULPS * H + f * EU + A + H
 
 
 def central_difference(case: LayerCase, k: int, name: str, index: tuple, h: float) -> float:
@@ -118,6 +133,65 @@ def test_central_differences_agree(case_and_entries):
 def test_central_differences_reject_the_classic_mistakes(mistake):
     kind, wrong = CONTROLS[mistake]
     assert rejects(differences_agree, cases_and_entries(with_mistake(layer_cases(), kind, wrong)))
+
+
+@settings(max_examples=max(10, settings.default.max_examples // 2))
+@given(cases_and_entries(mixed_layer_cases()))
+def test_central_differences_agree_through_norms_and_residual_blocks(case_and_entries):
+    differences_agree(case_and_entries)
+
+
+@pytest.mark.parametrize("mistake", ["BatchNorm's statistics treated as constants",
+                                     "LayerNorm without the path through σ", "residual block without the skip path"])
+def test_central_differences_reject_the_norm_mistakes(mistake):
+    kind, wrong = NORM_CONTROLS[mistake]
+    assert rejects(differences_agree, cases_and_entries(with_mistake(mixed_layer_cases(), kind, wrong)))
+
+
+# --- BatchNorm: the compact backward is the graph's ---------------------------------------------
+
+
+def graph_equals_compact(case: LayerCase, layer_class=BatchNorm) -> None:
+    """BatchNorm's one-line ∂/∂x equals the node-by-node one, to the rounding of their sums."""
+    rng = np.random.default_rng(case.n)
+    x = case.x.reshape(case.n, -1)
+    m = x.shape[1]
+    params = {"gamma": rng.uniform(0.5, 1.5, m), "beta": rng.uniform(-1, 1, m)}
+    delta = rng.uniform(-1, 1, x.shape)
+    layer = layer_class()
+    compact, graph = layer.input_delta(delta, x, params), BatchNorm.input_delta_graph(layer, delta, x, params)
+    size = backward_bound(BatchNorm(), params, np.abs(delta), 0 * delta, 0 * delta, x, np.abs(x), 0 * x)[0]
+    allowed = 2 * tol.scale(np.float64) * (case.n + 6) * size
+    assert np.all(np.abs(compact - graph) <= allowed), f"largest difference {np.max(np.abs(compact - graph)):.3g}"
+
+
+@given(mixed_layer_cases(conv_front=False).filter(lambda c: c.n >= 2))
+def test_batch_norm_compact_equals_graph(case):
+    graph_equals_compact(case)
+
+
+def test_batch_norm_graph_rejects_constant_statistics():
+    from .layer_controls import BatchStatisticsAsConstants
+
+    assert rejects(graph_equals_compact, mixed_layer_cases(conv_front=False).filter(lambda c: c.n >= 2),
+                   layer_class=BatchStatisticsAsConstants)
+
+
+def test_batch_norm_refuses_one_example_in_one_sentence():
+    with pytest.raises(ValueError, match="at least 2 examples") as raised:
+        BatchNorm().forward(np.ones((1, 3)), {"gamma": np.ones(3), "beta": np.zeros(3)})
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: Residual(3, manual.CATALOGUE["tanh"]).out_shape((4,)), "skip path"),
+    (lambda: Residual(3, manual.SOFTMAX), "elementwise"),
+    (lambda: LayerNorm().out_shape((2, 3, 3)), "Flatten"),
+    (lambda: RMSNorm(eps=0.0), "eps"),
+], ids=["residual-width", "residual-softmax", "norm-on-images", "eps"])
+def test_norm_and_residual_misuse_is_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
 
 
 # --- the dense path of manual.layers is the essay's backprop -------------------------------------

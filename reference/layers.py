@@ -31,12 +31,26 @@ def _conv2d(a, params, layer):
     return conv_z(a, params["W"], params["b"], layer.stride, layer.padding, layer.dilation)
 
 
+def _layer_norm(a, params, layer, axis=1):
+    mu = jnp.mean(a, axis=axis, keepdims=True)
+    var = jnp.mean((a - mu) ** 2, axis=axis, keepdims=True)
+    return params["gamma"] * (a - mu) / jnp.sqrt(var + layer.eps) + params.get("beta", 0.0)
+
+
+def _rms_norm(a, params, layer):
+    return params["gamma"] * a / jnp.sqrt(jnp.mean(a**2, axis=1, keepdims=True) + layer.eps)
+
+
 FORWARD = {
     "conv2d": _conv2d,
     "max_pool": lambda a, params, layer: max_pool(a, layer.window, layer.stride, layer.padding),
     "avg_pool": lambda a, params, layer: avg_pool(a, layer.window, layer.stride, layer.padding),
     "flatten": lambda a, params, layer: flatten(a),
     "dense": _dense,
+    "layer_norm": _layer_norm,
+    "rms_norm": _rms_norm,
+    "batch_norm": lambda a, params, layer: _layer_norm(a, params, layer, axis=0),
+    "residual": lambda a, params, layer: a + layer.g.forward(_dense(a, params, layer), jnp),
 }
 """z⁽ᵏ⁾ of each layer kind, written with JAX (one line per kind of ``manual.layers.LAYER_KINDS``)."""
 
