@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
                         help="seed of the random networks; the same seed gives the same verdict")
     verify.add_argument("--networks", choices=["all", "dense", "conv"], default="all",
-                        help="dense networks, convolutional ones, or both (default all)")
+                        help="dense networks, networks of layers (convolution, pooling, norms, residual "
+                             "blocks), or both (default all)")
     verify.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     act = _add_checker(
@@ -232,28 +233,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
         tables = ([format_table(dense)] if dense else []) + ([format_layer_table(conv)] if conv else [])
         print("\n\n".join(tables))
         if dense and conv:
-            print("VERIFIED: dense and convolutional" if verified else
+            print("VERIFIED: dense networks and networks of layers" if verified else
                   "MISMATCH: the hand derivation disagrees with autodiff.")
     return EXIT_OK if verified else EXIT_MISMATCH
 
 
 def _progress_layers(done: int, total: int) -> None:
-    print(f"\r  {done}/{total} convolutional architectures", end="" if done < total else "\n", file=sys.stderr,
+    print(f"\r  {done}/{total} architectures of layers", end="" if done < total else "\n", file=sys.stderr,
           flush=True)
 
 
 def format_layer_table(report) -> str:
-    """The convolutional part: one row per equation and layer kind (or configuration extreme)."""
+    """The part for networks of layers: one row per equation and layer kind (or configuration extreme)."""
     lines = [f"{'equation':<20} {'layer':<46} {'checks':>6} {'max error':>10} {'tolerance':>10}  verdict"]
     for (eq, label), row in sorted(report.rows.items()):
         lines.append(f"{eq:<20} {label:<46} {row.comparisons:>6} {row.max_error:>10.2e} {row.tolerance:>10.2e}  "
                      f"{'ok' if row.failures == 0 else 'MISMATCH'}")
-    lines.append(f"{report.networks} convolutional networks, {len(report.activations)} activations in their "
+    lines.append(f"{report.networks} networks of layers (convolution, pooling, norms, residual blocks), "
+                 f"{len(report.activations)} activations in them, "
                  f"layers, {report.skipped_in_doubt} end-to-end checks skipped where rounding moved a z across "
                  f"a kink or a pooling window's maximum; {report.seconds:.1f} s.")
     if report.counterexample:
         lines += ["", "First mismatch:", f"  {report.counterexample['summary']}", f"  {report.counterexample['case']}"]
-    lines.append("VERIFIED (convolutional)" if report.verified else
+    lines.append("VERIFIED (networks of layers)" if report.verified else
                  "MISMATCH: the hand derivation of a layer disagrees with autodiff.")
     return "\n".join(lines)
 

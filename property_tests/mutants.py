@@ -1,10 +1,12 @@
 """A bank of broken backward passes: each is the real derivation with one piece replaced by a
 mistake people make when they derive backpropagation by hand, and each must be caught.
 
-The classic mistakes of convolutional networks (``LAYER_MUTANTS``: a kernel not rotated, the
+The classic mistakes of networks of layers (``LAYER_MUTANTS``: a kernel not rotated, the
 stride's zeros not inserted, the padding cropped off by one, channels transposed, the pooling
-tie conventions, …) are hunted on the convolutional networks of ``verify`` (``verify_layers``),
-each layer of the mistaken kind replaced by its wrong version, and judged the same way.
+tie conventions, BatchNorm's statistics taken as constants, LayerNorm without its path through
+σ, a residual block without its skip path, …) are hunted on the networks of layers of
+``verify`` (``verify_layers``), each layer of the mistaken kind replaced by its wrong version,
+and judged the same way.
 
 ``run_mutants`` feeds every entry the same seeded stream of random networks that ``verify``
 uses, judged by the same comparisons, and records for each the first equation and layer that
@@ -45,7 +47,7 @@ from reference import fast
 from . import broken
 from . import tolerances as tol
 from .compare import compare_case, first_failure
-from .layer_controls import CONTROLS, has_kind, mistaken
+from .layer_controls import CONTROLS, NORM_CONTROLS, has_kind, mistaken
 from .strategies import tied
 from .verify import design, make_case
 
@@ -185,11 +187,17 @@ LAYER_MUTANT_NAMES = {
     "average pooling off by 1e-6": "avg_pool_off_by_1e_6",
     "flatten laid back in Fortran order": "flatten_back_in_fortran_order",
     "dense Θ misread": "dense_theta_misread",
+    "BatchNorm's statistics treated as constants": "batch_norm_statistics_as_constants",
+    "LayerNorm without the path through σ": "layer_norm_without_sigma_path",
+    "ε outside the square root": "norm_epsilon_outside_the_root",
+    "RMSNorm's (2) off by 1e-6": "rms_norm_off_by_1e_6",
+    "residual block without the skip path": "residual_without_skip_path",
+    "residual block's g′ at its output": "residual_g_prime_at_output",
 }
 """A short name for each mistake of ``layer_controls.CONTROLS``."""
 
 LAYER_MUTANTS: list[LayerMutant] = [LayerMutant(LAYER_MUTANT_NAMES[mistake], mistake, kind, wrong)
-                                    for mistake, (kind, wrong) in CONTROLS.items()]
+                                    for mistake, (kind, wrong) in {**CONTROLS, **NORM_CONTROLS}.items()]
 """The mistakes of ``layer_controls.CONTROLS``, hunted on convolutional networks."""
 
 
@@ -307,7 +315,7 @@ def hunt_layers(mutant: LayerMutant, *, draws: int = 3, seed: int = 0) -> Mutant
     for i, (label, in_shape, stack) in enumerate(EXTREMES):
         layers, loss = build(label, in_shape, stack, lambda i=i: activations[i % len(activations)], "softmax" in label)
         for _ in range(draws):
-            real = draw_case(in_shape, layers, loss, rng, "ties" in label)
+            real = draw_case(in_shape, layers, loss, rng, "ties" in label, "near-constant" in label)
             networks += 1
             if not has_kind(real.network, mutant.kind):
                 continue  # no layer of that kind here

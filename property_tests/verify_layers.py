@@ -1,10 +1,11 @@
-"""``verify``'s convolutional part: the three equations on networks of layers, one row per
-layer kind and configuration extreme.
+"""``verify``'s part for networks of layers (convolution, pooling, flatten, dense, the norms and
+residual blocks): the three equations, one row per layer kind and configuration extreme.
 
 Each architecture of ``EXTREMES`` pushes one layer kind to an edge the derivation must survive
 (a stride that leaves rows unread, padding 2, dilation 2, a 1×1 kernel and a 5-wide one, a
 1×1 image, overlapping and padded pooling windows, exact ties in max pooling, softmax after
-the dense layers). The activations of its convolution and dense layers take turns through the
+the dense layers, a norm on rows of nearly equal values, BatchNorm's batch statistics, two
+residual blocks in a row). The activations of its convolution and dense layers take turns through the
 catalogue, so that over the run each of them sits in a convolutional network. Every
 architecture is drawn ``DRAWS`` times (new weights and images, the same compiled reference),
 and each network is judged equation by equation on autodiff's inputs and end to end from the
@@ -22,7 +23,9 @@ import numpy as np
 from manual import CATALOGUE, CROSS_ENTROPY, MSE, SOFTMAX
 from manual.conv import Conv2D
 from manual.layers import Dense, LayerNetwork, kind_of
+from manual.norms import BatchNorm, LayerNorm, RMSNorm
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
+from manual.residual import Residual
 from reference.layers import layer_autodiff
 
 from . import layer_compare as lc
@@ -55,6 +58,12 @@ EXTREMES: list[tuple[str, tuple[int, int, int], list]] = [
                                          (Conv2D(2, 2, (2, 2)), G)]),
     ("dense softmax output, cross-entropy", (1, 6, 6), [(Conv2D(1, 2, (3, 3), padding=(1, 1)), G),
                                                         (MaxPool2D((2, 2), (2, 2)), None)]),
+    ("layer_norm after a dense layer", (5,), [(Dense(6), None), (LayerNorm(), G)]),
+    ("layer_norm on near-constant rows", (7,), [(Dense(6), None), (LayerNorm(), G), (Dense(4), G)]),
+    ("rms_norm on near-constant rows", (6,), [(Dense(5), None), (RMSNorm(), G), (Dense(4), G)]),
+    ("batch_norm, training mode", (4,), [(Dense(5), None), (BatchNorm(), G)]),
+    ("batch_norm after a convolution", (1, 5, 5), [(Conv2D(1, 2, (3, 3)), G), (Flatten(), None), (BatchNorm(), None)]),
+    ("residual blocks, two in a row", (5,), [(Residual(5, CATALOGUE["tanh"]), None), (Residual(5, CATALOGUE["gelu"]), G)]),
 ]
 """(label, one image's shape, the layers before Flatten with their activations)."""
 
@@ -105,22 +114,39 @@ class LayerReport:
 
 
 def build(label: str, in_shape: tuple, stack: list, turn: Callable[[], object], loss_softmax: bool) -> tuple:
-    """The whole stack: the extreme's layers, Flatten, a hidden dense layer, the output layer."""
+    """The whole stack: the extreme's layers, Flatten (where they end on images), a hidden dense
+    layer, the output layer."""
     layers = [(layer, turn() if g is G else g) for layer, g in stack]
+    shape = tuple(in_shape)
+    for layer, _ in layers:
+        shape = layer.out_shape(shape)
+    flatten = [(Flatten(), None)] if len(shape) == 3 else []
     if loss_softmax:
-        return layers + [(Flatten(), None), (Dense(4), turn()), (Dense(3), SOFTMAX)], CROSS_ENTROPY
-    return layers + [(Flatten(), None), (Dense(3), turn()), (Dense(2), turn())], MSE
+        return layers + flatten + [(Dense(4), turn()), (Dense(3), SOFTMAX)], CROSS_ENTROPY
+    return layers + flatten + [(Dense(3), turn()), (Dense(2), turn())], MSE
 
 
-def draw_case(in_shape: tuple, stack: list, loss, rng: np.random.Generator, ties: bool) -> LayerCase:
-    """Weights uniform in ±1/√fan_in (biases too), images uniform in ±1 (five levels with
-    ``ties``), a batch of 3, targets uniform in ±1 or one-hot."""
+def draw_case(in_shape: tuple, stack: list, loss, rng: np.random.Generator, ties: bool,
+              flat_rows: bool = False) -> LayerCase:
+    """Weights uniform in ±1/√fan_in (biases too), a norm's γ in [0.5, 1.5] and β in ±1, inputs
+    uniform in ±1 (five levels with ``ties``), a batch of 3, targets uniform in ±1 or one-hot.
+    With ``flat_rows`` the first layer, a dense one, has every row of Θ and every b the same up
+    to 1e-6, so that each example's output units are nearly equal: a variance far below the
+    ε of the norm that follows."""
     params, shape = [None], in_shape
     for layer, _ in stack:
         template = layer.init(rng, shape)
-        fan_in = int(np.prod(next(iter(template.values())).shape[1:])) if template else 1
-        params.append({name: rng.uniform(-1, 1, v.shape) / np.sqrt(fan_in) for name, v in template.items()})
+        if isinstance(layer, (LayerNorm, RMSNorm)):  # BatchNorm is a LayerNorm too
+            params.append({name: (1 if name == "gamma" else 0) + rng.uniform(-0.5, 0.5, v.shape) * (
+                1 if name == "gamma" else 2) for name, v in template.items()})
+        else:
+            fan_in = int(np.prod(next(iter(template.values())).shape[1:])) if template else 1
+            params.append({name: rng.uniform(-1, 1, v.shape) / np.sqrt(fan_in) for name, v in template.items()})
         shape = layer.out_shape(shape)
+    if flat_rows:
+        first = params[1]
+        first["theta"] = first["theta"][:1] + 1e-6 * rng.uniform(-1, 1, first["theta"].shape)
+        first["b"] = first["b"][:1] + 1e-6 * rng.uniform(-1, 1, first["b"].shape)
     network = LayerNetwork(in_shape, (None,) + tuple(s[0] for s in stack), tuple(params),
                            (None,) + tuple(s[1] for s in stack))
     x = rng.uniform(-1, 1, (3, *in_shape))
@@ -153,7 +179,7 @@ def run_layer_verify(seed: int = 0, *, draws: int = DRAWS,
         layers, loss = build(label, in_shape, stack, lambda: activations[next(order)], "softmax" in label)
         report.activations |= {g.name for _, g in layers if g is not None}
         for _ in range(draws):
-            _judge(report, draw_case(in_shape, layers, loss, rng, "ties" in label), label)
+            _judge(report, draw_case(in_shape, layers, loss, rng, "ties" in label, "near-constant" in label), label)
         if progress is not None:
             progress(i + 1, len(EXTREMES))
     report.seconds = time.perf_counter() - start
