@@ -3,6 +3,7 @@
     backprop-check verify [--examples N] [--seed S] [--networks all|dense|conv] [--json]
     backprop-check activation TARGET [--examples N] [--seed S] [--dtype float64|float32] [--json]
     backprop-check loss TARGET [--examples N] [--seed S] [--json]
+    backprop-check layer TARGET [--examples N] [--seed S] [--dtype float64|float32] [--strict] [--json]
     backprop-check mutants [--seed S] [--json]
     backprop-check explain [--widths 2,3,2] [--activation NAME] [--loss NAME] [--seed S] [--conv] [--json]
     backprop-check plot TARGET --output FILE.png [--range LOW HIGH]
@@ -104,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
         "per-example weights) and inside random networks ending in a compatible output layer. TARGET is "
         "path/to/file.py:NAME or package.module:NAME, NAME being a manual.Loss(name, error, gradient).",
         "extra random examples per width, and random networks (default 200)")
+    layer = _add_checker(
+        commands, "layer", "backward pass",
+        "check your own layer's hand-written backward pass",
+        "Check a layer's input_delta and parameter_gradients (a hand-written vector-Jacobian product) against "
+        "jax.vjp of its own forward, case by case (its example_shapes, batch sizes 1-5, random inputs, parameters "
+        "and cotangents), then inside random networks (Dense, tanh, your layer, Dense) against jax.grad. TARGET "
+        "is path/to/file.py:NAME or package.module:NAME, NAME being a layer (or a class built without arguments) "
+        "with out_shape, init, forward(a_prev, params, xp=np), input_delta and parameter_gradients.",
+        "random cases, one network per 8 of them (default 40)")
+    layer.set_defaults(examples=40)
+    layer.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                       help="dtype of your backward pass (autodiff is always float64)")
+    layer.add_argument("--strict", action="store_true",
+                       help="a right formula that loses digits in this dtype fails (exit 1) instead of warning")
 
     mutants = commands.add_parser(
         "mutants", help="show that the checks catch a bank of broken backward passes",
@@ -288,6 +303,15 @@ def cmd_loss(args: argparse.Namespace) -> int:
     return EXIT_BY_VERDICT[report.verdict]
 
 
+def cmd_layer(args: argparse.Namespace) -> int:
+    from .layer_check import check_layer, load_layer
+
+    report = check_layer(load_layer(args.target), examples=args.examples, seed=args.seed, dtype=args.dtype,
+                         strict=args.strict)
+    print(json.dumps(report.as_dict(), allow_nan=False) if args.json else report.message())
+    return EXIT_BY_VERDICT[report.verdict]
+
+
 def cmd_mutants(args: argparse.Namespace) -> int:
     from .mutants import run_mutants
 
@@ -330,8 +354,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"verify": cmd_verify, "activation": cmd_activation, "loss": cmd_loss, "mutants": cmd_mutants,
-            "explain": cmd_explain, "plot": cmd_plot}
+COMMANDS = {"verify": cmd_verify, "activation": cmd_activation, "loss": cmd_loss, "layer": cmd_layer,
+            "mutants": cmd_mutants, "explain": cmd_explain, "plot": cmd_plot}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
