@@ -5,7 +5,7 @@
     backprop-check loss TARGET [--examples N] [--seed S] [--json]
     backprop-check layer TARGET [--examples N] [--seed S] [--dtype float64|float32] [--strict] [--json]
     backprop-check mutants [--seed S] [--json]
-    backprop-check explain [--widths 2,3,2] [--activation NAME] [--loss NAME] [--seed S] [--conv] [--json]
+    backprop-check explain [--widths 2,3,2] [--activation NAME] [--loss NAME] [--seed S] [--conv | --norm] [--json]
     backprop-check plot TARGET --output FILE.png [--range LOW HIGH]
 
 Exit codes: 0 everything matched; 1 a mismatch (the smallest counterexample is printed);
@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--conv", action="store_true",
                          help="a tiny convolutional network instead: convolution, pooling, flatten, dense "
                               "(--widths, --loss and --parameters do not apply)")
+    explain.add_argument("--norm", action="store_true",
+                         help="a tiny network with a LayerNorm, a residual block and a BatchNorm instead")
     explain.add_argument("--json", action="store_true", help="print one JSON object (for notebooks)")
 
     plot = commands.add_parser(
@@ -328,10 +330,10 @@ def cmd_mutants(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    if args.conv:
+    if args.conv or args.norm:
         from .teaching_conv import explain_conv, format_explained_conv
 
-        explained = explain_conv(args.activation, args.seed)
+        explained = explain_conv(args.activation, args.seed, network="conv" if args.conv else "norm")
         print(json.dumps(explained.as_dict()) if args.json else format_explained_conv(explained))
         return EXIT_OK
     from .teaching import explain, format_explained

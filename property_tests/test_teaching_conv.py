@@ -1,5 +1,6 @@
-"""``explain --conv``: the three equations through a tiny convolutional network, by hand beside
-autodiff, and a wrong derivation shows up as a difference."""
+"""``explain --conv`` and ``explain --norm``: the three equations through a tiny convolutional
+network, and through one with a LayerNorm, a residual block and a BatchNorm, by hand beside
+autodiff; a wrong derivation shows up as a difference."""
 
 from __future__ import annotations
 
@@ -45,3 +46,20 @@ def test_explain_conv_refuses_a_map_that_mixes_units(capsys):
     assert main(["explain", "--conv", "--activation", "softmax"]) == 2
     err = capsys.readouterr().err
     assert "elementwise activation" in err and len(err.strip().splitlines()) == 1
+
+
+def test_explain_norm_shows_the_paths_and_equals_autodiff(capsys):
+    assert main(["explain", "--norm"]) == 0
+    out = capsys.readouterr().out
+    for phrase in ("layer_norm", "batch_norm", "residual", "mean(g ⊙ x̂)", "skip path: δ", "dense path",
+                   "n·∂E/∂z", "Equation (3) gamma", "Every number by hand equals autodiff's"):
+        assert phrase in out, phrase
+    assert explain_conv("tanh", 0, network="norm").max_difference < 1e-12
+
+
+@pytest.mark.parametrize("mistake", ["BatchNorm's statistics treated as constants",
+                                     "LayerNorm without the path through σ", "residual block without the skip path"])
+def test_explain_norm_shows_a_wrong_derivation(mistake):
+    from .layer_controls import NORM_CONTROLS
+
+    assert explain_conv("tanh", 0, network="norm", mistake=NORM_CONTROLS[mistake]).max_difference > 1e-3
