@@ -12,8 +12,20 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 import manual
-from manual import (ALIASES, CATALOGUE, EQUATIONS, LOSSES, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS, Activation,
-                    Equations, Loss, ParametricActivation, VectorActivation)
+from manual import (
+    ALIASES,
+    CATALOGUE,
+    EQUATIONS,
+    LOSSES,
+    OUTPUT_MAPS,
+    PARAMETRIC,
+    VECTOR_ACTIVATIONS,
+    Activation,
+    Equations,
+    Loss,
+    ParametricActivation,
+    VectorActivation,
+)
 from reference import plain
 
 from .loading import UsageError
@@ -293,6 +305,21 @@ def _pad(names, *more: str) -> int:
     return max([14, *(len(name) + 1 for name in [*names, *more])])
 
 
+def equation_lines(equations: list[dict], max_difference: float) -> list[str]:
+    """Each equation's formula, note, parts, hand and autodiff values, then the closing line."""
+    lines = []
+    for eq in equations:
+        lines += ["", f"Equation {eq['equation']}, layer {eq['layer']}:  {eq['formula']}"]
+        if eq.get("note"):
+            lines += _wrapped(f"({eq['note']})", "    ")
+        pad = _pad(eq["parts"])
+        for name, value in eq["parts"].items():
+            lines.append(_line(f"    {name:<{pad}}= ", value))
+        lines += [_line(f"    {'hand':<{pad}}= ", eq["hand"]), _line(f"    {'autodiff':<{pad}}= ", eq["autodiff"]),
+                  f"    largest |hand − autodiff| = {eq['max_difference']:.2e}"]
+    return lines + ["", f"Every number by hand equals autodiff's to within {max_difference:.1e}."]
+
+
 def format_explained(e: Explained) -> str:
     lines = [(f"Network {'-'.join(map(str, e.widths))} (units of z, input first), activations "
               f"{', '.join(e.activations)}, loss {e.loss}, {len(e.x)} examples (one per row)")]
@@ -308,17 +335,7 @@ def format_explained(e: Explained) -> str:
             lines.append(_line(f"    {label:<{_pad(layer['p'], label)}}= ", value))
         lines += [_line(f"    {'z⁽' + str(k) + '⁾':<14}= ", layer["z"]),
                   _line(f"    {'a⁽' + str(k) + '⁾':<14}= ", layer["a"])]
-    for eq in e.equations:
-        lines += ["", f"Equation {eq['equation']}, layer {eq['layer']}:  {eq['formula']}"]
-        if eq.get("note"):
-            lines += _wrapped(f"({eq['note']})", "    ")
-        pad = _pad(eq["parts"])
-        for name, value in eq["parts"].items():
-            lines.append(_line(f"    {name:<{pad}}= ", value))
-        lines += [_line(f"    {'hand':<{pad}}= ", eq["hand"]), _line(f"    {'autodiff':<{pad}}= ", eq["autodiff"]),
-                  f"    largest |hand − autodiff| = {eq['max_difference']:.2e}"]
-    lines += ["", f"Every number by hand equals autodiff's to within {e.max_difference:.1e}."]
-    return "\n".join(lines)
+    return "\n".join(lines + equation_lines(e.equations, e.max_difference))
 
 
 # --- plots ----------------------------------------------------------------------------------

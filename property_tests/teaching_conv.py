@@ -38,7 +38,7 @@ from manual.residual import Residual
 from reference.layers import layer_autodiff
 
 from .loading import UsageError
-from .teaching import _entry, _line, _pad, _wrapped, resolve_activation
+from .teaching import _entry, _line, _wrapped, equation_lines, resolve_activation
 
 IN_SHAPE = (1, 5, 5)
 
@@ -205,14 +205,4 @@ def format_explained_conv(e: ExplainedConv) -> str:
             lines.append(_line(f"    {name + '⁽' + str(k) + '⁾':<14}= ", value))
         lines += [_line(f"    {'z⁽' + str(k) + '⁾':<14}= ", layer["z"]),
                   _line(f"    {'a⁽' + str(k) + '⁾':<14}= ", layer["a"])]
-    for eq in e.equations:
-        lines += ["", f"Equation {eq['equation']}, layer {eq['layer']}:  {eq['formula']}"]
-        if eq.get("note"):
-            lines += _wrapped(f"({eq['note']})", "    ")
-        pad = _pad(eq["parts"])
-        for name, value in eq["parts"].items():
-            lines.append(_line(f"    {name:<{pad}}= ", value))
-        lines += [_line(f"    {'hand':<{pad}}= ", eq["hand"]), _line(f"    {'autodiff':<{pad}}= ", eq["autodiff"]),
-                  f"    largest |hand − autodiff| = {eq['max_difference']:.2e}"]
-    lines += ["", f"Every number by hand equals autodiff's to within {e.max_difference:.1e}."]
-    return "\n".join(lines)
+    return "\n".join(lines + equation_lines(e.equations, e.max_difference))
