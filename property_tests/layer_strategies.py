@@ -138,6 +138,16 @@ def _parameters(draw, layer, shape, dtype, scale: float) -> dict:
     return {name: _scaled(draw(unit_arrays(v.shape, dtype=dtype)), fan_in, scale) for name, v in template.items()}
 
 
+def _with_targets(draw, network: LayerNetwork, x: np.ndarray, softmax: bool) -> LayerCase:
+    """The case with its targets: one-hot under cross-entropy after softmax, else uniform in
+    ±1 under the mean squared error."""
+    n, units, dtype = x.shape[0], network.output_width, x.dtype
+    if softmax:
+        labels = draw(st.lists(st.integers(0, units - 1), min_size=n, max_size=n))
+        return LayerCase(network, x, np.eye(units, dtype=dtype)[labels], CROSS_ENTROPY)
+    return LayerCase(network, x, draw(unit_arrays((n, units), dtype=dtype)), MSE)
+
+
 def layer_cases(*, dtype: np.dtype | type = np.float64, max_examples: int = 4, ties: bool = False,
                 activations: list[Activation] | None = None, max_blocks: int = 2) -> st.SearchStrategy[LayerCase]:
     """A layer network with parameters, a batch and targets; softmax outputs are paired with
@@ -159,11 +169,7 @@ def layer_cases(*, dtype: np.dtype | type = np.float64, max_examples: int = 4, t
         x = draw_(unit_arrays((n, *in_shape), dtype=dtype))
         if ties:
             x = (np.round(x * 2) / 2).astype(dtype)  # five levels: many exact ties in every window
-        units = shape[0]
-        if stack[-1][1] is SOFTMAX:
-            labels = draw_(st.lists(st.integers(0, units - 1), min_size=n, max_size=n))
-            return LayerCase(network, x, np.eye(units, dtype=dtype)[labels], CROSS_ENTROPY)
-        return LayerCase(network, x, draw_(unit_arrays((n, units), dtype=dtype)), MSE)
+        return _with_targets(draw_, network, x, stack[-1][1] is SOFTMAX)
 
     return draw()
 
@@ -256,10 +262,6 @@ def mixed_layer_cases(*, dtype: np.dtype | type = np.float64, max_examples: int 
             level = draw_(unit_arrays((n,) + (1,) * len(in_shape), dtype=dtype))
             tiny = draw_(st.sampled_from([0.0, 1e-6]))
             x = (level + tiny * x).astype(dtype)
-        units = shape[0]
-        if stack[-1][1] is SOFTMAX:
-            labels = draw_(st.lists(st.integers(0, units - 1), min_size=n, max_size=n))
-            return LayerCase(network, x, np.eye(units, dtype=dtype)[labels], CROSS_ENTROPY)
-        return LayerCase(network, x, draw_(unit_arrays((n, units), dtype=dtype)), MSE)
+        return _with_targets(draw_, network, x, stack[-1][1] is SOFTMAX)
 
     return draw()

@@ -31,6 +31,7 @@ from reference.layers import layer_autodiff
 from . import layer_compare as lc
 from .compare import Comparison
 from .layer_strategies import LayerCase
+from .verify import Tally
 
 DRAWS = 3
 """Networks per architecture: new weights and images through the same compiled reference."""
@@ -69,32 +70,12 @@ EXTREMES: list[tuple[str, tuple[int, int, int], list]] = [
 
 
 @dataclass
-class LayerRow:
-    """The largest error against its tolerance of one equation through one layer kind."""
-
-    comparisons: int = 0
-    max_error: float = 0.0
-    tolerance: float = 0.0
-    failures: int = 0
-
-    def add(self, c: Comparison) -> None:
-        self.comparisons += 1
-        self.failures += not c.passed
-        if c.error is not None and c.error >= self.max_error:
-            self.max_error, self.tolerance = c.error, c.tolerance
-
-    def as_dict(self) -> dict:
-        return {"comparisons": self.comparisons, "max_error": self.max_error, "tolerance": self.tolerance,
-                "failures": self.failures, "verified": self.failures == 0}
-
-
-@dataclass
 class LayerReport:
     """What the convolutional part found; ``as_dict`` is ``--json``'s "conv" object."""
 
     networks: int = 0
     seconds: float = 0.0
-    rows: dict[tuple[str, str], LayerRow] = field(default_factory=dict)
+    rows: dict[tuple[str, str], Tally] = field(default_factory=dict)
     skipped_in_doubt: int = 0
     activations: set[str] = field(default_factory=set)
     counterexample: dict | None = None
@@ -104,7 +85,7 @@ class LayerReport:
         return bool(self.rows) and all(r.failures == 0 for r in self.rows.values())
 
     def add(self, key: tuple[str, str], c: Comparison) -> None:
-        self.rows.setdefault(key, LayerRow()).add(c)
+        self.rows.setdefault(key, Tally()).add(c)
 
     def as_dict(self) -> dict:
         return {"verified": self.verified, "networks": self.networks, "seconds": round(self.seconds, 3),
