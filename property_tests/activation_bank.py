@@ -174,9 +174,17 @@ RIGHT_REMOVABLE_AT_A_KINK = Activation("removable_at_hinge", _at_a_kink, _at_a_k
 both g′ by hand and autodiff are the quotient rule's debris, and every finite difference
 reaches the kink. Right; the second look reads the one-sided slopes there. Found by the fuzzer."""
 
+RIGHT_TRIPLE_EXPONENTIAL = Activation(
+    "triple_exp", lambda z, xp: xp.exp(xp.exp(xp.exp(z))),
+    lambda z, xp: xp.exp(z) * xp.exp(xp.exp(z)) * xp.exp(xp.exp(xp.exp(z))))
+"""e^{e^{eᶻ}}: finite up to z ≈ 1.88, but its slope scale one unit past a network's z overflows
+while the network's values do not, so the network's error bounds would be infinite: such a
+network is skipped and counted, never judged with an infinite tolerance (it was an internal
+error, exit 4). Right; found by the fuzzer."""
+
 HOSTILE_RIGHT = [RIGHT_NAIVE_SIGMOID, RIGHT_OVERFLOWING, RIGHT_CUBIC, RIGHT_QUOTIENT_RULE, RIGHT_CANCELLING,
                  RIGHT_REMOVABLE_SINGULARITY, RIGHT_KINK_NEAR_SINGULARITY, RIGHT_NEAR_THE_LARGEST_FLOAT,
-                 RIGHT_REMOVABLE_AT_A_KINK]
+                 RIGHT_REMOVABLE_AT_A_KINK, RIGHT_TRIPLE_EXPONENTIAL]
 """Right activations that are hard on the numbers; each must be verified in float64 and float32."""
 
 RIGHT = [RIGHT_SMOOTH, RIGHT_GAUSSIAN, RIGHT_WHERE_KINK, RIGHT_WHERE_KINK_OTHER_SIDE, RIGHT_CLIP,
