@@ -1,6 +1,6 @@
 """``backprop-check``: the command line.
 
-    backprop-check verify [--examples N] [--seed S] [--networks all|dense|conv] [--json]
+    backprop-check verify [--examples N] [--seed S] [--networks all|dense|conv] [--shard K/N] [--json]
     backprop-check activation TARGET [--examples N] [--seed S] [--dtype float64|float32] [--json]
     backprop-check loss TARGET [--examples N] [--seed S] [--json]
     backprop-check layer TARGET [--examples N] [--seed S] [--dtype float64|float32] [--strict] [--json]
@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--networks", choices=["all", "dense", "conv"], default="all",
                         help="dense networks, networks of layers (convolution, pooling, norms, residual "
                              "blocks), or both (default all)")
+    verify.add_argument("--shard", type=shard_of, default=(1, 1), metavar="K/N",
+                        help="check only the K-th of N disjoint parts of the run (for a CI matrix of N jobs)")
     verify.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
     act = _add_checker(
@@ -191,6 +193,17 @@ def widths_list(text: str) -> list[int]:
     return widths
 
 
+def shard_of(text: str) -> tuple[int, int]:
+    """``K/N`` with 1 ≤ K ≤ N: the K-th of N shards."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N, two whole numbers such as 3/8, got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"need 1 ≤ K ≤ N in K/N, got {text!r}")
+    return k, n
+
+
 def _progress(done: int, total: int) -> None:
     print(f"\r  {done}/{total} networks", end="" if done < total else "\n", file=sys.stderr, flush=True)
 
@@ -238,12 +251,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .verify_layers import run_layer_verify
 
     progress = None if args.json else _progress
-    dense = run_verify(args.examples, args.seed, progress=progress) if args.networks != "conv" else None
-    conv = run_layer_verify(args.seed, progress=None if args.json else _progress_layers) \
+    dense = run_verify(args.examples, args.seed, progress=progress, shard=args.shard) \
+        if args.networks != "conv" else None
+    conv = run_layer_verify(args.seed, progress=None if args.json else _progress_layers, shard=args.shard) \
         if args.networks != "dense" else None
     verified = all(r.verified for r in (dense, conv) if r is not None)
     if args.json:
         result = {**(dense.as_dict() if dense else {}), "networks": args.networks,
+                  "shard": f"{args.shard[0]}/{args.shard[1]}",
                   **({"conv": conv.as_dict()} if conv else {}), "verified": verified}
         print(json.dumps(result, allow_nan=False))
     else:

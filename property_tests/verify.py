@@ -12,6 +12,7 @@ counterexample found: the smallest failing network, cut down to the single examp
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -20,8 +21,20 @@ from typing import Callable, Sequence
 import numpy as np
 
 import manual
-from manual import (CATALOGUE, EQUATIONS, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS, Activation,
-                    Equations, Loss, ParametricActivation, VectorActivation)
+from manual import (
+    CATALOGUE,
+    EQUATIONS,
+    LOSSES,
+    MSE,
+    OUTPUT_MAPS,
+    PARAMETRIC,
+    VECTOR_ACTIVATIONS,
+    Activation,
+    Equations,
+    Loss,
+    ParametricActivation,
+    VectorActivation,
+)
 from reference import fast
 
 from . import tolerances as tol
@@ -80,6 +93,9 @@ class Report:
     networks_per_loss: dict[str, int] = field(default_factory=dict)
     excused: int = 0
     excuse: str | None = None
+    shard: tuple[int, int] = (1, 1)
+    fingerprints: list[str] = field(default_factory=list)
+    """One short name per network checked (``fingerprint``), to show what a shard covered."""
 
     @property
     def verified(self) -> bool:
@@ -105,6 +121,7 @@ class Report:
             "verified": self.verified,
             "examples": self.examples,
             "seed": self.seed,
+            "shard": f"{self.shard[0]}/{self.shard[1]}",
             "seconds": round(self.seconds, 3),
             "activations": self.activations,
             "coverage_complete": self.coverage_complete,
@@ -401,8 +418,12 @@ def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
                activations: Sequence[Activation] | None = None, equations: Equations = EQUATIONS,
                losses: Sequence[Loss] | None = None, dtype: np.dtype | type = np.float64,
                progress: Callable[[int, int], None] | None = None,
-               excuse: Callable[[Case, object], str | None] | None = None) -> Report:
+               excuse: Callable[[Case, object], str | None] | None = None,
+               shard: tuple[int, int] = (1, 1)) -> Report:
     """Check equations (1), (2), (3) on ``examples`` random networks; see the module docstring.
+    With ``shard`` = (K, N) only the networks whose index is K − 1 modulo N are checked: every
+    network is still drawn, so the N shards of a seed check disjoint parts of the same run and
+    together all of it (``Report.examples`` is then the shard's count).
     With ``dtype=float32`` the networks are rounded to float32 and equation (3) is checked end
     to end in float32 (equations (1) and (2) always run on autodiff's float64 values).
 
@@ -417,13 +438,17 @@ def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
         losses = list(LOSSES.values()) if activations is None else [MSE]
     rng = np.random.default_rng(seed)
     n_kinds = 0 if not kinds else examples if not elementwise else min(examples // 2, KINDS_NETWORKS)
-    report = Report(examples=examples, seed=seed, activations=[g.name for g in chosen])
+    report = Report(examples=examples, seed=seed, activations=[g.name for g in chosen], shard=shard)
     failing: list[tuple[Case, Comparison]] = []
-    coverage = []
+    coverage, offset, mine = [], 0, 0
     for pool, count, pool_losses in ((elementwise, examples - n_kinds, list(losses)),
                                      (kinds, n_kinds, [loss for loss in losses if not loss.outputs] or [MSE])):
         if count:
-            coverage.append(_run(report, failing, pool, count, pool_losses, rng, equations, dtype, progress, excuse))
+            ours = [i for i in range(count) if in_shard(offset + i, shard)]
+            coverage.append(_run(report, failing, pool, count, pool_losses, rng, equations, dtype, progress, excuse,
+                                 set(ours)))
+            offset, mine = offset + count, mine + len(ours)
+    report.examples = mine
     report.coverage_complete = all(coverage)
     if failing:
         report.counterexample = smallest_counterexample(failing, equations, fast.branches_for_pool(chosen))
@@ -431,17 +456,37 @@ def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
     return report
 
 
+def in_shard(index: int, shard: tuple[int, int]) -> bool:
+    """Does network ``index`` of a run belong to shard (K, N): index ≡ K − 1 (mod N)?"""
+    k, n = shard
+    return index % n == k - 1
+
+
+def fingerprint(case) -> str:
+    """A short name for one network and batch, the same wherever it is drawn (for the shards):
+    a hash of x and of every weight (Θ of a dense network, every parameter of a layer network)."""
+    digest = hashlib.sha1(case.x.tobytes())
+    net = case.network
+    for weights in (net.theta[1:] if hasattr(net, "theta") else [v for p in net.params[1:] for v in p.values()]):
+        digest.update(np.ascontiguousarray(weights).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _run(report: Report, failing: list, pool: list, examples: int, losses: list, rng: np.random.Generator,
-         equations: Equations, dtype, progress, excuse) -> bool:
-    """``examples`` networks from ``pool``, tallied into ``report`` (failures into ``failing``);
-    returns whether every activation of the pool sat at every position."""
+         equations: Equations, dtype, progress, excuse, ours: set[int]) -> bool:
+    """``examples`` networks from ``pool``, tallied into ``report`` (failures into ``failing``),
+    of which those whose index is in ``ours`` are checked (all are drawn, so that the random
+    stream is the same in every shard); returns whether every activation of the pool sat at
+    every position in the networks checked."""
     chosen_losses, forced = loss_plan(examples, losses)
     plans = design(examples, rng, pool, forced)
     branches = fast.branches_for_pool(pool)  # one compiled program for every chunk
     for begin in range(0, examples, CHUNK):
-        drawn = [tame(make_case(plan, rng, loss), dtype)
-                 for plan, loss in zip(plans[begin : begin + CHUNK], chosen_losses[begin : begin + CHUNK])]
+        drawn = [(i, tame(make_case(plan, rng, loss), dtype)) for i, plan, loss in
+                 zip(range(begin, begin + CHUNK), plans[begin : begin + CHUNK], chosen_losses[begin : begin + CHUNK])]
+        drawn = [case for i, case in drawn if i in ours]
         cases = [case for case in drawn if case is not None]
+        report.fingerprints += [fingerprint(case) for case in cases]
         report.skipped_overflow += len(drawn) - len(cases)
         refs = references(cases, branches) if cases else []
         for case, ref in zip(cases, refs):
@@ -460,4 +505,4 @@ def _run(report: Report, failing: list, pool: list, examples: int, losses: list,
                 failing.append((case, failure))
         if progress is not None:
             progress(min(begin + CHUNK, examples), examples)
-    return covered(plans, pool)
+    return covered([plan for i, plan in enumerate(plans) if i in ours], pool)

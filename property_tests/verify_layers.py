@@ -31,7 +31,7 @@ from reference.layers import layer_autodiff
 from . import layer_compare as lc
 from .compare import Comparison
 from .layer_strategies import LayerCase
-from .verify import Tally
+from .verify import Tally, fingerprint, in_shard
 
 DRAWS = 3
 """Networks per architecture: new weights and images through the same compiled reference."""
@@ -63,8 +63,10 @@ EXTREMES: list[tuple[str, tuple[int, int, int], list]] = [
     ("layer_norm on near-constant rows", (7,), [(Dense(6), None), (LayerNorm(), G), (Dense(4), G)]),
     ("rms_norm on near-constant rows", (6,), [(Dense(5), None), (RMSNorm(), G), (Dense(4), G)]),
     ("batch_norm, training mode", (4,), [(Dense(5), None), (BatchNorm(), G)]),
-    ("batch_norm after a convolution", (1, 5, 5), [(Conv2D(1, 2, (3, 3)), G), (Flatten(), None), (BatchNorm(), None)]),
-    ("residual blocks, two in a row", (5,), [(Residual(5, CATALOGUE["tanh"]), None), (Residual(5, CATALOGUE["gelu"]), G)]),
+    ("batch_norm after a convolution", (1, 5, 5), [(Conv2D(1, 2, (3, 3)), G), (Flatten(), None),
+                                                   (BatchNorm(), None)]),
+    ("residual blocks, two in a row", (5,), [(Residual(5, CATALOGUE["tanh"]), None),
+                                              (Residual(5, CATALOGUE["gelu"]), G)]),
 ]
 """(label, one image's shape, the layers before Flatten with their activations)."""
 
@@ -79,6 +81,7 @@ class LayerReport:
     skipped_in_doubt: int = 0
     activations: set[str] = field(default_factory=set)
     counterexample: dict | None = None
+    fingerprints: list[str] = field(default_factory=list)
 
     @property
     def verified(self) -> bool:
@@ -148,9 +151,10 @@ def label_of(layer, extreme: str) -> str:
     return extreme if extreme.startswith(kind) else kind
 
 
-def run_layer_verify(seed: int = 0, *, draws: int = DRAWS,
-                     progress: Callable[[int, int], None] | None = None) -> LayerReport:
-    """Every architecture of ``EXTREMES``, ``draws`` times each, judged by ``layer_compare``."""
+def run_layer_verify(seed: int = 0, *, draws: int = DRAWS, progress: Callable[[int, int], None] | None = None,
+                     shard: tuple[int, int] = (1, 1)) -> LayerReport:
+    """Every architecture of ``EXTREMES``, ``draws`` times each, judged by ``layer_compare``;
+    with ``shard`` = (K, N) only the networks whose index is K − 1 modulo N (all are drawn)."""
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     activations = list(CATALOGUE.values())
@@ -159,8 +163,11 @@ def run_layer_verify(seed: int = 0, *, draws: int = DRAWS,
     for i, (label, in_shape, stack) in enumerate(EXTREMES):
         layers, loss = build(label, in_shape, stack, lambda: activations[next(order)], "softmax" in label)
         report.activations |= {g.name for _, g in layers if g is not None}
-        for _ in range(draws):
-            _judge(report, draw_case(in_shape, layers, loss, rng, "ties" in label, "near-constant" in label), label)
+        for j in range(draws):
+            case = draw_case(in_shape, layers, loss, rng, "ties" in label, "near-constant" in label)
+            if in_shard(i * draws + j, shard):
+                report.fingerprints.append(fingerprint(case))
+                _judge(report, case, label)
         if progress is not None:
             progress(i + 1, len(EXTREMES))
     report.seconds = time.perf_counter() - start
