@@ -1,0 +1,235 @@
+"""Verified convolutional networks per second, end to end: draw a random convolutional network
+(a random architecture of ``layer_strategies.layer_architectures``, random activations of the
+catalogue), compute its gradients by hand (``manual.layers``), get autodiff's, and judge every
+equation at every layer as ``verify_layers`` does (``layer_compare``: each equation on
+autodiff's inputs, then end to end unless rounding leaves a derivative in doubt). Side by side
+in one run:
+
+- plain: ``reference.layers`` (``jax.grad``, one compilation per architecture) + the judgement;
+- fast: ``reference.conv_fast`` (one compilation per canvas side for the whole run, 32 networks
+  a call) + the same judgement;
+- the fast run's time split per network: the oracle, the hand pass, the judging, so that the
+  bottleneck is visible (``split_ms_per_network``); and the hand pass alone, for scale.
+
+Each rate is the median over ``--runs`` runs of fresh random networks; the fast path's
+compilations (and the tolerance tables of every activation) happen before the first run and
+are reported apart (``warm_up_seconds``).
+
+    python benchmarks/conv_throughput.py [--runs 5] [--networks 1000] [--plain-networks 10] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections import Counter
+
+import numpy as np
+
+from manual import CATALOGUE, CROSS_ENTROPY, MSE, SOFTMAX
+from manual.conv import Conv2D
+from manual.layers import Dense, LayerNetwork
+from manual.pooling import AvgPool2D, Flatten, MaxPool2D
+from property_tests import layer_compare as lc
+from property_tests import tolerances as tol
+from property_tests.layer_strategies import LayerCase
+from reference import conv_fast
+from reference.layers import layer_autodiff
+
+ACTIVATIONS = list(CATALOGUE.values())
+
+
+def _fits(size: int, span: int, padding: int) -> bool:
+    return size + 2 * padding >= span
+
+
+def _pair(rng: np.random.Generator, low: int, high: int) -> tuple[int, int]:
+    return int(rng.integers(low, high + 1)), int(rng.integers(low, high + 1))
+
+
+def draw_architecture(rng: np.random.Generator) -> tuple[tuple, list]:
+    """(in_shape, [(layer, activation or None), …]) with the ranges and choices of
+    ``layer_strategies.layer_architectures()``: images 1–12 a side and 1–3 channels, one or two
+    blocks of a convolution (1–4 channels, kernels 1–5, strides 1–3, padding 0–2, dilation 1–2)
+    maybe followed by max or average pooling (windows 1–3, strides 1–3, padding below the
+    window), flatten, maybe a hidden dense layer of 1–5 units, a dense output of 1–3 units."""
+    in_shape = (int(rng.integers(1, 4)), *_pair(rng, 1, 12))
+    stack, shape = [], in_shape
+    for _ in range(int(rng.integers(1, 3))):
+        (_, h, w), stride, padding, dilation = shape, _pair(rng, 1, 3), _pair(rng, 0, 2), _pair(rng, 1, 2)
+        kernel = tuple(int(rng.choice([k for k in range(1, 6) if _fits(size, d * (k - 1) + 1, p)]))
+                       for size, p, d in zip((h, w), padding, dilation))
+        conv = Conv2D(shape[0], int(rng.integers(1, 5)), kernel, stride, padding, dilation)
+        stack.append((conv, ACTIVATIONS[rng.integers(len(ACTIVATIONS))]))
+        shape = conv.out_shape(shape)
+        if rng.integers(2):
+            window = (int(rng.integers(1, min(3, shape[1] + 2) + 1)), int(rng.integers(1, min(3, shape[2] + 2) + 1)))
+            padding = tuple(int(rng.integers(0, min(2, k - 1) + 1)) for k in window)
+            if all(_fits(size, k, p) for size, k, p in zip(shape[1:], window, padding)):
+                pool = (MaxPool2D, AvgPool2D)[rng.integers(2)](window, _pair(rng, 1, 3), padding)
+                stack.append((pool, None))
+                shape = pool.out_shape(shape)
+    stack.append((Flatten(), None))
+    if rng.integers(2):
+        stack.append((Dense(int(rng.integers(1, 6))), ACTIVATIONS[rng.integers(len(ACTIVATIONS))]))
+    outputs = [None, SOFTMAX, *ACTIVATIONS]
+    output = outputs[rng.integers(len(outputs))]
+    stack.append((Dense(int(rng.integers(2 if output is SOFTMAX else 1, 4))), output))
+    return in_shape, stack
+
+
+def draw_case(rng: np.random.Generator) -> LayerCase:
+    """A network of ``draw_architecture`` with the parameters and batch of
+    ``layer_strategies.layer_cases()``: weights and biases uniform in ±scale/√fan_in (scale
+    0.5, 1 or 2), 1–4 images uniform in ±1, one-hot targets and cross-entropy after softmax,
+    targets uniform in ±1 and the mean squared error otherwise."""
+    in_shape, stack = draw_architecture(rng)
+    scale = (0.5, 1.0, 2.0)[rng.integers(3)]
+    params, shape = [None], in_shape
+    for layer, _ in stack:
+        template = layer.init(rng, shape)
+        fan_in = int(np.prod(next(iter(template.values())).shape[1:])) if template else 1
+        params.append({name: rng.uniform(-1, 1, v.shape) * scale / np.sqrt(fan_in) for name, v in template.items()})
+        shape = layer.out_shape(shape)
+    network = LayerNetwork(in_shape, (None,) + tuple(layer for layer, _ in stack), tuple(params),
+                           (None,) + tuple(g for _, g in stack))
+    n = int(rng.integers(1, 5))
+    x = rng.uniform(-1, 1, (n, *in_shape))
+    if stack[-1][1] is SOFTMAX:
+        return LayerCase(network, x, np.eye(shape[0])[rng.integers(0, shape[0], n)], CROSS_ENTROPY)
+    return LayerCase(network, x, rng.uniform(-1, 1, (n, shape[0])), MSE)
+
+
+def draw_cases(count: int, seed: int) -> list[LayerCase]:
+    rng = np.random.default_rng(seed)
+    return [draw_case(rng) for _ in range(count)]
+
+
+class Tally:
+    """Seconds spent in each part of a run, and what the judgement found."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter = Counter()
+        self.networks = self.failures = self.in_doubt = 0
+
+    def judge(self, case: LayerCase, ref) -> None:
+        """``verify_layers._judge``'s steps on a given reference: the hand pass, each equation
+        on autodiff's inputs, and end to end unless rounding leaves a derivative in doubt."""
+        start = time.perf_counter()
+        z, a, grads = lc.manual_pass(case)
+        middle = time.perf_counter()
+        comparisons = lc.equation_by_equation(case, ref)
+        if lc.in_doubt(case, ref, z, a) is None:
+            comparisons += lc.end_to_end(case, ref, lc.layer_bounds(case, ref), grads)
+        else:
+            self.in_doubt += 1
+        self.failures += bool(lc.failures(comparisons))
+        self.networks += 1
+        self.seconds["manual"] += middle - start
+        self.seconds["judging"] += time.perf_counter() - middle
+
+
+def run_fast(cases: list[LayerCase], tally: Tally) -> float:
+    """Verified networks per second with ``reference.conv_fast``."""
+    start = time.perf_counter()
+    refs = conv_fast.layer_autodiff_many([(c.network, c.x, c.y, c.loss) for c in cases])
+    tally.seconds["oracle"] += time.perf_counter() - start
+    for case, ref in zip(cases, refs):
+        tally.judge(case, ref)
+    return len(cases) / (time.perf_counter() - start)
+
+
+def run_plain(cases: list[LayerCase], tally: Tally) -> float:
+    """Verified networks per second with ``reference.layers`` (a compilation per network)."""
+    start = time.perf_counter()
+    for case in cases:
+        begin = time.perf_counter()
+        ref = layer_autodiff(case.network, case.x, case.y, loss=case.loss)
+        tally.seconds["oracle"] += time.perf_counter() - begin
+        tally.judge(case, ref)
+    return len(cases) / (time.perf_counter() - start)
+
+
+def warm_up() -> dict:
+    """Compile every standard template's program (a small network fits them all) and measure
+    every activation's tolerance tables, as ``verify`` would before its first network."""
+    rng, seconds = np.random.default_rng(10_000), {}
+    case = draw_case(rng)
+    while conv_fast.template_for(case.network, case.n, case.loss) is not conv_fast.STANDARD[0]:
+        case = draw_case(rng)
+    for template in conv_fast.STANDARD:
+        start = time.perf_counter()
+        conv_fast.layer_autodiff(case.network, case.x, case.y, loss=case.loss, template=template)
+        seconds[f"compile_side_{template.side}"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for g in ACTIVATIONS:
+        tol.profile(g)
+    seconds["tolerance_tables"] = time.perf_counter() - start
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--networks", type=int, default=1000, help="networks per fast run")
+    parser.add_argument("--plain-networks", type=int, default=10, help="networks per plain run")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()[0]
+    warm = warm_up()
+    rates: dict[str, list[float]] = {"plain": [], "fast": [], "manual": [], "judging": [], "oracle": []}
+    splits: list[dict] = []
+    fast_tally, plain_tally, sides = Tally(), Tally(), Counter()
+    for run in range(args.runs):
+        cases = draw_cases(args.networks, run)
+        sides.update(conv_fast.template_for(c.network, c.n, c.loss).side for c in cases)
+        tally = Tally()
+        rates["fast"].append(run_fast(cases, tally))
+        split = {part: 1e3 * tally.seconds[part] / len(cases) for part in ("oracle", "manual", "judging")}
+        splits.append(split)
+        for part in ("oracle", "manual", "judging"):
+            rates[part].append(1e3 / split[part])
+        rates["plain"].append(run_plain(draw_cases(args.plain_networks, 1000 + run), plain_tally))
+        for name in ("seconds", "networks", "failures", "in_doubt"):
+            value = getattr(tally, name)
+            setattr(fast_tally, name, getattr(fast_tally, name) + value)
+    median = {k: statistics.median(v) for k, v in rates.items()}
+    split = {part: statistics.median(s[part] for s in splits) for part in ("oracle", "manual", "judging")}
+    plain_oracle_ms = 1e3 * plain_tally.seconds["oracle"] / max(plain_tally.networks, 1)
+    result = {
+        "fast_networks_per_second": median["fast"],
+        "plain_networks_per_second": median["plain"],
+        "fast_over_plain": median["fast"] / median["plain"],
+        "fast_oracle_networks_per_second": median["oracle"],
+        "manual_networks_per_second": median["manual"],
+        "judging_networks_per_second": median["judging"],
+        "split_ms_per_network": split,
+        "plain_oracle_ms_per_network": plain_oracle_ms,
+        "warm_up_seconds": warm,
+        "runs": args.runs,
+        "networks_per_run": {"fast": args.networks, "plain": args.plain_networks},
+        "fast_rates": rates["fast"],
+        "plain_rates": rates["plain"],
+        "canvas_sides": {str(side): sides[side] for side in sorted(sides)},
+        "not_verified": fast_tally.failures + plain_tally.failures,
+        "end_to_end_in_doubt": fast_tally.in_doubt + plain_tally.in_doubt,
+        "load_average": [load_before, os.getloadavg()[0]],
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"verified convolutional networks per second, median of {args.runs} runs:")
+    print(f"  plain reference + judgement: {median['plain']:10.1f}")
+    print(f"  fast reference + judgement:  {median['fast']:10.1f}   ({result['fast_over_plain']:.0f}× plain)")
+    print(f"  per network (ms): fast oracle {split['oracle']:.2f}, hand pass {split['manual']:.2f}, "
+          f"judging {split['judging']:.2f}; plain oracle {plain_oracle_ms:.0f}")
+    print(f"  networks not verified: {result['not_verified']} (must be 0)")
+    print(f"  one-time warm-up: {', '.join(f'{k} {v:.1f} s' for k, v in warm.items())}")
+
+
+if __name__ == "__main__":
+    main()
