@@ -283,7 +283,7 @@ def format_layer_table(report) -> str:
                      f"{'ok' if row.failures == 0 else 'MISMATCH'}")
     lines.append(f"{report.networks} networks of layers (convolution, pooling, norms, residual blocks), "
                  f"{len(report.activations)} activations in them, "
-                 f"layers, {report.skipped_in_doubt} end-to-end checks skipped where rounding moved a z across "
+                 f"{report.skipped_in_doubt} end-to-end checks skipped where rounding moved a z across "
                  f"a kink or a pooling window's maximum; {report.seconds:.1f} s.")
     if report.counterexample:
         lines += ["", "First mismatch:", f"  {report.counterexample['summary']}", f"  {report.counterexample['case']}"]
