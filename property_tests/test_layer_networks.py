@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from manual.layers import delta_through
 from reference.layers import layer_autodiff
@@ -96,3 +97,24 @@ def test_the_strategy_draws_every_layer_kind(case):
     kinds = describe_kinds(case.network)
     assert kinds[0] == "conv2d" and kinds[-1] == "dense" and "flatten" in kinds
     assert kinds.index("flatten") > max(i for i, k in enumerate(kinds) if k == "conv2d")
+
+
+def _scaled_input(cases, scale: float, dtype):
+    """The cases with every input multiplied by ``scale`` (the first layer's z follows it), in ``dtype``."""
+    return cases.map(lambda case: LayerCase(case.network, case.x * scale, case.y, case.loss).astype(dtype))
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1e6], ids=["tiny", "huge"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@settings(max_examples=5)
+@given(data=st.data())
+def test_inputs_of_extreme_scale_raise_no_false_alarm(scale, dtype, data):
+    case = data.draw(_scaled_input(layer_cases(), scale, dtype))
+    each_equation_matches_autodiff(case)
+    whole_network_matches_autodiff(case)
+
+
+def test_inputs_of_tiny_scale_still_reject_a_kernel_not_rotated():
+    kind, wrong = CONTROLS["kernel not rotated"]
+    assert rejects(whole_network_matches_autodiff, _scaled_input(with_mistake(layer_cases(), kind, wrong), 1e-8,
+                                                                 np.float64))
