@@ -345,3 +345,15 @@ def test_richardson_steps_past_a_kink_near_the_point_but_not_one_at_it():
     assert np.isfinite(near.error[0]) and abs(near.value[0] - 1) <= near.error[0] + 1e-9
     at = second_look.richardson(clip, np.array([-1.0]))  # negative control: a kink at z stays one
     assert not np.isfinite(at.error[0])
+
+
+@pytest.mark.parametrize("g", [bank.RIGHT_TRIPLE_EXPONENTIAL, bank.RIGHT_DOUBLE_EXPONENTIAL_QUOTIENT],
+                         ids=lambda g: g.name)
+def test_networks_retried_for_their_bounds_still_catch_a_1e_6_mistake(g):
+    # The networks whose bounds overflow are tried again with smaller weights, not excused:
+    # the same activations off by a relative 1e-6 are WRONG.
+    from .broken import off_by
+
+    report = check_activation(off_by(g, 1e-6), **QUICK)
+    assert report.verdict == "wrong", report.message()
+    self_consistent(report)

@@ -472,6 +472,35 @@ def fingerprint(case) -> str:
     return digest.hexdigest()[:16]
 
 
+def judgeable_pairs(cases: list, branches: tuple, dtype, report: Report) -> list[tuple]:
+    """(case, autodiff) for every case that can be judged. A network whose error bounds overflow
+    though its values do not (a user's activation whose slope scale, taken a unit past z, is near
+    the largest float) is tried again with its weights and biases 8× smaller, up to
+    ``TAME_ATTEMPTS`` times, as ``tame`` does for values; one that never fits is skipped and
+    counted in ``skipped_overflow``."""
+    judged, pending = [], list(cases)
+    for attempt in range(TAME_ATTEMPTS + 1):
+        retry = []
+        for case, ref in zip(pending, references(pending, branches) if pending else []):
+            if judgeable(case, ref):
+                judged.append((case, ref))
+            elif attempt < TAME_ATTEMPTS and not all(_tamed(g) for g in case.network.g[1:]):
+                retry.append(_shrunk(case, dtype))
+            else:
+                report.skipped_overflow += 1
+        pending = [case for case in retry if case is not None]
+        report.skipped_overflow += len(retry) - len(pending)
+    return judged
+
+
+def _shrunk(case: Case, dtype) -> Case | None:
+    """The network with every Θ⁽ᵏ⁾ and b⁽ᵏ⁾ 8× smaller, if its manual pass fits ``dtype``."""
+    net = case.network
+    tried = replace(case, network=replace(net, theta=(None,) + tuple(t / 8 for t in net.theta[1:]),
+                                          b=(None,) + tuple(b / 8 for b in net.b[1:]))).astype(dtype)
+    return tried if fits(tried) else None
+
+
 def _run(report: Report, failing: list, pool: list, examples: int, losses: list, rng: np.random.Generator,
          equations: Equations, dtype, progress, excuse, ours: set[int]) -> bool:
     """``examples`` networks from ``pool``, tallied into ``report`` (failures into ``failing``),
@@ -488,11 +517,7 @@ def _run(report: Report, failing: list, pool: list, examples: int, losses: list,
         cases = [case for case in drawn if case is not None]
         report.fingerprints += [fingerprint(case) for case in cases]
         report.skipped_overflow += len(drawn) - len(cases)
-        refs = references(cases, branches) if cases else []
-        for case, ref in zip(cases, refs):
-            if not judgeable(case, ref):
-                report.skipped_overflow += 1
-                continue
+        for case, ref in judgeable_pairs(cases, branches, dtype, report):
             comparisons, doubt = compare_case(case, ref, equations)
             report.skipped_at_kinks += doubt is not None
             failure = first_failure(comparisons)
