@@ -34,15 +34,12 @@ from reference.layers import LayerReference
 
 from . import tolerances as tol
 from .compare import KINK_ULPS, Comparison, judge, output_layer, scales
-from .layer_bounds import (  # noqa: F401
-    absolute,
+from .layer_bounds import (
     backward_bound,
     backward_terms,
     forward_bound,
-    forward_terms,
     gradient_bounds,
     gradient_terms,
-    without_bias,
 )
 from .layer_strategies import LayerCase
 
@@ -70,7 +67,7 @@ def _output_case(case: LayerCase):
     return SimpleNamespace(network=network, loss=case.loss, y=case.y, n=case.n)
 
 
-def _activation_sizes(g, z: np.ndarray, a: np.ndarray, Z: np.ndarray, EZ: np.ndarray):
+def activation_sizes(g, z: np.ndarray, a: np.ndarray, Z: np.ndarray, EZ: np.ndarray):
     """A, EA, f, η after an elementwise g (or none)."""
     if g is None:
         return Z, EZ, None, None
@@ -87,7 +84,7 @@ def layer_bounds(case: LayerCase, ref: LayerReference) -> LayerBounds:
     for k in range(1, L + 1):
         Z, EZ_k = forward_bound(net.layers[k], net.params[k], A[k - 1], EA[k - 1], ref.a[k - 1])
         EZ.append(EZ_k)
-        A_k, EA_k, f_k, eta_k = _activation_sizes(net.g[k], ref.z[k], ref.a[k], Z, EZ_k)
+        A_k, EA_k, f_k, eta_k = activation_sizes(net.g[k], ref.z[k], ref.a[k], Z, EZ_k)
         for column, value in ((A, A_k), (EA, EA_k), (f, f_k), (eta, eta_k)):
             column.append(value)
     M, E, N = {}, {}, {}

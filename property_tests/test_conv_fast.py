@@ -35,8 +35,9 @@ from reference.layers import LayerReference, layer_autodiff
 
 from . import layer_compare as lc
 from . import tolerances as tol
-from .compare import Comparison, judge, scales
+from .compare import Comparison, judge
 from .controls import rejects
+from .layer_bounds import forward_bound, forward_terms
 from .layer_strategies import LayerCase, layer_cases
 
 TEMPLATE = conv_fast.STANDARD[-1]
@@ -63,21 +64,15 @@ def forward_allowed(case: LayerCase, ref: LayerReference) -> tuple[list, list]:
     A, EA = np.abs(ref.a[0]), np.zeros_like(ref.a[0])
     z_allowed, a_allowed = [None], [None]
     for k in range(1, net.depth + 1):
-        layer, P = net.layers[k], {name: np.abs(np.asarray(v, np.float64)) for name, v in net.params[k].items()}
-        weights_only = {name: (0 * v if name == "b" else v) for name, v in P.items()}  # errors meet |W|, not b
-        Z = layer.forward(A, P)
-        EZ = lc.forward_terms(layer, P) * Z + layer.forward(EA, weights_only)
-        if net.g[k] is None:
-            A, EA = Z, EZ
-        elif isinstance(net.g[k], VectorActivation):  # softmax: |Δaᵢ| = aᵢ|Δzᵢ − Σⱼ aⱼΔzⱼ| ≤ 2 max Δz
+        layer = net.layers[k]
+        Z, EZ = forward_bound(layer, net.params[k], A, EA, ref.a[k - 1])
+        if isinstance(net.g[k], VectorActivation):  # softmax: |Δaᵢ| = aᵢ|Δzᵢ − Σⱼ aⱼΔzⱼ| ≤ 2 max Δz
             z, a = ref.z[k], ref.a[k]
             conditioning = tol.ELEMENTARY_ULPS * (1 + np.abs(z) + np.max(np.abs(z), axis=-1, keepdims=True))
             A, EA = np.abs(a), (conditioning + z.shape[-1]) * np.abs(a) + 2 * np.max(EZ, axis=-1, keepdims=True)
         else:
-            f, _ = scales(net.g[k], ref.z[k])
-            A = np.abs(ref.a[k]) + f * np.abs(ref.z[k])
-            EA = tol.ELEMENTARY_ULPS * A + f * EZ
-        terms = lc.forward_terms(layer, P) + 1
+            A, EA, _, _ = lc.activation_sizes(net.g[k], ref.z[k], ref.a[k], Z, EZ)
+        terms = forward_terms(layer, net.params[k]) + 1
         z_allowed.append(tol.scale(f64) * EZ + tol.floor(f64, terms))
         a_allowed.append(tol.scale(f64) * EA + tol.floor(f64, terms))
     return z_allowed, a_allowed
