@@ -29,7 +29,7 @@ def finite_figures(report: dict, where: str = "report") -> None:
     elif isinstance(report, (list, tuple)):
         for i, value in enumerate(report):
             finite_figures(value, f"{where}[{i}]")
-    elif isinstance(report, float) and where.endswith(("error", "tolerance", "max_error")):
+    elif isinstance(report, float) and where.endswith(("error", "tolerance", "difference")):
         assert np.isfinite(report), f"{where} is {report}"
 
 

@@ -16,20 +16,9 @@ from . import layer_check
 from .cli import main
 from .layer_check import assert_layer_correct, check_layer
 from .loading import UsageError
+from .test_activation_check import finite_figures
 
 QUICK = dict(examples=10)
-
-
-def finite_figures(report: dict, where: str = "report") -> None:
-    """Every error and tolerance anywhere in a report is finite."""
-    if isinstance(report, dict):
-        for key, value in report.items():
-            finite_figures(value, f"{where}.{key}")
-    elif isinstance(report, (list, tuple)):
-        for i, value in enumerate(report):
-            finite_figures(value, f"{where}[{i}]")
-    elif isinstance(report, float) and where.endswith(("error", "tolerance", "difference")):
-        assert np.isfinite(report), f"{where} is {report}"
 
 
 def self_consistent(ce) -> None:
