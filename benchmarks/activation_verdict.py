@@ -16,18 +16,18 @@ import sys
 import time
 
 TARGETS = {
-    "right": "property_tests.activation_bank:RIGHT_SMOOTH",
-    "wrong": "property_tests.activation_bank:WRONG_RELATIVE_1E6",
-    "right parametric": "property_tests.kinds_bank:RIGHT_PRELU",
-    "right gated": "property_tests.kinds_bank:RIGHT_FIRST_HALF_GLU",
-    "wrong parametric": "property_tests.kinds_bank:WRONG_SWISH_1E6",
+    "right": "property_tests.banks.activation_bank:RIGHT_SMOOTH",
+    "wrong": "property_tests.banks.activation_bank:WRONG_RELATIVE_1E6",
+    "right parametric": "property_tests.banks.kinds_bank:RIGHT_PRELU",
+    "right gated": "property_tests.banks.kinds_bank:RIGHT_FIRST_HALF_GLU",
+    "wrong parametric": "property_tests.banks.kinds_bank:WRONG_SWISH_1E6",
 }
 GOALS = {"right": 10.0, "wrong": 5.0, "right parametric": 10.0, "right gated": 10.0, "wrong parametric": 10.0}
 
 
 def command() -> list[str]:
     script = shutil.which("backprop-check")
-    return [script] if script else [sys.executable, "-m", "property_tests.cli"]
+    return [script] if script else [sys.executable, "-m", "property_tests.command.cli"]
 
 
 def time_once(target: str, expected: int) -> float:

@@ -33,9 +33,9 @@ from manual import CATALOGUE, CROSS_ENTROPY, MSE, SOFTMAX
 from manual.conv import Conv2D
 from manual.layers import Dense, LayerNetwork
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
-from property_tests import layer_compare as lc
-from property_tests import tolerances as tol
-from property_tests.layer_strategies import LayerCase
+from property_tests.library import layer_compare as lc
+from property_tests.library import tolerances as tol
+from property_tests.library.layer_strategies import LayerCase
 from reference import conv_fast
 from reference.layers import layer_autodiff
 

@@ -1,4 +1,4 @@
-"""Fuzz ``check_activation`` with generated activations (``property_tests.fuzz``): N right ones
+"""Fuzz ``check_activation`` with generated activations (``property_tests.banks.fuzz``): N right ones
 and N wrong variants, drawn deterministically from a seed, each through the checker. Counts
 false alarms (a right activation called wrong), misses (a wrong one not called wrong) and
 inconclusive verdicts, and shows the first few false alarms and misses with their formulas
@@ -35,8 +35,8 @@ import numpy as np  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from property_tests import fuzz  # noqa: E402
-from property_tests.activation_check import check_activation  # noqa: E402
+from property_tests.banks import fuzz
+from property_tests.checkers.activation_check import check_activation  # noqa: E402
 
 SHOWN = 5
 """False alarms and misses shown in the summary (all of them go to ``--report``)."""
@@ -132,7 +132,8 @@ def forget(act) -> None:
     checks). The time to compile them again is the check's own in any case."""
     import jax
 
-    from property_tests import tolerances, verify
+    from property_tests.library import tolerances
+    from property_tests.checkers import verify
     from reference import fast
 
     jax.clear_caches()

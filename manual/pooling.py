@@ -173,7 +173,7 @@ class MaxPool2D(_Pool2D):
     the FIRST of them in row-major order within the window (smallest r, then smallest q). This
     is what ``jax.grad`` (reverse mode) gives through ``jax.lax.reduce_window`` with ``lax.max``
     and −∞ init and padding, verified on deliberate ties, overlapping and padded windows, in
-    float64 and float32 (``property_tests/test_pooling.py``); ``np.argmax`` picks the same one.
+    float64 and float32 (``property_tests/tests/test_pooling.py``); ``np.argmax`` picks the same one.
     """
 
     fill: ClassVar[float] = -np.inf

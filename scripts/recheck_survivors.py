@@ -26,11 +26,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = {
-    "activations": ["property_tests/test_catalogue.py"],
-    "losses": ["property_tests/test_losses.py"],
-    "output_maps": ["property_tests/test_losses.py"],
-    "backprop": ["property_tests/test_equations.py", "property_tests/test_losses.py"],
-    "network": ["property_tests/test_equations.py", "property_tests/test_manual_api.py"],
+    "activations": ["property_tests/tests/test_catalogue.py"],
+    "losses": ["property_tests/tests/test_losses.py"],
+    "output_maps": ["property_tests/tests/test_losses.py"],
+    "backprop": ["property_tests/tests/test_equations.py", "property_tests/tests/test_losses.py"],
+    "network": ["property_tests/tests/test_equations.py", "property_tests/tests/test_manual_api.py"],
 }
 
 

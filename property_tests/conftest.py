@@ -1,3 +1,0 @@
-from property_tests import profiles
-
-profiles.load()

@@ -1,0 +1,1 @@
+"""The pytest suite: each property beside its negative control."""

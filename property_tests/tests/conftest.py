@@ -1,0 +1,3 @@
+from property_tests.library import profiles
+
+profiles.load()

@@ -1,0 +1,120 @@
+"""Whole convolutional networks (convolution, pooling, flatten, dense) by hand against
+``jax.grad`` (``reference.layers``), equation by equation and end to end, in float64 and
+float32; each property beside the classic mistakes it must reject (``layer_controls``).
+
+Tolerances: the dense suite's running rounding-error analysis carried through each layer
+(``layer_compare``). Every architecture compiles a program of its own (about 0.5 s), so the
+budgets are a third of the profile's examples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from manual.layers import delta_through
+from reference.layers import layer_autodiff
+
+from property_tests.library import layer_compare as lc
+from property_tests.banks.controls import rejects
+from property_tests.banks.layer_controls import CONTROLS, with_mistake
+from property_tests.library.layer_strategies import LayerCase, describe_kinds, layer_cases
+
+BUDGET = settings(max_examples=max(10, settings.default.max_examples // 3))
+"""A third of the profile's examples: each compiles the reference for its architecture."""
+
+
+def _reference(case: LayerCase):
+    return layer_autodiff(case.network, case.x, case.y, loss=case.loss)
+
+
+def _fail_on(comparisons, case: LayerCase) -> None:
+    bad = lc.failures(comparisons)
+    assert not bad, "; ".join(c.describe() for c in bad[:3]) + f"; {case.describe()}"
+
+
+def each_equation_matches_autodiff(case: LayerCase, backward=delta_through) -> None:
+    """(1), (2) at every layer and (3) at every layer with parameters, each on autodiff's own
+    inputs, against autodiff's outputs."""
+    _fail_on(lc.equation_by_equation(case, _reference(case), backward), case)
+
+
+def whole_network_matches_autodiff(case: LayerCase) -> None:
+    """Forward, (1), (2), (3) by hand in the case's dtype against ``jax.grad`` in float64:
+    every δ⁽ᵏ⁾ and every parameter's gradient."""
+    ref = _reference(case)
+    z, a, grads = lc.manual_pass(case)
+    assume(lc.in_doubt(case, ref, z, a) is None)
+    _fail_on(lc.end_to_end(case, ref, lc.layer_bounds(case, ref), grads), case)
+
+
+@BUDGET
+@given(layer_cases())
+def test_each_equation_matches_autodiff(case):
+    each_equation_matches_autodiff(case)
+
+
+@BUDGET
+@given(layer_cases(ties=True, activations=None))
+def test_each_equation_matches_autodiff_with_tied_pooling_inputs(case):
+    each_equation_matches_autodiff(case)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@BUDGET
+@given(data=layer_cases(dtype=np.float64))
+def test_whole_network_matches_autodiff(dtype, data):
+    whole_network_matches_autodiff(data.astype(dtype))
+
+
+def _without_g_prime(layer, delta_next, a_k, params_next, z_k, g_k):
+    return layer.input_delta(delta_next, a_k, params_next)
+
+
+def test_each_equation_rejects_a_forgotten_g_prime():
+    assert rejects(each_equation_matches_autodiff, layer_cases(), backward=_without_g_prime)
+
+
+@pytest.mark.parametrize("mistake", list(CONTROLS))
+def test_each_equation_rejects_the_classic_mistakes(mistake):
+    kind, wrong = CONTROLS[mistake]
+    assert rejects(each_equation_matches_autodiff, with_mistake(layer_cases(ties=kind == "max_pool"), kind, wrong))
+
+
+@pytest.mark.parametrize("mistake", ["kernel not rotated", "max pooling to every tied maximum",
+                                     "average pooling off by 1e-6", "convolution's (2) off by 1e-6"])
+def test_whole_network_rejects_the_classic_mistakes(mistake):
+    kind, wrong = CONTROLS[mistake]
+    assert rejects(whole_network_matches_autodiff, with_mistake(layer_cases(ties=kind == "max_pool"), kind, wrong))
+
+
+@settings(max_examples=60)
+@given(layer_cases())
+def test_the_strategy_draws_every_layer_kind(case):
+    """Every network has a convolution, a flatten and a dense output, in that order."""
+    kinds = describe_kinds(case.network)
+    assert kinds[0] == "conv2d" and kinds[-1] == "dense" and "flatten" in kinds
+    assert kinds.index("flatten") > max(i for i, k in enumerate(kinds) if k == "conv2d")
+
+
+def _scaled_input(cases, scale: float, dtype):
+    """The cases with every input multiplied by ``scale`` (the first layer's z follows it), in ``dtype``."""
+    return cases.map(lambda case: LayerCase(case.network, case.x * scale, case.y, case.loss).astype(dtype))
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1e6], ids=["tiny", "huge"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@settings(max_examples=5)
+@given(data=st.data())
+def test_inputs_of_extreme_scale_raise_no_false_alarm(scale, dtype, data):
+    case = data.draw(_scaled_input(layer_cases(), scale, dtype))
+    each_equation_matches_autodiff(case)
+    whole_network_matches_autodiff(case)
+
+
+def test_inputs_of_tiny_scale_still_reject_a_kernel_not_rotated():
+    kind, wrong = CONTROLS["kernel not rotated"]
+    assert rejects(whole_network_matches_autodiff, _scaled_input(with_mistake(layer_cases(), kind, wrong), 1e-8,
+                                                                 np.float64))
