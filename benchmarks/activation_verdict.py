@@ -47,14 +47,21 @@ def main() -> None:
     results = {}
     for verdict, target in TARGETS.items():
         times = [time_once(target, 0 if verdict.startswith("right") else 1) for _ in range(args.runs)]
-        results[verdict] = {"median_seconds": statistics.median(times), "min_seconds": min(times),
-                            "max_seconds": max(times), "runs": args.runs, "goal_seconds": GOALS[verdict]}
+        results[verdict] = {
+            "median_seconds": statistics.median(times),
+            "min_seconds": min(times),
+            "max_seconds": max(times),
+            "runs": args.runs,
+            "goal_seconds": GOALS[verdict],
+        }
     if args.json:
         print(json.dumps(results))
         return
     for verdict, r in results.items():
-        print(f"{verdict:16s} activation: median {r['median_seconds']:.2f} s over {r['runs']} runs "
-              f"(min {r['min_seconds']:.2f}, max {r['max_seconds']:.2f}); goal ≤ {r['goal_seconds']:.0f} s")
+        print(
+            f"{verdict:16s} activation: median {r['median_seconds']:.2f} s over {r['runs']} runs "
+            f"(min {r['min_seconds']:.2f}, max {r['max_seconds']:.2f}); goal ≤ {r['goal_seconds']:.0f} s"
+        )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,10 @@ def draw_architecture(rng: np.random.Generator) -> tuple[tuple, list]:
     stack, shape = [], in_shape
     for _ in range(int(rng.integers(1, 3))):
         (_, h, w), stride, padding, dilation = shape, _pair(rng, 1, 3), _pair(rng, 0, 2), _pair(rng, 1, 2)
-        kernel = tuple(int(rng.choice([k for k in range(1, 6) if _fits(size, d * (k - 1) + 1, p)]))
-                       for size, p, d in zip((h, w), padding, dilation))
+        kernel = tuple(
+            int(rng.choice([k for k in range(1, 6) if _fits(size, d * (k - 1) + 1, p)]))
+            for size, p, d in zip((h, w), padding, dilation)
+        )
         conv = Conv2D(shape[0], int(rng.integers(1, 5)), kernel, stride, padding, dilation)
         stack.append((conv, ACTIVATIONS[rng.integers(len(ACTIVATIONS))]))
         shape = conv.out_shape(shape)
@@ -94,8 +96,9 @@ def draw_case(rng: np.random.Generator) -> LayerCase:
         fan_in = int(np.prod(next(iter(template.values())).shape[1:])) if template else 1
         params.append({name: rng.uniform(-1, 1, v.shape) * scale / np.sqrt(fan_in) for name, v in template.items()})
         shape = layer.out_shape(shape)
-    network = LayerNetwork(in_shape, (None,) + tuple(layer for layer, _ in stack), tuple(params),
-                           (None,) + tuple(g for _, g in stack))
+    network = LayerNetwork(
+        in_shape, (None,) + tuple(layer for layer, _ in stack), tuple(params), (None,) + tuple(g for _, g in stack)
+    )
     n = int(rng.integers(1, 5))
     x = rng.uniform(-1, 1, (n, *in_shape))
     if stack[-1][1] is SOFTMAX:
@@ -225,8 +228,10 @@ def main() -> None:
     print(f"verified convolutional networks per second, median of {args.runs} runs:")
     print(f"  plain reference + judgement: {median['plain']:10.1f}")
     print(f"  fast reference + judgement:  {median['fast']:10.1f}   ({result['fast_over_plain']:.0f}× plain)")
-    print(f"  per network (ms): fast oracle {split['oracle']:.2f}, hand pass {split['manual']:.2f}, "
-          f"judging {split['judging']:.2f}; plain oracle {plain_oracle_ms:.0f}")
+    print(
+        f"  per network (ms): fast oracle {split['oracle']:.2f}, hand pass {split['manual']:.2f}, "
+        f"judging {split['judging']:.2f}; plain oracle {plain_oracle_ms:.0f}"
+    )
     print(f"  networks not verified: {result['not_verified']} (must be 0)")
     print(f"  one-time warm-up: {', '.join(f'{k} {v:.1f} s' for k, v in warm.items())}")
 

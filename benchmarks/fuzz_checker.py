@@ -32,7 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st  # noqa: E402
 
 from property_tests.banks import fuzz
@@ -52,8 +53,14 @@ def draw(strategy: st.SearchStrategy, n: int, seed: int) -> list:
     found: list = []
 
     @hypothesis_seed(seed)
-    @settings(max_examples=n, database=None, phases=[Phase.generate], deadline=None, derandomize=False,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n,
+        database=None,
+        phases=[Phase.generate],
+        deadline=None,
+        derandomize=False,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(strategy)
     def collect(example):
         found.append(example)
@@ -96,9 +103,16 @@ class Outcome:
         return lines[1]
 
     def as_dict(self) -> dict:
-        return {"expected": self.expected, "name": self.name, "kind": self.kind, "formula": self.formula,
-                "verdict": self.verdict, "seconds": round(self.seconds, 3), "line": self.key_line(),
-                **({"mistake_size": self.mistake_size} if self.expected == "wrong" else {})}
+        return {
+            "expected": self.expected,
+            "name": self.name,
+            "kind": self.kind,
+            "formula": self.formula,
+            "verdict": self.verdict,
+            "seconds": round(self.seconds, 3),
+            "line": self.key_line(),
+            **({"mistake_size": self.mistake_size} if self.expected == "wrong" else {}),
+        }
 
     def as_log_line(self, run: str) -> str:
         """Everything, the whole message included, as one JSON line of ``--log``; ``run`` names
@@ -106,7 +120,7 @@ class Outcome:
         return json.dumps({"run": run, **vars(self), "seconds": round(self.seconds, 3)})
 
     @classmethod
-    def from_log_line(cls, line: str, run: str) -> "Outcome | None":
+    def from_log_line(cls, line: str, run: str) -> Outcome | None:
         """The outcome on one line of ``--log``, or None if it was checked under other options."""
         fields = json.loads(line)
         return cls(**fields) if fields.pop("run", None) == run else None
@@ -121,8 +135,7 @@ def check(act, expected: str, kind: str, options: dict, mistake_size: float = 0.
         verdict, message = "error", f"{type(error).__name__}: {error}"
     finally:
         forget(act)
-    return Outcome(expected, act.name, kind, act.formula, verdict, time.perf_counter() - start, message,
-                   mistake_size)
+    return Outcome(expected, act.name, kind, act.formula, verdict, time.perf_counter() - start, message, mistake_size)
 
 
 def forget(act) -> None:
@@ -132,8 +145,8 @@ def forget(act) -> None:
     checks). The time to compile them again is the check's own in any case."""
     import jax
 
-    from property_tests.library import tolerances
     from property_tests.checkers import verify
+    from property_tests.library import tolerances
     from reference import fast
 
     jax.clear_caches()
@@ -159,8 +172,18 @@ def run_name(n: int, seed: int, dtype: str, examples: int) -> str:
     return f"activations={n} seed={seed} dtype={dtype} examples={examples}"
 
 
-def run(n: int, seed: int, dtype: str, examples: int, progress: bool, *, worker: int = 0,
-        workers: int = 1, done: frozenset = frozenset(), log: str | None = None) -> list[Outcome]:
+def run(
+    n: int,
+    seed: int,
+    dtype: str,
+    examples: int,
+    progress: bool,
+    *,
+    worker: int = 0,
+    workers: int = 1,
+    done: frozenset = frozenset(),
+    log: str | None = None,
+) -> list[Outcome]:
     """The checks of one worker: the i-th right activation and the i-th wrong variant for every
     i ≡ worker (mod workers) that ``done`` (pairs of expected verdict and i) does not hold."""
     options = dict(examples=examples, seed=0, dtype=np.dtype(dtype))
@@ -184,8 +207,13 @@ def run(n: int, seed: int, dtype: str, examples: int, progress: bool, *, worker:
         keep(check(right[i].activation, "verified", right[i].kind, options), i, len(right))
     for i in (i for i in mine if i < len(wrong) and ("wrong", i) not in done):
         variant = wrong[i]
-        keep(check(variant.activation, "wrong", f"{variant.correct.kind} / {variant.label}", options,
-                   mistake_size(variant)), i, len(wrong))
+        keep(
+            check(
+                variant.activation, "wrong", f"{variant.correct.kind} / {variant.label}", options, mistake_size(variant)
+            ),
+            i,
+            len(wrong),
+        )
     return outcomes
 
 
@@ -205,8 +233,9 @@ def read_log(path: str, n: int, run: str) -> list[Outcome]:
     return list(found.values())
 
 
-def run_all(n: int, seed: int, dtype: str, examples: int, progress: bool, workers: int,
-            log: str | None) -> list[Outcome]:
+def run_all(
+    n: int, seed: int, dtype: str, examples: int, progress: bool, workers: int, log: str | None
+) -> list[Outcome]:
     """Every check, shared among ``workers`` processes, with what ``log`` holds already."""
     earlier = read_log(log, n, run_name(n, seed, dtype, examples)) if log else []
     done = frozenset((o.expected, o.index) for o in earlier)
@@ -214,8 +243,10 @@ def run_all(n: int, seed: int, dtype: str, examples: int, progress: bool, worker
         return earlier + run(n, seed, dtype, examples, progress, done=done, log=log)
     context = multiprocessing.get_context("spawn")  # JAX's threads do not survive a fork
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        parts = [pool.submit(run, n, seed, dtype, examples, progress, worker=w, workers=workers,
-                             done=done, log=log) for w in range(workers)]
+        parts = [
+            pool.submit(run, n, seed, dtype, examples, progress, worker=w, workers=workers, done=done, log=log)
+            for w in range(workers)
+        ]
         return earlier + [o for part in parts for o in part.result()]
 
 
@@ -239,13 +270,23 @@ def summary(outcomes: list[Outcome], dtype: str) -> dict:
 def print_table(result: dict, outcomes: list[Outcome]) -> None:
     print(f"check_activation on generated activations ({result['dtype']}):")
     print(f"  {'right activations':24s} {result['correct']:5d}   false alarms {result['false_alarms']}")
-    print(f"  {'wrong variants':24s} {result['wrong']:5d}   missed {result['missed']}"
-          + (f" ({result['missed_clear']} of a mistake ≥ {CLEAR_MISTAKE:g} relative)" if result["dtype"] == "float32" else ""))
-    print(f"  inconclusive {result['inconclusive']}, errors {result['errors']}, "
-          f"median {result['median_seconds']:.2f} s per check")
-    for title, chosen in (("false alarms", [o for o in outcomes if o.false_alarm]),
-                          ("misses", [o for o in outcomes if o.missed]),
-                          ("errors", [o for o in outcomes if o.verdict == "error"])):
+    print(
+        f"  {'wrong variants':24s} {result['wrong']:5d}   missed {result['missed']}"
+        + (
+            f" ({result['missed_clear']} of a mistake ≥ {CLEAR_MISTAKE:g} relative)"
+            if result["dtype"] == "float32"
+            else ""
+        )
+    )
+    print(
+        f"  inconclusive {result['inconclusive']}, errors {result['errors']}, "
+        f"median {result['median_seconds']:.2f} s per check"
+    )
+    for title, chosen in (
+        ("false alarms", [o for o in outcomes if o.false_alarm]),
+        ("misses", [o for o in outcomes if o.missed]),
+        ("errors", [o for o in outcomes if o.verdict == "error"]),
+    ):
         if chosen:
             print(f"\nfirst {min(SHOWN, len(chosen))} of {len(chosen)} {title}:")
             for o in chosen[:SHOWN]:
@@ -255,10 +296,12 @@ def print_table(result: dict, outcomes: list[Outcome]) -> None:
 
 def write_report(path: str, result: dict, outcomes: list[Outcome], argv: list[str]) -> None:
     lines = [f"# fuzz_checker: {' '.join(argv)}", "", "```", json.dumps(result), "```", ""]
-    for title, chosen in (("False alarms", [o for o in outcomes if o.false_alarm]),
-                          ("Misses", [o for o in outcomes if o.missed]),
-                          ("Inconclusive", [o for o in outcomes if o.verdict == "inconclusive"]),
-                          ("Errors", [o for o in outcomes if o.verdict == "error"])):
+    for title, chosen in (
+        ("False alarms", [o for o in outcomes if o.false_alarm]),
+        ("Misses", [o for o in outcomes if o.missed]),
+        ("Inconclusive", [o for o in outcomes if o.verdict == "inconclusive"]),
+        ("Errors", [o for o in outcomes if o.verdict == "error"]),
+    ):
         lines += [f"## {title} ({len(chosen)})", ""]
         for o in chosen:
             size = f", mistake {o.mistake_size:.3g} relative" if o.expected == "wrong" else ""
@@ -280,15 +323,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.activations < 1 or args.examples < 1 or args.workers < 1:
         parser.error("--activations, --examples and --workers must be at least 1")
-    outcomes = run_all(args.activations, args.seed, args.dtype, args.examples, args.progress,
-                       args.workers, args.log)
+    outcomes = run_all(args.activations, args.seed, args.dtype, args.examples, args.progress, args.workers, args.log)
     outcomes.sort(key=lambda o: (o.expected != "verified", o.index))
     result = summary(outcomes, args.dtype)
     if args.report:
         write_report(args.report, result, outcomes, ["fuzz_checker.py", *(argv or sys.argv[1:])])
     if args.json:
-        cases = {"false_alarm_cases": [o.as_dict() for o in outcomes if o.false_alarm][:SHOWN],
-                 "missed_cases": [o.as_dict() for o in outcomes if o.missed][:SHOWN]}
+        cases = {
+            "false_alarm_cases": [o.as_dict() for o in outcomes if o.false_alarm][:SHOWN],
+            "missed_cases": [o.as_dict() for o in outcomes if o.missed][:SHOWN],
+        }
         print(json.dumps({**result, **cases}))
     else:
         print_table(result, outcomes)

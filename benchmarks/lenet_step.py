@@ -77,9 +77,16 @@ def median_ms(fn, repeats: int) -> float:
 
 def problem(dtype):
     rng = np.random.default_rng(0)
-    stack = [(Conv2D(1, 6, (5, 5)), TANH), (MaxPool2D((2, 2), (2, 2)), None),
-             (Conv2D(6, 16, (5, 5)), TANH), (MaxPool2D((2, 2), (2, 2)), None),
-             (Flatten(), None), (Dense(120), TANH), (Dense(84), TANH), (Dense(OUTPUTS), None)]
+    stack = [
+        (Conv2D(1, 6, (5, 5)), TANH),
+        (MaxPool2D((2, 2), (2, 2)), None),
+        (Conv2D(6, 16, (5, 5)), TANH),
+        (MaxPool2D((2, 2), (2, 2)), None),
+        (Flatten(), None),
+        (Dense(120), TANH),
+        (Dense(84), TANH),
+        (Dense(OUTPUTS), None),
+    ]
     net = init_layer_network(IN_SHAPE, stack, rng, dtype=dtype)
     x = rng.standard_normal((BATCH, *IN_SHAPE)).astype(dtype)
     y = rng.standard_normal((BATCH, OUTPUTS)).astype(dtype)
@@ -87,8 +94,9 @@ def problem(dtype):
 
 
 def conv(a, W, b):
-    z = lax.conv_general_dilated(a, W, window_strides=(1, 1), padding="VALID",
-                                 dimension_numbers=("NCHW", "OIHW", "NCHW"))
+    z = lax.conv_general_dilated(
+        a, W, window_strides=(1, 1), padding="VALID", dimension_numbers=("NCHW", "OIHW", "NCHW")
+    )
     return z + b[None, :, None, None]
 
 
@@ -134,8 +142,13 @@ def manual_only(dtype, repeats: int) -> float:
 def one_blas_thread(dtype, repeats: int) -> float:
     """``manual_only`` in a child process whose OpenBLAS runs on one thread."""
     env = dict(os.environ, **ONE_BLAS_THREAD)
-    done = subprocess.run([sys.executable, __file__, "--manual-only", np.dtype(dtype).name,
-                           "--repeats", str(repeats)], env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--manual-only", np.dtype(dtype).name, "--repeats", str(repeats)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -150,8 +163,13 @@ def measure(dtype, repeats: int) -> dict:
         manual_ms = manual_only(dtype, repeats)
         jax_ms = median_ms(lambda: jax.block_until_ready(step(params, xj, yj)), repeats)
     one_thread_ms = one_blas_thread(dtype, repeats)
-    return {"manual_ms": manual_ms, "jax_jit_ms": jax_ms, "ratio": manual_ms / jax_ms,
-            "manual_one_blas_thread_ms": one_thread_ms, "one_blas_thread_ratio": one_thread_ms / jax_ms}
+    return {
+        "manual_ms": manual_ms,
+        "jax_jit_ms": jax_ms,
+        "ratio": manual_ms / jax_ms,
+        "manual_one_blas_thread_ms": one_thread_ms,
+        "one_blas_thread_ratio": one_thread_ms / jax_ms,
+    }
 
 
 def main() -> None:
@@ -167,13 +185,19 @@ def main() -> None:
     if args.json:
         print(json.dumps(results))
         return
-    print(f"LeNet {IN_SHAPE[0]}×{IN_SHAPE[1]}×{IN_SHAPE[2]} → conv 6@5×5 → pool 2 → conv 16@5×5 → pool 2 "
-          f"→ 120 → 84 → {OUTPUTS}, tanh, batch {BATCH}; median of {args.repeats} runs")
+    print(
+        f"LeNet {IN_SHAPE[0]}×{IN_SHAPE[1]}×{IN_SHAPE[2]} → conv 6@5×5 → pool 2 → conv 16@5×5 → pool 2 "
+        f"→ 120 → 84 → {OUTPUTS}, tanh, batch {BATCH}; median of {args.repeats} runs"
+    )
     for name, r in results.items():
-        print(f"{name}: manual {r['manual_ms']:.2f} ms, jax.jit(jax.grad) {r['jax_jit_ms']:.2f} ms "
-              f"(manual/jax {r['ratio']:.2f})")
-        print(f"  with NumPy's BLAS on one thread: manual {r['manual_one_blas_thread_ms']:.2f} ms "
-              f"(manual/jax {r['one_blas_thread_ratio']:.2f})")
+        print(
+            f"{name}: manual {r['manual_ms']:.2f} ms, jax.jit(jax.grad) {r['jax_jit_ms']:.2f} ms "
+            f"(manual/jax {r['ratio']:.2f})"
+        )
+        print(
+            f"  with NumPy's BLAS on one thread: manual {r['manual_one_blas_thread_ms']:.2f} ms "
+            f"(manual/jax {r['one_blas_thread_ratio']:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -112,8 +112,13 @@ def manual_only(dtype, repeats: int) -> dict:
 
 def retained_heap(dtype, repeats: int) -> dict:
     env = dict(os.environ, **RETAINED_HEAP)
-    done = subprocess.run([sys.executable, __file__, "--manual-only", np.dtype(dtype).name,
-                           "--repeats", str(repeats)], env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, __file__, "--manual-only", np.dtype(dtype).name, "--repeats", str(repeats)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -138,12 +143,19 @@ def measure(dtype, repeats: int) -> dict:
 
     roofline_ms = 1e3 * step_flops() / gemm_flops_per_second(dtype, repeats)
     kept = retained_heap(dtype, repeats)
-    return {"manual_ms": manual_ms, "jax_jit_ms": jax_ms, "roofline_ms": roofline_ms,
-            "gemm_only_ms": gemm_only_ms(dtype, repeats),
-            "manual_over_jax": manual_ms / jax_ms, "manual_over_roofline": manual_ms / roofline_ms,
-            "page_faults_per_step": alone["page_faults_per_step"],
-            "manual_retained_heap_ms": kept["ms"], "retained_heap_page_faults_per_step": kept["page_faults_per_step"],
-            "retained_heap_over_jax": kept["ms"] / jax_ms, "retained_heap_over_roofline": kept["ms"] / roofline_ms}
+    return {
+        "manual_ms": manual_ms,
+        "jax_jit_ms": jax_ms,
+        "roofline_ms": roofline_ms,
+        "gemm_only_ms": gemm_only_ms(dtype, repeats),
+        "manual_over_jax": manual_ms / jax_ms,
+        "manual_over_roofline": manual_ms / roofline_ms,
+        "page_faults_per_step": alone["page_faults_per_step"],
+        "manual_retained_heap_ms": kept["ms"],
+        "retained_heap_page_faults_per_step": kept["page_faults_per_step"],
+        "retained_heap_over_jax": kept["ms"] / jax_ms,
+        "retained_heap_over_roofline": kept["ms"] / roofline_ms,
+    }
 
 
 def main() -> None:
@@ -161,12 +173,16 @@ def main() -> None:
         return
     print(f"MLP {'-'.join(map(str, WIDTHS))}, batch {BATCH}, ReLU; median of {args.repeats} runs")
     for name, r in results.items():
-        print(f"{name}: manual {r['manual_ms']:.1f} ms, jax.jit(jax.grad) {r['jax_jit_ms']:.1f} ms, "
-              f"GEMM roofline {r['roofline_ms']:.1f} ms  (manual/jax {r['manual_over_jax']:.2f}, "
-              f"manual/roofline {r['manual_over_roofline']:.2f}); {r['page_faults_per_step']:.0f} page faults a step")
+        print(
+            f"{name}: manual {r['manual_ms']:.1f} ms, jax.jit(jax.grad) {r['jax_jit_ms']:.1f} ms, "
+            f"GEMM roofline {r['roofline_ms']:.1f} ms  (manual/jax {r['manual_over_jax']:.2f}, "
+            f"manual/roofline {r['manual_over_roofline']:.2f}); {r['page_faults_per_step']:.0f} page faults a step"
+        )
         print(f"  the step's matrix products alone: {r['gemm_only_ms']:.1f} ms")
-        print(f"  with freed memory kept by the allocator: manual {r['manual_retained_heap_ms']:.1f} ms "
-              f"(manual/jax {r['retained_heap_over_jax']:.2f}, manual/roofline {r['retained_heap_over_roofline']:.2f})")
+        print(
+            f"  with freed memory kept by the allocator: manual {r['manual_retained_heap_ms']:.1f} ms "
+            f"(manual/jax {r['retained_heap_over_jax']:.2f}, manual/roofline {r['retained_heap_over_roofline']:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ import numpy as np
 
 import manual
 from manual import CATALOGUE
+from property_tests.checkers.verify import design, make_case
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import compare_case
-from property_tests.checkers.verify import design, make_case
 from reference import fast, plain
 
 

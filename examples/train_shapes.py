@@ -41,7 +41,7 @@ def bar(rng: np.random.Generator, side: int = SIDE) -> np.ndarray:
     image = np.zeros((side, side))
     length, thickness = rng.integers(5, side - 1), rng.integers(1, 3)
     r, c = rng.integers(0, side - thickness + 1), rng.integers(0, side - length + 1)
-    image[r:r + thickness, c:c + length] = 1.0
+    image[r : r + thickness, c : c + length] = 1.0
     return image if rng.random() < 0.5 else image.T
 
 
@@ -51,8 +51,8 @@ def cross(rng: np.random.Generator, side: int = SIDE) -> np.ndarray:
     thickness = rng.integers(1, 3)
     r, c = rng.integers(2, side - 2 - thickness + 1, size=2)  # where the strokes meet
     up, down, left, right = rng.integers(2, 5, size=4)
-    image[r:r + thickness, max(c - left, 0):c + thickness + right] = 1.0
-    image[max(r - up, 0):r + thickness + down, c:c + thickness] = 1.0
+    image[r : r + thickness, max(c - left, 0) : c + thickness + right] = 1.0
+    image[max(r - up, 0) : r + thickness + down, c : c + thickness] = 1.0
     return image
 
 
@@ -69,8 +69,14 @@ def network(seed: int = 1) -> LayerNetwork:
     """conv 1→4 3×3 tanh (12×12 → 10×10), max pool 2 (→ 5×5), conv 4→4 3×3 tanh (→ 3×3),
     max pool 3 (→ 1×1), flatten (→ 4), dense → 1 sigmoid."""
     tanh, sigmoid = manual.CATALOGUE["tanh"], manual.CATALOGUE["sigmoid"]
-    stack = [(Conv2D(1, 4, (3, 3)), tanh), (MaxPool2D((2, 2), (2, 2)), None), (Conv2D(4, 4, (3, 3)), tanh),
-             (MaxPool2D((3, 3), (3, 3)), None), (Flatten(), None), (Dense(1), sigmoid)]
+    stack = [
+        (Conv2D(1, 4, (3, 3)), tanh),
+        (MaxPool2D((2, 2), (2, 2)), None),
+        (Conv2D(4, 4, (3, 3)), tanh),
+        (MaxPool2D((3, 3), (3, 3)), None),
+        (Flatten(), None),
+        (Dense(1), sigmoid),
+    ]
     return manual.init_layer_network((1, SIDE, SIDE), stack, np.random.default_rng(seed))
 
 
@@ -154,8 +160,9 @@ def draw(net, x, y, by_hand, by_jax, output: str, samples: int = 8) -> None:
         ax.set_title(f"{LABELS[int(p[m] > 0.5)]} ({p[m]:.2f})", color="black" if right else "red", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("predicted by the hand-trained network (probability of a cross; red: wrong)", x=0.68, y=0.98,
-                 fontsize=10)
+    fig.suptitle(
+        "predicted by the hand-trained network (probability of a cross; red: wrong)", x=0.68, y=0.98, fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(output, dpi=100)
     plt.close(fig)

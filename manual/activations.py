@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import importlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
-
 
 Array = Any
 """A NumPy or JAX array; the functions here are written once for both."""
@@ -68,6 +68,7 @@ def _sech2(u: Array, xp: ModuleType) -> Array:
 
 
 # --- the catalogue: g and g′ side by side -----------------------------------------------------
+
 
 def identity(z, xp):
     return z
@@ -297,60 +298,126 @@ CATALOGUE: dict[str, Activation] = {
     act.name: act
     for act in [
         Activation("identity", identity, identity_prime, r"g(z) = z,\quad g'(z) = 1"),
-        Activation("sigmoid", sigmoid, sigmoid_prime,
-                   r"\sigma(z) = \frac{1}{1 + e^{-z}},\quad \sigma'(z) = \sigma(z)\,\sigma(-z)"),
+        Activation(
+            "sigmoid",
+            sigmoid,
+            sigmoid_prime,
+            r"\sigma(z) = \frac{1}{1 + e^{-z}},\quad \sigma'(z) = \sigma(z)\,\sigma(-z)",
+        ),
         Activation("tanh", tanh, tanh_prime, r"g(z) = \tanh z,\quad g'(z) = \operatorname{sech}^2 z"),
-        Activation("relu", relu, relu_prime, r"g(z) = \max(z, 0),\quad g'(z) = [z > 0]",
-                   kinks=(0.0,), kink_convention="g′(0) = 0, as jax.nn.relu"),
-        Activation("leaky_relu", leaky_relu, leaky_relu_prime,
-                   r"g(z) = z \text{ if } z \ge 0 \text{ else } 0.01z,\quad g'(z) = 1 \text{ or } 0.01",
-                   kinks=(0.0,), kink_convention="g′(0) = 1 (the right slope), as jax.nn.leaky_relu"),
-        Activation("elu", elu, elu_prime,
-                   r"g(z) = z \text{ if } z > 0 \text{ else } e^z - 1,\quad g'(z) = 1 \text{ or } e^z",
-                   kink_convention="α = 1: both slopes are 1 at 0, so g′ is continuous"),
-        Activation("celu", celu, celu_prime,
-                   r"g(z) = \max(z, 0) + \min(e^z - 1, 0),\quad g'(z) = 1 \text{ or } e^z",
-                   kink_convention="α = 1: both slopes are 1 at 0, so g′ is continuous"),
-        Activation("selu", selu, selu_prime,
-                   r"g(z) = \lambda z \text{ if } z > 0 \text{ else } \lambda\alpha(e^z - 1),"
-                   r"\quad g'(z) = \lambda \text{ or } \lambda\alpha e^z",
-                   kinks=(0.0,), kink_convention="g′(0) = λα (the left slope), as jax.nn.selu"),
-        Activation("softplus", softplus, softplus_prime,
-                   r"g(z) = \log(1 + e^z),\quad g'(z) = \sigma(z)"),
-        Activation("silu", silu, silu_prime,
-                   r"g(z) = z\,\sigma(z),\quad g'(z) = \sigma(z)\,(1 + z\,\sigma(-z))"),
-        Activation("gelu", gelu, gelu_prime,
-                   r"g(z) = z\,\Phi(z),\quad g'(z) = \Phi(z) + z\,\varphi(z)"),
-        Activation("gelu_tanh", gelu_tanh, gelu_tanh_prime,
-                   r"g(z) = \tfrac{z}{2}(1 + \tanh u),\ u = \sqrt{2/\pi}(z + 0.044715z^3),"
-                   r"\quad g'(z) = \tfrac12(1 + \tanh u) + \tfrac{z}{2}\operatorname{sech}^2(u)\,u'"),
-        Activation("mish", mish, mish_prime,
-                   r"g(z) = z\tanh(\operatorname{softplus} z),"
-                   r"\quad g'(z) = \tanh s + z\operatorname{sech}^2(s)\,\sigma(z)"),
-        Activation("soft_sign", soft_sign, soft_sign_prime,
-                   r"g(z) = \frac{z}{|z| + 1},\quad g'(z) = \frac{1}{(|z| + 1)^2}"),
-        Activation("log_sigmoid", log_sigmoid, log_sigmoid_prime,
-                   r"g(z) = -\log(1 + e^{-z}),\quad g'(z) = \sigma(-z)"),
-        Activation("relu6", relu6, relu6_prime,
-                   r"g(z) = \min(\max(z, 0), 6),\quad g'(z) = [0 < z < 6]",
-                   kinks=(0.0, 6.0), kink_convention="g′(0) = g′(6) = 0, as jax.nn.relu6"),
-        Activation("hard_tanh", hard_tanh, hard_tanh_prime,
-                   r"g(z) = \max(-1, \min(z, 1)),\quad g'(z) = [|z| \le 1]",
-                   kinks=(-1.0, 1.0), kink_convention="g′(±1) = 1 (the inner slope), as jax.nn.hard_tanh"),
-        Activation("hard_sigmoid", hard_sigmoid, hard_sigmoid_prime,
-                   r"g(z) = \operatorname{relu6}(z + 3)/6,\quad g'(z) = [-3 < z < 3]/6",
-                   kinks=(-3.0, 3.0), kink_convention="g′(±3) = 0 (the outer slope), as jax.nn.hard_sigmoid"),
-        Activation("hard_silu", hard_silu, hard_silu_prime,
-                   r"g(z) = z\operatorname{relu6}(z + 3)/6,\quad g'(z) = (2z + 3)/6 \text{ on } (-3, 3)",
-                   kinks=(-3.0, 3.0), kink_convention="g′(−3) = 0 and g′(3) = 1 (the outer slopes), as jax.nn.hard_silu"),
-        Activation("squareplus", squareplus, squareplus_prime,
-                   r"g(z) = \tfrac12(z + \sqrt{z^2 + 4}),\quad g'(z) = \tfrac12(1 + z/\sqrt{z^2 + 4})"),
-        Activation("sparse_plus", sparse_plus, sparse_plus_prime,
-                   r"g(z) = \tfrac14(z + 1)^2 \text{ on } (-1, 1),\quad g'(z) = \tfrac12(z + 1) \text{ on } (-1, 1)",
-                   kink_convention="g′ is continuous at ±1 (only g″ jumps)"),
-        Activation("sparse_sigmoid", sparse_sigmoid, sparse_sigmoid_prime,
-                   r"g(z) = \tfrac12\operatorname{clip}(z + 1, 0, 2),\quad g'(z) = \tfrac12[|z| < 1]",
-                   kinks=(-1.0, 1.0), kink_convention="g′(±1) = ¼, the mean of the one-sided slopes, as jax.nn.sparse_sigmoid"),
+        Activation(
+            "relu",
+            relu,
+            relu_prime,
+            r"g(z) = \max(z, 0),\quad g'(z) = [z > 0]",
+            kinks=(0.0,),
+            kink_convention="g′(0) = 0, as jax.nn.relu",
+        ),
+        Activation(
+            "leaky_relu",
+            leaky_relu,
+            leaky_relu_prime,
+            r"g(z) = z \text{ if } z \ge 0 \text{ else } 0.01z,\quad g'(z) = 1 \text{ or } 0.01",
+            kinks=(0.0,),
+            kink_convention="g′(0) = 1 (the right slope), as jax.nn.leaky_relu",
+        ),
+        Activation(
+            "elu",
+            elu,
+            elu_prime,
+            r"g(z) = z \text{ if } z > 0 \text{ else } e^z - 1,\quad g'(z) = 1 \text{ or } e^z",
+            kink_convention="α = 1: both slopes are 1 at 0, so g′ is continuous",
+        ),
+        Activation(
+            "celu",
+            celu,
+            celu_prime,
+            r"g(z) = \max(z, 0) + \min(e^z - 1, 0),\quad g'(z) = 1 \text{ or } e^z",
+            kink_convention="α = 1: both slopes are 1 at 0, so g′ is continuous",
+        ),
+        Activation(
+            "selu",
+            selu,
+            selu_prime,
+            r"g(z) = \lambda z \text{ if } z > 0 \text{ else } \lambda\alpha(e^z - 1),"
+            r"\quad g'(z) = \lambda \text{ or } \lambda\alpha e^z",
+            kinks=(0.0,),
+            kink_convention="g′(0) = λα (the left slope), as jax.nn.selu",
+        ),
+        Activation("softplus", softplus, softplus_prime, r"g(z) = \log(1 + e^z),\quad g'(z) = \sigma(z)"),
+        Activation("silu", silu, silu_prime, r"g(z) = z\,\sigma(z),\quad g'(z) = \sigma(z)\,(1 + z\,\sigma(-z))"),
+        Activation("gelu", gelu, gelu_prime, r"g(z) = z\,\Phi(z),\quad g'(z) = \Phi(z) + z\,\varphi(z)"),
+        Activation(
+            "gelu_tanh",
+            gelu_tanh,
+            gelu_tanh_prime,
+            r"g(z) = \tfrac{z}{2}(1 + \tanh u),\ u = \sqrt{2/\pi}(z + 0.044715z^3),"
+            r"\quad g'(z) = \tfrac12(1 + \tanh u) + \tfrac{z}{2}\operatorname{sech}^2(u)\,u'",
+        ),
+        Activation(
+            "mish",
+            mish,
+            mish_prime,
+            r"g(z) = z\tanh(\operatorname{softplus} z),"
+            r"\quad g'(z) = \tanh s + z\operatorname{sech}^2(s)\,\sigma(z)",
+        ),
+        Activation(
+            "soft_sign", soft_sign, soft_sign_prime, r"g(z) = \frac{z}{|z| + 1},\quad g'(z) = \frac{1}{(|z| + 1)^2}"
+        ),
+        Activation("log_sigmoid", log_sigmoid, log_sigmoid_prime, r"g(z) = -\log(1 + e^{-z}),\quad g'(z) = \sigma(-z)"),
+        Activation(
+            "relu6",
+            relu6,
+            relu6_prime,
+            r"g(z) = \min(\max(z, 0), 6),\quad g'(z) = [0 < z < 6]",
+            kinks=(0.0, 6.0),
+            kink_convention="g′(0) = g′(6) = 0, as jax.nn.relu6",
+        ),
+        Activation(
+            "hard_tanh",
+            hard_tanh,
+            hard_tanh_prime,
+            r"g(z) = \max(-1, \min(z, 1)),\quad g'(z) = [|z| \le 1]",
+            kinks=(-1.0, 1.0),
+            kink_convention="g′(±1) = 1 (the inner slope), as jax.nn.hard_tanh",
+        ),
+        Activation(
+            "hard_sigmoid",
+            hard_sigmoid,
+            hard_sigmoid_prime,
+            r"g(z) = \operatorname{relu6}(z + 3)/6,\quad g'(z) = [-3 < z < 3]/6",
+            kinks=(-3.0, 3.0),
+            kink_convention="g′(±3) = 0 (the outer slope), as jax.nn.hard_sigmoid",
+        ),
+        Activation(
+            "hard_silu",
+            hard_silu,
+            hard_silu_prime,
+            r"g(z) = z\operatorname{relu6}(z + 3)/6,\quad g'(z) = (2z + 3)/6 \text{ on } (-3, 3)",
+            kinks=(-3.0, 3.0),
+            kink_convention="g′(−3) = 0 and g′(3) = 1 (the outer slopes), as jax.nn.hard_silu",
+        ),
+        Activation(
+            "squareplus",
+            squareplus,
+            squareplus_prime,
+            r"g(z) = \tfrac12(z + \sqrt{z^2 + 4}),\quad g'(z) = \tfrac12(1 + z/\sqrt{z^2 + 4})",
+        ),
+        Activation(
+            "sparse_plus",
+            sparse_plus,
+            sparse_plus_prime,
+            r"g(z) = \tfrac14(z + 1)^2 \text{ on } (-1, 1),\quad g'(z) = \tfrac12(z + 1) \text{ on } (-1, 1)",
+            kink_convention="g′ is continuous at ±1 (only g″ jumps)",
+        ),
+        Activation(
+            "sparse_sigmoid",
+            sparse_sigmoid,
+            sparse_sigmoid_prime,
+            r"g(z) = \tfrac12\operatorname{clip}(z + 1, 0, 2),\quad g'(z) = \tfrac12[|z| < 1]",
+            kinks=(-1.0, 1.0),
+            kink_convention="g′(±1) = ¼, the mean of the one-sided slopes, as jax.nn.sparse_sigmoid",
+        ),
     ]
 }
 

@@ -10,8 +10,8 @@ Transposes: the column form δ⁽ᵏ⁾ = (Θ⁽ᵏ⁺¹⁾)ᵀδ⁽ᵏ⁺¹⁾ 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -42,8 +42,7 @@ def output_delta(grad_a_E: np.ndarray, z_L: np.ndarray, g_L: Activation | Vector
     return grad_a_E * g_L.derivative(z_L, np)  # (1)
 
 
-def hidden_delta(theta_next: np.ndarray, delta_next: np.ndarray, z_k: np.ndarray,
-                 g_k: Activation) -> np.ndarray:
+def hidden_delta(theta_next: np.ndarray, delta_next: np.ndarray, z_k: np.ndarray, g_k: Activation) -> np.ndarray:
     """Equation (2), moving backwards from layer k + 1 to layer k:
 
         δ⁽ᵏ⁾ = (Θ⁽ᵏ⁺¹⁾)ᵀ δ⁽ᵏ⁺¹⁾ ⊙ g_k′(z⁽ᵏ⁾)
@@ -56,8 +55,9 @@ def hidden_delta(theta_next: np.ndarray, delta_next: np.ndarray, z_k: np.ndarray
     return delta_k
 
 
-def hidden_delta_general(theta_next: np.ndarray, delta_next: np.ndarray, z_k: np.ndarray,
-                         g_k: VectorActivation) -> np.ndarray:
+def hidden_delta_general(
+    theta_next: np.ndarray, delta_next: np.ndarray, z_k: np.ndarray, g_k: VectorActivation
+) -> np.ndarray:
     """Equation (2) in its general form, for an activation that mixes units (softmax, a GLU,
     maxout), where a⁽ᵏ⁾ⱼ depends on several z⁽ᵏ⁾ᵢ and the chain rule keeps the sum over j:
 
@@ -69,8 +69,9 @@ def hidden_delta_general(theta_next: np.ndarray, delta_next: np.ndarray, z_k: np
     return g_k.vjp(z_k, delta_next @ theta_next, np)  # (2), general form
 
 
-def activation_parameter_gradients(grad_a: np.ndarray, z_k: np.ndarray, g_k: ParametricActivation,
-                                   p_k: Parameters) -> dict[str, np.ndarray]:
+def activation_parameter_gradients(
+    grad_a: np.ndarray, z_k: np.ndarray, g_k: ParametricActivation, p_k: Parameters
+) -> dict[str, np.ndarray]:
     """Equation (3) for the parameters of an activation a⁽ᵏ⁾ = g(z⁽ᵏ⁾; p):
 
         ∂E/∂p = (1/n) Σₜ Σᵢ (∂Eₜ/∂a⁽ᵏ⁾ₜᵢ) ∂g/∂p(z⁽ᵏ⁾ₜᵢ; p)
@@ -116,8 +117,9 @@ class Equations:
     hidden_delta: Callable[[np.ndarray, np.ndarray, np.ndarray, Activation], np.ndarray] = hidden_delta
     parameter_gradients: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] = parameter_gradients
     layer_operands: Callable[[tuple, tuple, int], tuple[np.ndarray, np.ndarray]] = layer_operands
-    hidden_delta_general: Callable[[np.ndarray, np.ndarray, np.ndarray, VectorActivation], np.ndarray] = \
+    hidden_delta_general: Callable[[np.ndarray, np.ndarray, np.ndarray, VectorActivation], np.ndarray] = (
         hidden_delta_general
+    )
     activation_parameter_gradients: Callable[..., dict[str, np.ndarray]] = activation_parameter_gradients
 
 
@@ -141,8 +143,9 @@ def as_used(network: Network, k: int) -> Activation | VectorActivation:
     return g.bind(network.p[k]) if isinstance(g, ParametricActivation) else g
 
 
-def backward(network: Network, z: tuple, a: tuple, y: np.ndarray, *, loss: Loss = MSE,
-             equations: Equations = EQUATIONS) -> Gradients:
+def backward(
+    network: Network, z: tuple, a: tuple, y: np.ndarray, *, loss: Loss = MSE, equations: Equations = EQUATIONS
+) -> Gradients:
     """Equations (1), (2), (3) in the essay's order, from the forward pass's z and a. When the
     loss has a fused form with the output layer (softmax and cross-entropy, sigmoid and binary
     cross-entropy), (1) uses it: δ⁽ᴸ⁾ = a − y, finite for any logits."""
@@ -173,8 +176,9 @@ def backward(network: Network, z: tuple, a: tuple, y: np.ndarray, *, loss: Loss 
     )
 
 
-def gradients(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE,
-              equations: Equations = EQUATIONS) -> Gradients:
+def gradients(
+    network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE, equations: Equations = EQUATIONS
+) -> Gradients:
     """Forward pass, then backward pass: every δ⁽ᵏ⁾, ∂E/∂Θ⁽ᵏ⁾ and ∂E/∂b⁽ᵏ⁾ for the batch x, y."""
     check_input(network, x)
     if not isinstance(y, np.ndarray) or y.shape != (x.shape[0], network.output_width):

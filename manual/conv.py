@@ -22,8 +22,8 @@ which the tests show equal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -87,7 +87,7 @@ def crop(x: np.ndarray, padding: Pair, size: Pair) -> np.ndarray:
     """The ``size`` = (H, W) block of x that starts after ``padding``: what the padding added is
     cut off. Written start:start + size, never p:−p, which is empty for p = 0."""
     (ph, pw), (h, w) = padding, size
-    return x[:, :, ph:ph + h, pw:pw + w]
+    return x[:, :, ph : ph + h, pw : pw + w]
 
 
 @dataclass(frozen=True)
@@ -111,9 +111,11 @@ class Conv2D:
                 raise ValueError(f"{name} must be an integer of at least {low}, got {value!r}")
         for name, low in (("kernel", 1), ("stride", 1), ("padding", 0), ("dilation", 1)):
             value = getattr(self, name)
-            if (not isinstance(value, (tuple, list)) or len(value) != 2
-                    or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low
-                               for v in value)):
+            if (
+                not isinstance(value, (tuple, list))
+                or len(value) != 2
+                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= low for v in value)
+            ):
                 raise ValueError(f"{name} must be a pair of integers of at least {low}, got {value!r}")
             object.__setattr__(self, name, (int(value[0]), int(value[1])))
 
@@ -127,17 +129,20 @@ class Conv2D:
         if c != self.in_channels:
             raise ValueError(f"the input has {c} channels but the layer takes {self.in_channels}")
         sizes = []
-        for axis, size, k, s, p, d in zip(("height", "width"), (h, w), self.kernel, self.stride,
-                                          self.padding, self.dilation):
+        for axis, size, k, s, p, d in zip(
+            ("height", "width"), (h, w), self.kernel, self.stride, self.padding, self.dilation
+        ):
             span = d * (k - 1) + 1
             if size + 2 * p < span:
-                raise ValueError(f"the dilated kernel's {axis}, {span}, is larger than the padded input's, "
-                                 f"{size + 2 * p}")
+                raise ValueError(
+                    f"the dilated kernel's {axis}, {span}, is larger than the padded input's, {size + 2 * p}"
+                )
             sizes.append((size + 2 * p - span) // s + 1)
         return (self.out_channels, sizes[0], sizes[1])
 
-    def init(self, rng: np.random.Generator, in_shape: tuple[int, int, int],
-             dtype: np.dtype | type = np.float64) -> dict[str, np.ndarray]:
+    def init(
+        self, rng: np.random.Generator, in_shape: tuple[int, int, int], dtype: np.dtype | type = np.float64
+    ) -> dict[str, np.ndarray]:
         """W ~ N(0, 1/fan_in) and b ~ N(0, 1/fan_in), fan_in = C_in·kh·kw (as ``init_network``
         does for a dense layer), after checking that the layer fits ``in_shape``."""
         self.out_shape(in_shape)
@@ -145,8 +150,10 @@ class Conv2D:
             raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
         kh, kw = self.kernel
         std = 1 / np.sqrt(self.in_channels * kh * kw)
-        return {"W": (std * rng.standard_normal((self.out_channels, self.in_channels, kh, kw))).astype(dtype),
-                "b": (std * rng.standard_normal(self.out_channels)).astype(dtype)}
+        return {
+            "W": (std * rng.standard_normal((self.out_channels, self.in_channels, kh, kw))).astype(dtype),
+            "b": (std * rng.standard_normal(self.out_channels)).astype(dtype),
+        }
 
     # The vectorized forms.
 
@@ -180,8 +187,9 @@ class Conv2D:
         grad_x = correlate(full, rotate180(params["W"]), (1, 1), self.dilation)  # (2), a full correlation
         return crop(grad_x, self.padding, (h, w))
 
-    def parameter_gradients(self, delta: np.ndarray, a_prev: np.ndarray,
-                            params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def parameter_gradients(
+        self, delta: np.ndarray, a_prev: np.ndarray, params: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
         """Equation (3), averaged over the n examples: a valid correlation of the padded input
         with δ,
 
@@ -219,8 +227,7 @@ class Conv2D:
             z[t, f, i, j] = total
         return z
 
-    def input_delta_loops(self, delta: np.ndarray, a_prev: np.ndarray,
-                          params: Mapping[str, np.ndarray]) -> np.ndarray:
+    def input_delta_loops(self, delta: np.ndarray, a_prev: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
         """``input_delta`` as loops, straight from the chain rule: z_f,ij reads x at
         (s·i + d·u, s·j + d·v) with weight W_fcuv, so δ_f,ij · W_fcuv flows back there (and is
         dropped when that position is padding)."""
@@ -236,8 +243,9 @@ class Conv2D:
                     grad_x[t, c, r, q] += delta[t, f, i, j] * W[f, c, u, v]  # (2)
         return grad_x
 
-    def parameter_gradients_loops(self, delta: np.ndarray, a_prev: np.ndarray,
-                                  params: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def parameter_gradients_loops(
+        self, delta: np.ndarray, a_prev: np.ndarray, params: Mapping[str, np.ndarray]
+    ) -> dict[str, np.ndarray]:
         """``parameter_gradients`` as loops: for each weight, the sum over examples and
         positions of δ_f,ij times the input the weight multiplied there; then 1/n."""
         self.check(a_prev, params, delta)
@@ -265,8 +273,9 @@ class Conv2D:
         kh, kw = self.kernel
         W, b = params.get("W"), params.get("b")
         if not isinstance(W, np.ndarray) or W.shape != (self.out_channels, self.in_channels, kh, kw):
-            raise ValueError(f"W must be an array of shape {(self.out_channels, self.in_channels, kh, kw)} (OIHW), "
-                             f"got {np.shape(W)}")
+            raise ValueError(
+                f"W must be an array of shape {(self.out_channels, self.in_channels, kh, kw)} (OIHW), got {np.shape(W)}"
+            )
         if not isinstance(b, np.ndarray) or b.shape != (self.out_channels,):
             raise ValueError(f"b must be an array of shape {(self.out_channels,)}, got {np.shape(b)}")
         arrays = [a_prev, W, b]

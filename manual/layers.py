@@ -72,8 +72,10 @@ class Dense:
         self.out_shape(in_shape)
         (n_in,) = in_shape
         std = 1 / np.sqrt(n_in)
-        return {"theta": (std * rng.standard_normal((self.units, n_in))).astype(dtype),
-                "b": (std * rng.standard_normal(self.units)).astype(dtype)}
+        return {
+            "theta": (std * rng.standard_normal((self.units, n_in))).astype(dtype),
+            "b": (std * rng.standard_normal(self.units)).astype(dtype),
+        }
 
     def forward(self, a_prev: np.ndarray, params: Params) -> np.ndarray:
         """z⁽ᵏ⁾ = Θ⁽ᵏ⁾a⁽ᵏ⁻¹⁾ + b⁽ᵏ⁾ for every row."""
@@ -176,8 +178,9 @@ def check_layer_network(net: LayerNetwork) -> None:
         kind_of(layers[k])
         expected = layers[k].init(np.random.default_rng(0), shape)  # also checks that the layer fits
         if set(params[k]) != set(expected):
-            raise ValueError(f"layer {k} ({kind_of(layers[k])}) needs the parameters {sorted(expected)}, "
-                             f"got {sorted(params[k])}")
+            raise ValueError(
+                f"layer {k} ({kind_of(layers[k])}) needs the parameters {sorted(expected)}, got {sorted(params[k])}"
+            )
         for name, value in params[k].items():
             if not isinstance(value, np.ndarray) or value.shape != expected[name].shape:
                 raise ValueError(f"layer {k}: {name} must be an array of shape {expected[name].shape}")
@@ -185,25 +188,39 @@ def check_layer_network(net: LayerNetwork) -> None:
                 raise ValueError(f"layer {k}: {name} contains NaN or infinity")
             dtypes.add(value.dtype)
         shape = layers[k].out_shape(shape)
-        if g[k] is not None and not isinstance(g[k], Activation) and not (
-                k == len(layers) - 1 and isinstance(g[k], VectorActivation) and len(shape) == 1):
-            raise ValueError(f"layer {k}: the activation must be an elementwise Activation or None "
-                             f"(an output map such as softmax only after a dense last layer)")
+        if (
+            g[k] is not None
+            and not isinstance(g[k], Activation)
+            and not (k == len(layers) - 1 and isinstance(g[k], VectorActivation) and len(shape) == 1)
+        ):
+            raise ValueError(
+                f"layer {k}: the activation must be an elementwise Activation or None "
+                f"(an output map such as softmax only after a dense last layer)"
+            )
     if len(dtypes) > 1 or not dtypes <= set(FLOAT_DTYPES):
         raise ValueError("every parameter must share one dtype, float32 or float64")
     if len(shape) != 1:
         raise ValueError(f"the last layer must give one row per example (end with Flatten or Dense), not {shape}")
 
 
-def init_layer_network(in_shape: Shape, stack: Sequence[tuple[object, Activation | None]],
-                       rng: np.random.Generator, *, dtype: np.dtype | type = np.float64) -> LayerNetwork:
+def init_layer_network(
+    in_shape: Shape,
+    stack: Sequence[tuple[object, Activation | None]],
+    rng: np.random.Generator,
+    *,
+    dtype: np.dtype | type = np.float64,
+) -> LayerNetwork:
     """A network from (layer, activation) pairs, each layer's parameters from its ``init``."""
     params, shape = [None], tuple(in_shape)
     for layer, _ in stack:
         params.append(layer.init(rng, shape, dtype))
         shape = layer.out_shape(shape)
-    return LayerNetwork(tuple(in_shape), (None,) + tuple(layer for layer, _ in stack), tuple(params),
-                        (None,) + tuple(g for _, g in stack))
+    return LayerNetwork(
+        tuple(in_shape),
+        (None,) + tuple(layer for layer, _ in stack),
+        tuple(params),
+        (None,) + tuple(g for _, g in stack),
+    )
 
 
 @dataclass(frozen=True)
@@ -225,8 +242,7 @@ class LayerGradients:
 def check_layer_input(net: LayerNetwork, x: np.ndarray) -> None:
     """Raise ``ValueError`` with one clear sentence if x does not fit the network."""
     if not isinstance(x, np.ndarray) or x.shape[1:] != tuple(net.in_shape):
-        raise ValueError(f"x must be an array of shape (n, {', '.join(map(str, net.in_shape))}), "
-                         f"got {np.shape(x)}")
+        raise ValueError(f"x must be an array of shape (n, {', '.join(map(str, net.in_shape))}), got {np.shape(x)}")
     if x.shape[0] < 1:
         raise ValueError("x needs at least one example")
     if x.dtype != net.dtype:
@@ -245,8 +261,9 @@ def layer_forward(net: LayerNetwork, x: np.ndarray) -> LayerForward:
     return LayerForward(tuple(z), tuple(a))
 
 
-def delta_through(layer: Layer, delta_next: np.ndarray, a_k: np.ndarray, params_next: Params,
-                  z_k: np.ndarray, g_k: Activation | None) -> np.ndarray:
+def delta_through(
+    layer: Layer, delta_next: np.ndarray, a_k: np.ndarray, params_next: Params, z_k: np.ndarray, g_k: Activation | None
+) -> np.ndarray:
     """Equation (2) through any layer k + 1, moving backwards to layer k:
 
         δ⁽ᵏ⁾ = (∂z⁽ᵏ⁺¹⁾/∂a⁽ᵏ⁾)ᵀ δ⁽ᵏ⁺¹⁾ ⊙ g_k′(z⁽ᵏ⁾)
@@ -261,8 +278,9 @@ def delta_through(layer: Layer, delta_next: np.ndarray, a_k: np.ndarray, params_
     return grad_a * g_k.derivative(z_k, np)  # (2)
 
 
-def last_delta(g_L: Activation | VectorActivation | None, z_L: np.ndarray, a_L: np.ndarray, y: np.ndarray,
-               loss: Loss) -> np.ndarray:
+def last_delta(
+    g_L: Activation | VectorActivation | None, z_L: np.ndarray, a_L: np.ndarray, y: np.ndarray, loss: Loss
+) -> np.ndarray:
     """Equation (1) for the last layer: ``output_delta`` (δ⁽ᴸ⁾ = ∇ₐE ⊙ g_L′(z⁽ᴸ⁾), or J_gᵀ∇ₐE
     for softmax), a − y when the loss is fused with g_L, ∇ₐE itself when there is no g_L."""
     if g_L is not None and loss.fuses(g_L):
@@ -279,8 +297,10 @@ def layer_backward(net: LayerNetwork, z: tuple, a: tuple, y: np.ndarray, *, loss
     delta[L] = last_delta(net.g[L], z[L], a[L], y, loss)  # (1)
     for k in range(L - 1, 0, -1):
         delta[k] = delta_through(net.layers[k + 1], delta[k + 1], a[k], net.params[k + 1], z[k], net.g[k])  # (2)
-    grads = [None] + [net.layers[k].parameter_gradients(delta[k], a[k - 1], net.params[k])  # (3)
-                      for k in range(1, L + 1)]
+    grads = [None] + [
+        net.layers[k].parameter_gradients(delta[k], a[k - 1], net.params[k])  # (3)
+        for k in range(1, L + 1)
+    ]
     return LayerGradients(tuple(delta), tuple(grads))
 
 

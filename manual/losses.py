@@ -17,9 +17,10 @@ forms whenever the network's output layer is the one named in ``fused_with``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -65,6 +66,7 @@ class Loss:
 
 
 # --- the catalogue: Eₜ and ∇ₐEₜ side by side ------------------------------------------------
+
 
 def mse(a, y, xp):
     # Convention: Eₜ = ½‖aₜ − yₜ‖², summed over output units, with the ½ so that ∇ₐEₜ = aₜ − yₜ.
@@ -149,30 +151,56 @@ def negative_log_likelihood_gradient(a, y, xp):
     return -y + 0 * a
 
 
-MSE = Loss("mse", mse, mse_gradient,
-           r"E_t = \tfrac12\lVert a_t - y_t\rVert^2,\quad \nabla_a E_t = a_t - y_t")
-MAE = Loss("mae", mae, mae_gradient, r"E_t = \sum_j |a_j - y_j|,\quad \nabla_a E_t = \operatorname{sign}(a - y)",
-           kinks=(0.0,), kink_convention="∂Eₜ/∂aⱼ = 1 where aⱼ = yⱼ, as jax.grad of |r| at 0")
-HUBER = Loss("huber", huber, huber_gradient,
-             r"E_t = \sum_j h(a_j - y_j),\ h(r) = \tfrac12 r^2 \ (|r| \le 1),\ |r| - \tfrac12,"
-             r"\quad \nabla_a E_t = \operatorname{clip}(a - y, -1, 1)")
+MSE = Loss("mse", mse, mse_gradient, r"E_t = \tfrac12\lVert a_t - y_t\rVert^2,\quad \nabla_a E_t = a_t - y_t")
+MAE = Loss(
+    "mae",
+    mae,
+    mae_gradient,
+    r"E_t = \sum_j |a_j - y_j|,\quad \nabla_a E_t = \operatorname{sign}(a - y)",
+    kinks=(0.0,),
+    kink_convention="∂Eₜ/∂aⱼ = 1 where aⱼ = yⱼ, as jax.grad of |r| at 0",
+)
+HUBER = Loss(
+    "huber",
+    huber,
+    huber_gradient,
+    r"E_t = \sum_j h(a_j - y_j),\ h(r) = \tfrac12 r^2 \ (|r| \le 1),\ |r| - \tfrac12,"
+    r"\quad \nabla_a E_t = \operatorname{clip}(a - y, -1, 1)",
+)
 BINARY_CROSS_ENTROPY = Loss(
-    "binary_cross_entropy", binary_cross_entropy, binary_cross_entropy_gradient,
+    "binary_cross_entropy",
+    binary_cross_entropy,
+    binary_cross_entropy_gradient,
     r"E_t = -\sum_j y_j\log a_j + (1 - y_j)\log(1 - a_j),\quad \nabla_a E_t = \frac{a - y}{a(1 - a)}",
-    targets="unit", outputs=("sigmoid",), fused_with="sigmoid",
-    fused_error=binary_cross_entropy_from_logits, fused_delta=binary_cross_entropy_delta)
+    targets="unit",
+    outputs=("sigmoid",),
+    fused_with="sigmoid",
+    fused_error=binary_cross_entropy_from_logits,
+    fused_delta=binary_cross_entropy_delta,
+)
 CROSS_ENTROPY = Loss(
-    "cross_entropy", cross_entropy, cross_entropy_gradient,
+    "cross_entropy",
+    cross_entropy,
+    cross_entropy_gradient,
     r"E_t = -\sum_j y_j \log a_j,\quad \nabla_a E_t = -y / a",
-    targets="distribution", outputs=("softmax",), fused_with="softmax",
-    fused_error=cross_entropy_from_logits, fused_delta=cross_entropy_delta)
+    targets="distribution",
+    outputs=("softmax",),
+    fused_with="softmax",
+    fused_error=cross_entropy_from_logits,
+    fused_delta=cross_entropy_delta,
+)
 NEGATIVE_LOG_LIKELIHOOD = Loss(
-    "negative_log_likelihood", negative_log_likelihood, negative_log_likelihood_gradient,
+    "negative_log_likelihood",
+    negative_log_likelihood,
+    negative_log_likelihood_gradient,
     r"E_t = -\sum_j y_j a_j \ (a = \log\operatorname{softmax} z),\quad \nabla_a E_t = -y",
-    targets="distribution", outputs=("log_softmax",))
+    targets="distribution",
+    outputs=("log_softmax",),
+)
 
-LOSSES: dict[str, Loss] = {loss.name: loss for loss in
-                           [MSE, MAE, HUBER, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, NEGATIVE_LOG_LIKELIHOOD]}
+LOSSES: dict[str, Loss] = {
+    loss.name: loss for loss in [MSE, MAE, HUBER, BINARY_CROSS_ENTROPY, CROSS_ENTROPY, NEGATIVE_LOG_LIKELIHOOD]
+}
 
 
 def mean_error(loss: Loss, a: np.ndarray, y: np.ndarray) -> float:

@@ -11,8 +11,9 @@ Examples are the rows of every matrix: for a batch of n examples, ``a[k]`` has s
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence, Union
+from typing import Union
 
 import numpy as np
 
@@ -83,14 +84,15 @@ class Network:
         """Has any layer trainable activation parameters?"""
         return any(p is not None for p in self.p)
 
-    def astype(self, dtype: np.dtype | type) -> "Network":
+    def astype(self, dtype: np.dtype | type) -> Network:
         """The same network with every weight, bias and activation parameter rounded to ``dtype``."""
         return Network(
             theta=(None,) + tuple(t.astype(dtype) for t in self.theta[1:]),
             b=(None,) + tuple(b.astype(dtype) for b in self.b[1:]),
             g=self.g,
-            p=tuple(None if p is None else {name: np.asarray(v).astype(dtype) for name, v in p.items()}
-                    for p in self.p),
+            p=tuple(
+                None if p is None else {name: np.asarray(v).astype(dtype) for name, v in p.items()} for p in self.p
+            ),
         )
 
 
@@ -116,8 +118,10 @@ def check_network(network: Network) -> None:
         if t.dtype not in FLOAT_DTYPES or bias.dtype != t.dtype or t.dtype != theta[1].dtype:
             raise ValueError(f"layer {k}: every Θ and b must share one dtype, float32 or float64")
         if not isinstance(g[k], (Activation, ParametricActivation, VectorActivation)):
-            raise ValueError(f"layer {k}: the activation must be an Activation, ParametricActivation or "
-                             f"VectorActivation, not {type(g[k]).__name__}")
+            raise ValueError(
+                f"layer {k}: the activation must be an Activation, ParametricActivation or "
+                f"VectorActivation, not {type(g[k]).__name__}"
+            )
         check_parameters(k, g[k], p[k], t.shape[0], t.dtype)
     output_width(g[-1], theta[-1].shape[0])  # a GLU or maxout output needs a width it can split
 

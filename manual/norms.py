@@ -30,8 +30,9 @@ computational graph (x → μ → x − μ → v → σ → x̂ → z), checked 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import numpy as np
 
@@ -43,8 +44,9 @@ EPS = 1e-5
 
 def _check_rows(layer, a_prev: np.ndarray) -> None:
     if not isinstance(a_prev, np.ndarray) or a_prev.ndim != 2:
-        raise ValueError(f"{type(layer).__name__} takes one row per example, an (n, m) array; "
-                         f"put a Flatten or a Dense before it")
+        raise ValueError(
+            f"{type(layer).__name__} takes one row per example, an (n, m) array; put a Flatten or a Dense before it"
+        )
 
 
 def _check_units(in_shape: tuple) -> int:
@@ -147,8 +149,10 @@ class BatchNorm(LayerNorm):
     def normalized(self, a_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         _check_rows(self, a_prev)
         if a_prev.shape[0] < 2:
-            raise ValueError("BatchNorm in training mode needs at least 2 examples: with one, every x̂ is 0 "
-                             "and its output is β whatever its input")
+            raise ValueError(
+                "BatchNorm in training mode needs at least 2 examples: with one, every x̂ is 0 "
+                "and its output is β whatever its input"
+            )
         return super().normalized(a_prev)
 
     def input_delta_graph(self, delta: np.ndarray, a_prev: np.ndarray, params: Params) -> np.ndarray:

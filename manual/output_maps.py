@@ -39,10 +39,20 @@ def log_softmax_vjp(z, v, xp):
     return v - softmax(z, xp) * xp.sum(v, axis=-1, keepdims=True)
 
 
-SOFTMAX = OutputMap("softmax", softmax, softmax_vjp, mixes="row", formula=
-                    r"a_j = \frac{e^{z_j}}{\sum_k e^{z_k}},\quad (J^\top v)_i = a_i\,(v_i - a\cdot v)")
-LOG_SOFTMAX = OutputMap("log_softmax", log_softmax, log_softmax_vjp, mixes="row", formula=
-                        r"a_j = z_j - \log\sum_k e^{z_k},\quad (J^\top v)_i = v_i - \operatorname{softmax}(z)_i \sum_j v_j")
+SOFTMAX = OutputMap(
+    "softmax",
+    softmax,
+    softmax_vjp,
+    mixes="row",
+    formula=r"a_j = \frac{e^{z_j}}{\sum_k e^{z_k}},\quad (J^\top v)_i = a_i\,(v_i - a\cdot v)",
+)
+LOG_SOFTMAX = OutputMap(
+    "log_softmax",
+    log_softmax,
+    log_softmax_vjp,
+    mixes="row",
+    formula=r"a_j = z_j - \log\sum_k e^{z_k},\quad (J^\top v)_i = v_i - \operatorname{softmax}(z)_i \sum_j v_j",
+)
 
 OUTPUT_MAPS: dict[str, OutputMap] = {m.name: m for m in [SOFTMAX, LOG_SOFTMAX]}
 """The maps that normalise a row (the losses' fused forms pair with them at the output)."""

@@ -90,9 +90,10 @@ class ParametricActivation:
         overrides each parameter's own default shape when given."""
         if units < 1:
             raise ValueError(f"{self.name} needs at least one unit, got units = {units}.")
-        return {q.name: np.full((units,) if (q.per_unit if per_unit is None else per_unit) else (),
-                                q.default, dtype=dtype)
-                for q in self.parameters}
+        return {
+            q.name: np.full((units,) if (q.per_unit if per_unit is None else per_unit) else (), q.default, dtype=dtype)
+            for q in self.parameters
+        }
 
     def bind(self, p: Mapping[str, np.ndarray]) -> Activation:
         """A plain ``Activation`` computing g(·; p) and ∂g/∂z(·; p) for these fixed values."""
@@ -100,10 +101,14 @@ class ParametricActivation:
         if missing:
             raise KeyError(f"{self.name} needs values for {sorted(missing)}")
         fixed = {name: np.array(value) for name, value in p.items()}  # a copy: later edits don't leak in
-        return Activation(f"{self.name}(bound)",
-                          lambda z, xp: self.forward(z, fixed, xp),
-                          lambda z, xp: self.derivative(z, fixed, xp),
-                          formula=self.formula, kinks=self.kinks, kink_convention=self.kink_convention)
+        return Activation(
+            f"{self.name}(bound)",
+            lambda z, xp: self.forward(z, fixed, xp),
+            lambda z, xp: self.derivative(z, fixed, xp),
+            formula=self.formula,
+            kinks=self.kinks,
+            kink_convention=self.kink_convention,
+        )
 
 
 def _value(p: ParameterValues, name: str, z: Array, xp: ModuleType) -> Array:
@@ -116,6 +121,7 @@ def _value(p: ParameterValues, name: str, z: Array, xp: ModuleType) -> Array:
 # ImageNet Classification", 2015, arXiv:1502.01852.  g = z (z ≥ 0), az (z < 0).
 # Kink at z = 0: `where(z >= 0, z, a·z)` takes the z branch at 0 (and at −0.0, since −0.0 ≥ 0),
 # so jax.grad gives ∂g/∂z(0) = 1 (the right slope) and ∂g/∂a(0) = 0.
+
 
 def prelu(z, p, xp):
     return xp.where(z >= 0, z, _value(p, "a", z, xp) * z)
@@ -130,17 +136,28 @@ def prelu_dp(z, p, xp):
 
 
 PRELU = ParametricActivation(
-    "prelu", prelu, prelu_dz, prelu_dp,
-    (Parameter("a", 0.25, 0.0, 1.0, per_unit=True,
-               description="the slope for z < 0; per unit as torch.nn.PReLU(num_parameters=units), "
-                           "shared as num_parameters=1. He et al. initialise it at 0.25. [0, 1] runs "
-                           "from ReLU (a = 0) to the identity (a = 1): g stays monotone and 1-Lipschitz."),),
+    "prelu",
+    prelu,
+    prelu_dz,
+    prelu_dp,
+    (
+        Parameter(
+            "a",
+            0.25,
+            0.0,
+            1.0,
+            per_unit=True,
+            description="the slope for z < 0; per unit as torch.nn.PReLU(num_parameters=units), "
+            "shared as num_parameters=1. He et al. initialise it at 0.25. [0, 1] runs "
+            "from ReLU (a = 0) to the identity (a = 1): g stays monotone and 1-Lipschitz.",
+        ),
+    ),
     formula=r"g(z; a) = z \text{ if } z \ge 0 \text{ else } az,\quad "
-            r"\partial_z g = [z \ge 0] + a[z < 0],\quad \partial_a g = z[z < 0]",
+    r"\partial_z g = [z \ge 0] + a[z < 0],\quad \partial_a g = z[z < 0]",
     kinks=(0.0,),
     kink_convention="∂g/∂z(0) = 1 (the right slope) and ∂g/∂a(0) = 0, as jax.grad of where(z >= 0, z, a·z)",
     paper="He, Zhang, Ren, Sun, 'Delving Deep into Rectifiers: Surpassing Human-Level Performance "
-          "on ImageNet Classification', 2015, arXiv:1502.01852",
+    "on ImageNet Classification', 2015, arXiv:1502.01852",
 )
 
 
@@ -148,6 +165,7 @@ PRELU = ParametricActivation(
 # Ramachandran, Zoph, Le, "Searching for Activation Functions", 2017, arXiv:1710.05941.
 # s = βz, g = zσ(s).  ∂g/∂z = σ(s) + zσ(s)σ(−s)β = σ(s)(1 + sσ(−s));
 # ∂g/∂β = zσ(s)σ(−s)·z = z²σ(s)σ(−s). Smooth: no kinks.
+
 
 def swish_beta(z, p, xp):
     return z * special(xp).expit(_value(p, "beta", z, xp) * z)
@@ -166,13 +184,24 @@ def swish_beta_dp(z, p, xp):
 
 
 SWISH_BETA = ParametricActivation(
-    "swish_beta", swish_beta, swish_beta_dz, swish_beta_dp,
-    (Parameter("beta", 1.0, 0.0, 5.0, per_unit=True,
-               description="the sharpness β; 1 gives SiLU. β ≥ 0 keeps g between the linear z/2 "
-                           "(β = 0) and ReLU (β → ∞); at β = 5, g is within 0.06 of ReLU everywhere, "
-                           "so larger β adds nothing but stiffness."),),
+    "swish_beta",
+    swish_beta,
+    swish_beta_dz,
+    swish_beta_dp,
+    (
+        Parameter(
+            "beta",
+            1.0,
+            0.0,
+            5.0,
+            per_unit=True,
+            description="the sharpness β; 1 gives SiLU. β ≥ 0 keeps g between the linear z/2 "
+            "(β = 0) and ReLU (β → ∞); at β = 5, g is within 0.06 of ReLU everywhere, "
+            "so larger β adds nothing but stiffness.",
+        ),
+    ),
     formula=r"g(z; \beta) = z\,\sigma(\beta z),\quad \partial_z g = \sigma(s)(1 + s\,\sigma(-s)),"
-            r"\quad \partial_\beta g = z^2\sigma(s)\,\sigma(-s),\quad s = \beta z",
+    r"\quad \partial_\beta g = z^2\sigma(s)\,\sigma(-s),\quad s = \beta z",
     paper="Ramachandran, Zoph, Le, 'Searching for Activation Functions', 2017, arXiv:1710.05941",
 )
 
@@ -183,6 +212,7 @@ SWISH_BETA = ParametricActivation(
 # ∂g/∂z = 1 + 2 sin u cos u = 1 + sin 2u;
 # ∂g/∂α = 2 sin u cos u · z/α − sin²u/α² = z sin(2u)/α − sin²(u)/α².  2u doubles the rounded u
 # exactly, so sin 2u sees the very argument the forward's sin u saw. Smooth: no kinks.
+
 
 def snake(z, p, xp):
     alpha = _value(p, "alpha", z, xp)
@@ -202,16 +232,27 @@ def snake_dp(z, p, xp):
 
 
 SNAKE = ParametricActivation(
-    "snake", snake, snake_dz, snake_dp,
-    (Parameter("alpha", 1.0, 0.2, 50.0, per_unit=True,
-               description="the frequency α > 0 (the wiggle's period is π/α). g divides by α, so "
-                           "the range keeps away from 0: α ≥ 0.2 bounds sin²(αz)/α by 5 and the 1/α² "
-                           "in ∂g/∂α by 25. 50 is a generous upper end for markedly periodic data (a "
-                           "period of 0.063). The default 1 is the common initialisation (BigVGAN's)."),),
+    "snake",
+    snake,
+    snake_dz,
+    snake_dp,
+    (
+        Parameter(
+            "alpha",
+            1.0,
+            0.2,
+            50.0,
+            per_unit=True,
+            description="the frequency α > 0 (the wiggle's period is π/α). g divides by α, so "
+            "the range keeps away from 0: α ≥ 0.2 bounds sin²(αz)/α by 5 and the 1/α² "
+            "in ∂g/∂α by 25. 50 is a generous upper end for markedly periodic data (a "
+            "period of 0.063). The default 1 is the common initialisation (BigVGAN's).",
+        ),
+    ),
     formula=r"g(z; \alpha) = z + \frac{\sin^2(\alpha z)}{\alpha},\quad \partial_z g = 1 + \sin 2\alpha z,"
-            r"\quad \partial_\alpha g = \frac{z\sin 2\alpha z}{\alpha} - \frac{\sin^2 \alpha z}{\alpha^2}",
+    r"\quad \partial_\alpha g = \frac{z\sin 2\alpha z}{\alpha} - \frac{\sin^2 \alpha z}{\alpha^2}",
     paper="Liu Ziyin, Hartwig, Ueda, 'Neural Networks Fail to Learn Periodic Functions and How to "
-          "Fix It', NeurIPS 2020, arXiv:2006.08195",
+    "Fix It', NeurIPS 2020, arXiv:2006.08195",
 )
 
 
@@ -222,6 +263,7 @@ SNAKE = ParametricActivation(
 # ∂g/∂p₁ = zσ(s) + dzσ(s)σ(−s)·βz     = zσ(s)(1 + sσ(−s))           (∂d/∂p₁ = 1, ∂s/∂p₁ = βz)
 # ∂g/∂p₂ = z − ∂g/∂p₁ = z(σ(−s) − sσ(s)σ(−s)) = zσ(−s)(1 − sσ(s))   (1 − σ(s) = σ(−s): no cancellation)
 # ∂g/∂β  = dzσ(s)σ(−s)·dz             = (dz)²σ(s)σ(−s).  Smooth: no kinks.
+
 
 def _acon_parts(z, p, xp):
     d = _value(p, "p1", z, xp) - _value(p, "p2", z, xp)
@@ -243,29 +285,53 @@ def acon_c_dp(z, p, xp):
     d, s = _acon_parts(z, p, xp)
     expit = special(xp).expit
     dz = d * z
-    return {"p1": z * expit(s) * (1 + s * expit(-s)),
-            "p2": z * expit(-s) * (1 - s * expit(s)),
-            "beta": dz * dz * expit(s) * expit(-s)}
+    return {
+        "p1": z * expit(s) * (1 + s * expit(-s)),
+        "p2": z * expit(-s) * (1 - s * expit(s)),
+        "beta": dz * dz * expit(s) * expit(-s),
+    }
 
 
 ACON_C = ParametricActivation(
-    "acon_c", acon_c, acon_c_dz, acon_c_dp,
-    (Parameter("p1", 1.0, -2.0, 2.0, per_unit=True,
-               description="the slope g approaches where βdz → +∞ (g → max(p₁z, p₂z) as β → ∞)"),
-     Parameter("p2", 0.0, -2.0, 2.0, per_unit=True,
-               description="the slope g approaches where βdz → −∞. p₁ = 1, p₂ = 0 is the paper's "
-                           "ACON-A, i.e. Swish; the official code draws p₁, p₂ from N(0, 1), and "
-                           "[−2, 2] holds 95% of those draws"),
-     Parameter("beta", 1.0, 0.0, 5.0, per_unit=True,
-               description="the switching factor: β = 0 is linear (the mean of the two slopes), "
-                           "β → ∞ the maximum; 1 as in the official code. β ≥ 0, as for swish_beta")),
+    "acon_c",
+    acon_c,
+    acon_c_dz,
+    acon_c_dp,
+    (
+        Parameter(
+            "p1",
+            1.0,
+            -2.0,
+            2.0,
+            per_unit=True,
+            description="the slope g approaches where βdz → +∞ (g → max(p₁z, p₂z) as β → ∞)",
+        ),
+        Parameter(
+            "p2",
+            0.0,
+            -2.0,
+            2.0,
+            per_unit=True,
+            description="the slope g approaches where βdz → −∞. p₁ = 1, p₂ = 0 is the paper's "
+            "ACON-A, i.e. Swish; the official code draws p₁, p₂ from N(0, 1), and "
+            "[−2, 2] holds 95% of those draws",
+        ),
+        Parameter(
+            "beta",
+            1.0,
+            0.0,
+            5.0,
+            per_unit=True,
+            description="the switching factor: β = 0 is linear (the mean of the two slopes), "
+            "β → ∞ the maximum; 1 as in the official code. β ≥ 0, as for swish_beta",
+        ),
+    ),
     formula=r"g = (p_1 - p_2)z\,\sigma(s) + p_2 z,\ s = \beta(p_1 - p_2)z,\quad "
-            r"\partial_z g = (p_1 - p_2)\sigma(s)(1 + s\sigma(-s)) + p_2,\quad "
-            r"\partial_{p_1} g = z\sigma(s)(1 + s\sigma(-s)),\quad "
-            r"\partial_{p_2} g = z\sigma(-s)(1 - s\sigma(s)),\quad "
-            r"\partial_\beta g = ((p_1 - p_2)z)^2\sigma(s)\sigma(-s)",
-    paper="Ma, Zhang, Liu, Zhang, Sun, 'Activate or Not: Learning Customized Activation', CVPR 2021, "
-          "arXiv:2009.04759",
+    r"\partial_z g = (p_1 - p_2)\sigma(s)(1 + s\sigma(-s)) + p_2,\quad "
+    r"\partial_{p_1} g = z\sigma(s)(1 + s\sigma(-s)),\quad "
+    r"\partial_{p_2} g = z\sigma(-s)(1 - s\sigma(s)),\quad "
+    r"\partial_\beta g = ((p_1 - p_2)z)^2\sigma(s)\sigma(-s)",
+    paper="Ma, Zhang, Liu, Zhang, Sun, 'Activate or Not: Learning Customized Activation', CVPR 2021, arXiv:2009.04759",
 )
 
 
@@ -293,9 +359,16 @@ PAU_DENOMINATOR = ("b1", "b2", "b3", "b4")
 # (github.com/ml-research/pau): within 0.04 of leaky ReLU with slope 0.01 on [−3, 3] (checked in
 # the tests). Far out it is no ReLU: g → (a₅/|b₄|)z ≈ 0.505z as |z| → ∞, on both sides.
 PAU_LEAKY_RELU = {
-    "a0": 3.35583603e-02, "a1": 5.05000375e-01, "a2": 1.65343934e+00,
-    "a3": 2.01001052e+00, "a4": 9.31901999e-01, "a5": 1.52424124e-01,
-    "b1": 3.30847488e-06, "b2": 3.98021568e+00, "b3": 5.12471206e-07, "b4": 3.01830109e-01,
+    "a0": 3.35583603e-02,
+    "a1": 5.05000375e-01,
+    "a2": 1.65343934e00,
+    "a3": 2.01001052e00,
+    "a4": 9.31901999e-01,
+    "a5": 1.52424124e-01,
+    "b1": 3.30847488e-06,
+    "b2": 3.98021568e00,
+    "b3": 5.12471206e-07,
+    "b4": 3.01830109e-01,
 }
 
 
@@ -327,8 +400,8 @@ def pau(z, p, xp):
 
 def pau_dz(z, p, xp):
     a, b, r, numerator, denominator = _pau_parts(z, p, xp)
-    dp = _horner([j * a[j] for j in range(1, 6)], z)                           # P′
-    dq = xp.sign(z) * _horner([k * b[k - 1] for k in range(1, 5)], r)        # Q′
+    dp = _horner([j * a[j] for j in range(1, 6)], z)  # P′
+    dq = xp.sign(z) * _horner([k * b[k - 1] for k in range(1, 5)], r)  # Q′
     return (dp - numerator / denominator * dq) / denominator
 
 
@@ -347,23 +420,37 @@ def pau_dp(z, p, xp):
 
 
 PAU = ParametricActivation(
-    "pau", pau, pau_dz, pau_dp,
-    tuple(Parameter(name, PAU_LEAKY_RELU[name], -5.0, 5.0, per_unit=False,
-                    description=(f"the coefficient of z^{name[1]} in P" if name[0] == "a" else
-                                 f"the coefficient of |z|^{name[1]} in Q, entering as its absolute value")
-                    + "; one scalar shared by the layer, as in the paper. [−5, 5] holds the leaky-ReLU "
-                      "initialisation (largest: b2 ≈ 3.98) with room; Q ≥ 1 whatever the values, so "
-                      "the range is about scale, not safety")
-          for name in PAU_NUMERATOR + PAU_DENOMINATOR),
+    "pau",
+    pau,
+    pau_dz,
+    pau_dp,
+    tuple(
+        Parameter(
+            name,
+            PAU_LEAKY_RELU[name],
+            -5.0,
+            5.0,
+            per_unit=False,
+            description=(
+                f"the coefficient of z^{name[1]} in P"
+                if name[0] == "a"
+                else f"the coefficient of |z|^{name[1]} in Q, entering as its absolute value"
+            )
+            + "; one scalar shared by the layer, as in the paper. [−5, 5] holds the leaky-ReLU "
+            "initialisation (largest: b2 ≈ 3.98) with room; Q ≥ 1 whatever the values, so "
+            "the range is about scale, not safety",
+        )
+        for name in PAU_NUMERATOR + PAU_DENOMINATOR
+    ),
     formula=r"g = \frac{P(z)}{Q(z)},\ P = \sum_{j=0}^{5} a_j z^j,\ Q = 1 + \sum_{k=1}^{4} |b_k||z|^k,\quad "
-            r"\partial_z g = \frac{P' - gQ'}{Q},\ Q' = \operatorname{sign}(z)\sum_k k|b_k||z|^{k-1},\quad "
-            r"\partial_{a_j} g = \frac{z^j}{Q},\quad \partial_{b_k} g = -\frac{g\operatorname{sign}(b_k)|z|^k}{Q}",
+    r"\partial_z g = \frac{P' - gQ'}{Q},\ Q' = \operatorname{sign}(z)\sum_k k|b_k||z|^{k-1},\quad "
+    r"\partial_{a_j} g = \frac{z^j}{Q},\quad \partial_{b_k} g = -\frac{g\operatorname{sign}(b_k)|z|^k}{Q}",
     kinks=(0.0,),
     kink_convention="|z| has derivative sign(z), 0 at z = 0, so ∂g/∂z(0) = a₁, the mean of the slopes "
-                    "a₁ ∓ a₀|b₁|; likewise ∂g/∂bₖ = 0 at bₖ = 0. The forward writes |x| as x·sign(x) so "
-                    "that jax.grad gives exactly this (jnp.abs would give +1 at 0)",
+    "a₁ ∓ a₀|b₁|; likewise ∂g/∂bₖ = 0 at bₖ = 0. The forward writes |x| as x·sign(x) so "
+    "that jax.grad gives exactly this (jnp.abs would give +1 at 0)",
     paper="Molina, Schramowski, Kersting, 'Padé Activation Units: End-to-end Learning of Flexible "
-          "Activation Functions in Deep Networks', ICLR 2020, arXiv:1907.06732",
+    "Activation Functions in Deep Networks', ICLR 2020, arXiv:1907.06732",
 )
 
 

@@ -41,14 +41,20 @@ def output_size(size: int, window: int, stride: int, padding: int) -> int:
 
 
 def _check_pair(name: str, value: Pair, minimum: int) -> None:
-    if (not isinstance(value, tuple) or len(value) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)):
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in value)
+    ):
         raise ValueError(f"{name} must be a pair of integers of at least {minimum}, got {value!r}")
 
 
 def _check_shape(in_shape: Shape) -> None:
-    if (not isinstance(in_shape, tuple) or len(in_shape) != 3
-            or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in in_shape)):
+    if (
+        not isinstance(in_shape, tuple)
+        or len(in_shape) != 3
+        or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in in_shape)
+    ):
         raise ValueError(f"in_shape must be (C, H, W), three positive integers, got {in_shape!r}")
 
 
@@ -94,8 +100,10 @@ class _Pool2D:
         _check_pair("stride", self.stride, 1)
         _check_pair("padding", self.padding, 0)
         if any(p >= w for p, w in zip(self.padding, self.window)):
-            raise ValueError(f"padding {self.padding} must be smaller than the window {self.window} on both axes, "
-                             f"so that every window holds at least one input")
+            raise ValueError(
+                f"padding {self.padding} must be smaller than the window {self.window} on both axes, "
+                f"so that every window holds at least one input"
+            )
 
     def out_shape(self, in_shape: Shape) -> Shape:
         """(C, H, W) → (C, ⌊(H + 2ph − wh)/sh⌋ + 1, ⌊(W + 2pw − ww)/sw⌋ + 1)."""
@@ -103,8 +111,10 @@ class _Pool2D:
         C, H, W = in_shape
         (wh, ww), (ph, pw) = self.window, self.padding
         if H + 2 * ph < wh or W + 2 * pw < ww:
-            raise ValueError(f"the window {self.window} does not fit in the padded image "
-                             f"{(H + 2 * ph, W + 2 * pw)} of an input {(H, W)} with padding {self.padding}")
+            raise ValueError(
+                f"the window {self.window} does not fit in the padded image "
+                f"{(H + 2 * ph, W + 2 * pw)} of an input {(H, W)} with padding {self.padding}"
+            )
         return (C, *(output_size(*axis) for axis in zip((H, W), self.window, self.stride, self.padding)))
 
     def init(self, rng: np.random.Generator, in_shape: Shape, dtype: np.dtype | type = np.float64) -> Params:
@@ -151,7 +161,7 @@ class _Pool2D:
     def _crop(self, total: np.ndarray, in_shape: tuple) -> np.ndarray:
         """The inputs of an array of ã's shape: the padding cut off."""
         (ph, pw), (H, W) = self.padding, in_shape[-2:]
-        return total[:, :, ph:ph + H, pw:pw + W]
+        return total[:, :, ph : ph + H, pw : pw + W]
 
     def _empty_output(self, a_prev: np.ndarray) -> np.ndarray:
         return np.empty(_check_input(self, a_prev), a_prev.dtype)
@@ -217,7 +227,7 @@ class MaxPool2D(_Pool2D):
             y, x = self._first_maximum(padded[t, c], i, j)
             grad[t, c, y, x] += delta[t, c, i, j]  # (2)
         (ph, pw), (H, W) = self.padding, a_prev.shape[2:]
-        return grad[:, :, ph:ph + H, pw:pw + W]
+        return grad[:, :, ph : ph + H, pw : pw + W]
 
     def _first_maximum(self, image: np.ndarray, i: int, j: int) -> tuple[int, int]:
         """Where in the padded ``image`` window (i, j) has its first maximum in row-major order:
@@ -290,7 +300,7 @@ class AvgPool2D(_Pool2D):
             for r in range(wh):
                 for q in range(ww):
                     grad[t, c, i * sh + r, j * sw + q] += share  # (2)
-        return grad[:, :, ph:ph + H, pw:pw + W]
+        return grad[:, :, ph : ph + H, pw : pw + W]
 
 
 @dataclass(frozen=True)

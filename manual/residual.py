@@ -14,8 +14,8 @@ and equation (3) is the dense layer's, with δ ⊙ g′(u) as its δ:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 
@@ -39,16 +39,20 @@ class Residual:
 
     def out_shape(self, in_shape: tuple) -> tuple:
         if tuple(in_shape) != (self.units,):
-            raise ValueError(f"a residual block of {self.units} units takes rows of {self.units} units, "
-                             f"not {tuple(in_shape)}: the skip path adds its input to its output")
+            raise ValueError(
+                f"a residual block of {self.units} units takes rows of {self.units} units, "
+                f"not {tuple(in_shape)}: the skip path adds its input to its output"
+            )
         return (self.units,)
 
     def init(self, rng: np.random.Generator, in_shape: tuple, dtype: np.dtype | type = np.float64) -> dict:
         """Θ ~ N(0, 1/m) and b ~ N(0, 1/m)."""
         self.out_shape(in_shape)
         std = 1 / np.sqrt(self.units)
-        return {"theta": (std * rng.standard_normal((self.units, self.units))).astype(dtype),
-                "b": (std * rng.standard_normal(self.units)).astype(dtype)}
+        return {
+            "theta": (std * rng.standard_normal((self.units, self.units))).astype(dtype),
+            "b": (std * rng.standard_normal(self.units)).astype(dtype),
+        }
 
     def inner(self, a_prev: np.ndarray, params: Params) -> np.ndarray:
         """u = Θa + b for every row."""

@@ -77,6 +77,7 @@ def _check_width(name: str, units: int, group: int) -> None:
 
 # --- gated linear units ---------------------------------------------------------------------
 
+
 def _halves(z: Array, name: str) -> tuple[Array, Array]:
     """[u, s]: the first half (the value) and the second (through the gate)."""
     _check_width(name, z.shape[-1], 2)
@@ -96,32 +97,47 @@ def _gated(name: str, gate: Activation, formula: str, paper: str, **conventions)
         u, s = _halves(z, name)
         return xp.concatenate([v * gate.forward(s, xp), v * u * gate.derivative(s, xp)], axis=-1)
 
-    return VectorActivation(name, forward, vjp, group=2, shrink=2, formula=formula, paper=paper,
-                            mixes="halves", **conventions)
+    return VectorActivation(
+        name, forward, vjp, group=2, shrink=2, formula=formula, paper=paper, mixes="halves", **conventions
+    )
 
 
-_DAUPHIN = ("Dauphin, Fan, Auli, Grangier, 'Language Modeling with Gated Convolutional Networks', "
-            "ICML 2017, arXiv:1612.08083")
+_DAUPHIN = (
+    "Dauphin, Fan, Auli, Grangier, 'Language Modeling with Gated Convolutional Networks', ICML 2017, arXiv:1612.08083"
+)
 _SHAZEER = "Shazeer, 'GLU Variants Improve Transformer', 2020, arXiv:2002.05202"
 _SPLIT = r"z = [u, s],\ a = u \odot "
 
-GLU = _gated("glu", CATALOGUE["sigmoid"],
-             _SPLIT + r"\sigma(s),\quad J^\top v = [v \odot \sigma(s),\ v \odot u \odot \sigma(s)\sigma(-s)]",
-             _DAUPHIN)
-REGLU = _gated("reglu", CATALOGUE["relu"],
-               _SPLIT + r"\max(s, 0),\quad J^\top v = [v \odot \max(s, 0),\ v \odot u \odot [s > 0]]",
-               _SHAZEER, kinks=(0.0,),
-               kink_convention="relu′(0) = 0 in the gate half (jax.nn.relu's convention): at s = 0 the "
-                               "gate's cotangent is 0")
-GEGLU = _gated("geglu", CATALOGUE["gelu"],
-               _SPLIT + r"s\,\Phi(s),\quad J^\top v = [v \odot s\Phi(s),\ v \odot u \odot (\Phi(s) + s\varphi(s))]",
-               _SHAZEER + " (GELU in its exact erf form, as jax.nn.gelu(approximate=False))")
-SWIGLU = _gated("swiglu", CATALOGUE["silu"],
-                _SPLIT + r"s\,\sigma(s),\quad J^\top v = [v \odot s\sigma(s),\ v \odot u \odot \sigma(s)(1 + s\sigma(-s))]",
-                _SHAZEER)
+GLU = _gated(
+    "glu",
+    CATALOGUE["sigmoid"],
+    _SPLIT + r"\sigma(s),\quad J^\top v = [v \odot \sigma(s),\ v \odot u \odot \sigma(s)\sigma(-s)]",
+    _DAUPHIN,
+)
+REGLU = _gated(
+    "reglu",
+    CATALOGUE["relu"],
+    _SPLIT + r"\max(s, 0),\quad J^\top v = [v \odot \max(s, 0),\ v \odot u \odot [s > 0]]",
+    _SHAZEER,
+    kinks=(0.0,),
+    kink_convention="relu′(0) = 0 in the gate half (jax.nn.relu's convention): at s = 0 the gate's cotangent is 0",
+)
+GEGLU = _gated(
+    "geglu",
+    CATALOGUE["gelu"],
+    _SPLIT + r"s\,\Phi(s),\quad J^\top v = [v \odot s\Phi(s),\ v \odot u \odot (\Phi(s) + s\varphi(s))]",
+    _SHAZEER + " (GELU in its exact erf form, as jax.nn.gelu(approximate=False))",
+)
+SWIGLU = _gated(
+    "swiglu",
+    CATALOGUE["silu"],
+    _SPLIT + r"s\,\sigma(s),\quad J^\top v = [v \odot s\sigma(s),\ v \odot u \odot \sigma(s)(1 + s\sigma(-s))]",
+    _SHAZEER,
+)
 
 
 # --- maxout -----------------------------------------------------------------------------------
+
 
 def _groups(z: Array, k: int, name: str, xp: ModuleType) -> Array:
     """z reshaped to (…, m/k, k): group i holds units ik … ik + k − 1."""
@@ -146,20 +162,24 @@ def maxout(k: int) -> VectorActivation:
         return xp.reshape(is_max * share, z.shape)
 
     return VectorActivation(
-        name, forward, vjp, group=k, shrink=k, mixes="groups",
+        name,
+        forward,
+        vjp,
+        group=k,
+        shrink=k,
+        mixes="groups",
         formula=rf"a_i = \max_{{0 \le j < {k}}} z_{{{k}i + j}},\quad "
-                r"(J^\top v)_{ki + j} = v_i\,[z_{ki + j} = a_i] / \#\{j' : z_{ki + j'} = a_i\}",
+        r"(J^\top v)_{ki + j} = v_i\,[z_{ki + j} = a_i] / \#\{j' : z_{ki + j'} = a_i\}",
         kink_convention="ties within a group (the kinks of max): the cotangent is split equally among "
-                        "the tied maxima, as jax.grad of jnp.max does",
-        paper="Goodfellow, Warde-Farley, Mirza, Courville, Bengio, 'Maxout Networks', ICML 2013, "
-              "arXiv:1302.4389")
+        "the tied maxima, as jax.grad of jnp.max does",
+        paper="Goodfellow, Warde-Farley, Mirza, Courville, Bengio, 'Maxout Networks', ICML 2013, arXiv:1302.4389",
+    )
 
 
 MAXOUT2 = maxout(2)
 MAXOUT3 = maxout(3)
 
-VECTOR_ACTIVATIONS: dict[str, VectorActivation] = {
-    g.name: g for g in [GLU, REGLU, GEGLU, SWIGLU, MAXOUT2, MAXOUT3]}
+VECTOR_ACTIVATIONS: dict[str, VectorActivation] = {g.name: g for g in [GLU, REGLU, GEGLU, SWIGLU, MAXOUT2, MAXOUT3]}
 
 
 def vector_activation(name: str) -> VectorActivation:

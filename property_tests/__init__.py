@@ -26,15 +26,48 @@ import sys
 from types import ModuleType
 
 MOVED = {
-    **{name: f"library.{name}" for name in (
-        "strategies", "conv_strategies", "layer_strategies", "tolerances", "compare", "layer_compare",
-        "layer_bounds", "conventions", "properties", "profiles")},
-    **{name: f"checkers.{name}" for name in (
-        "activation_check", "loss_check", "kinds_check", "layer_check", "second_look", "loading",
-        "verify", "verify_layers")},
-    **{name: f"banks.{name}" for name in (
-        "activation_bank", "kinds_bank", "layer_bank", "loss_bank", "fuzz", "broken", "controls",
-        "layer_controls", "mutants")},
+    **{
+        name: f"library.{name}"
+        for name in (
+            "strategies",
+            "conv_strategies",
+            "layer_strategies",
+            "tolerances",
+            "compare",
+            "layer_compare",
+            "layer_bounds",
+            "conventions",
+            "properties",
+            "profiles",
+        )
+    },
+    **{
+        name: f"checkers.{name}"
+        for name in (
+            "activation_check",
+            "loss_check",
+            "kinds_check",
+            "layer_check",
+            "second_look",
+            "loading",
+            "verify",
+            "verify_layers",
+        )
+    },
+    **{
+        name: f"banks.{name}"
+        for name in (
+            "activation_bank",
+            "kinds_bank",
+            "layer_bank",
+            "loss_bank",
+            "fuzz",
+            "broken",
+            "controls",
+            "layer_controls",
+            "mutants",
+        )
+    },
     "cli": "command.cli",
     "teaching_conv": "teaching.conv",
 }

@@ -13,16 +13,24 @@ import numpy as np
 Pair = tuple[int, int]
 
 
-def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: Pair = (1, 1), padding: Pair = (0, 0),
-           dilation: Pair = (1, 1)) -> np.ndarray:
+def conv2d(
+    x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: Pair = (1, 1), padding: Pair = (0, 0), dilation: Pair = (1, 1)
+) -> np.ndarray:
     """z = W ⋆ x + b: x (n, C_in, H, W) padded by ``padding`` zeros on both sides, kernels
     W (C_out, C_in, kh, kw) with taps ``dilation`` apart, moved ``stride`` at a time; in float64."""
     with jax.enable_x64(True):
         return np.asarray(_conv2d(*_float64(x, W, b), *_static(stride, padding, dilation)))
 
 
-def conv2d_vjp(x: np.ndarray, W: np.ndarray, b: np.ndarray, delta: np.ndarray, stride: Pair = (1, 1),
-               padding: Pair = (0, 0), dilation: Pair = (1, 1)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conv2d_vjp(
+    x: np.ndarray,
+    W: np.ndarray,
+    b: np.ndarray,
+    delta: np.ndarray,
+    stride: Pair = (1, 1),
+    padding: Pair = (0, 0),
+    dilation: Pair = (1, 1),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(∂/∂x, ∂/∂W, ∂/∂b) of Σ z·δ, z = ``conv2d(x, W, b, …)``, from ``jax.vjp`` in float64.
     Summed over the examples, not averaged: with δ = ∂Eₜ/∂z per example, ∂/∂x is ∂Eₜ/∂x per
     example and ∂/∂W, ∂/∂b are n times the batch gradients of E = (1/n) Σₜ Eₜ."""
@@ -32,9 +40,15 @@ def conv2d_vjp(x: np.ndarray, W: np.ndarray, b: np.ndarray, delta: np.ndarray, s
 
 
 def _z(x, W, b, stride, padding, dilation):
-    z = jax.lax.conv_general_dilated(x, W, window_strides=stride, padding=[(p, p) for p in padding],
-                                     rhs_dilation=dilation, dimension_numbers=("NCHW", "OIHW", "NCHW"),
-                                     precision=jax.lax.Precision.HIGHEST)
+    z = jax.lax.conv_general_dilated(
+        x,
+        W,
+        window_strides=stride,
+        padding=[(p, p) for p in padding],
+        rhs_dilation=dilation,
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        precision=jax.lax.Precision.HIGHEST,
+    )
     return z + b[None, :, None, None]
 
 

@@ -180,13 +180,21 @@ def check_fits(net: LayerNetwork, n: int, loss: Loss, template: Template) -> Pla
         pool.append(k + 1 if has_pool else None)
         k += 1 + has_pool
     flatten, dense = k, tuple(range(k + 1, len(kinds) + 1))
-    if (not conv or flatten > len(kinds) or kinds[flatten - 1] != "flatten" or not 1 <= len(dense) <= 2
-            or any(kinds[j - 1] != "dense" for j in dense)):
-        raise ValueError(f"the template holds convolution blocks (each maybe followed by one pooling), flatten "
-                         f"and one or two dense layers, in that order, not {' · '.join(kinds)}")
+    if (
+        not conv
+        or flatten > len(kinds)
+        or kinds[flatten - 1] != "flatten"
+        or not 1 <= len(dense) <= 2
+        or any(kinds[j - 1] != "dense" for j in dense)
+    ):
+        raise ValueError(
+            f"the template holds convolution blocks (each maybe followed by one pooling), flatten "
+            f"and one or two dense layers, in that order, not {' · '.join(kinds)}"
+        )
     if len(conv) > template.blocks:
-        raise ValueError(f"the template holds at most {template.blocks} convolution blocks, "
-                         f"but this network has {len(conv)}")
+        raise ValueError(
+            f"the template holds at most {template.blocks} convolution blocks, but this network has {len(conv)}"
+        )
     empty = (None,) * (template.blocks - len(conv))
     p = Plan(tuple(conv) + empty, tuple(pool) + empty, flatten, dense, net.shapes)
     if not 1 <= n <= template.batch:
@@ -196,16 +204,21 @@ def check_fits(net: LayerNetwork, n: int, loss: Loss, template: Template) -> Pla
         if c > template.channels:
             raise ValueError(f"{where} has {c} channels, more than the template's {template.channels}")
         if max(h, w) > template.side:
-            raise ValueError(f"{where} is {h} × {w}, larger than the template's canvas of "
-                             f"{template.side} × {template.side}")
+            raise ValueError(
+                f"{where} is {h} × {w}, larger than the template's canvas of {template.side} × {template.side}"
+            )
     for k in conv:
         if max(net.layers[k].kernel) > template.kernel:
-            raise ValueError(f"layer {k}'s kernel {net.layers[k].kernel} is larger than the template's "
-                             f"{template.kernel} × {template.kernel}")
+            raise ValueError(
+                f"layer {k}'s kernel {net.layers[k].kernel} is larger than the template's "
+                f"{template.kernel} × {template.kernel}"
+            )
     for k in pool:
         if k is not None and max(net.layers[k].window) > template.window:
-            raise ValueError(f"layer {k}'s window {net.layers[k].window} is larger than the template's "
-                             f"{template.window} × {template.window}")
+            raise ValueError(
+                f"layer {k}'s window {net.layers[k].window} is larger than the template's "
+                f"{template.window} × {template.window}"
+            )
     for k in dense:
         if p.shapes[k][0] > template.units:
             raise ValueError(f"layer {k} has {p.shapes[k][0]} units, more than the template's {template.units}")
@@ -216,8 +229,10 @@ def check_fits(net: LayerNetwork, n: int, loss: Loss, template: Template) -> Pla
     if g_out is not None and g_out not in BRANCH:
         raise ValueError(f"the output activation {g_out!r} is neither softmax nor one of the catalogue's")
     if loss not in LOSSES or (loss is CROSS_ENTROPY and not loss.fuses(g_out)):
-        raise ValueError(f"the template takes the mean squared error, or cross-entropy after softmax, "
-                         f"not {loss.name} after {getattr(g_out, 'name', 'no activation')}")
+        raise ValueError(
+            f"the template takes the mean squared error, or cross-entropy after softmax, "
+            f"not {loss.name} after {getattr(g_out, 'name', 'no activation')}"
+        )
     return p
 
 
@@ -239,8 +254,9 @@ def _placed(net: LayerNetwork, n: int, loss: Loss, template: Template | None) ->
 # --- the padding, on the host (NumPy) ------------------------------------------------------
 
 
-def tap_rows(size: int, out: int, taps: int, stride: int, padding: int, dilation: int,
-             template_taps: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+def tap_rows(
+    size: int, out: int, taps: int, stride: int, padding: int, dilation: int, template_taps: int, side: int
+) -> tuple[np.ndarray, np.ndarray]:
     """On one axis: ``rows[i, u]`` = s·i + d·u − p, the input row that output row i reads with
     tap u, for i < ``out`` and u < ``taps`` when it lies inside the image (0 ≤ · < ``size``);
     otherwise −1, no row: the plain program's zero padding, a tap the layer does not have, an
@@ -261,8 +277,9 @@ def selection(rows: np.ndarray, side: int) -> np.ndarray:
 
 
 @cache
-def _picking(rows_of, size: int, out: int, taps: int, stride: int, padding: int, dilation: int,
-             template_taps: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+def _picking(
+    rows_of, size: int, out: int, taps: int, stride: int, padding: int, dilation: int, template_taps: int, side: int
+) -> tuple[np.ndarray, np.ndarray]:
     """``selection`` of ``rows_of(…)`` (``tap_rows``) and its ``valid``, read-only, computed once
     per setting: few settings recur across many networks. ``rows_of`` is part of the key, so
     that a ``tap_rows`` swapped for a wrong one (a negative control) is never served the right
@@ -310,8 +327,13 @@ def _conv_stage(net: LayerNetwork, k: int | None, image: tuple, out: tuple, temp
         g = net.g[k] or IDENTITY
     rows, _ = _picking(tap_rows, image[1], out[1], kernel[0], stride[0], padding[0], dilation[0], K, S)
     cols, _ = _picking(tap_rows, image[2], out[2], kernel[1], stride[1], padding[1], dilation[1], K, S)
-    data = {"rows": rows, "cols": cols, "shape": np.asarray(out, np.int32),
-            "g": np.int32(BRANCH[g]), "present": np.bool_(k is not None)}
+    data = {
+        "rows": rows,
+        "cols": cols,
+        "shape": np.asarray(out, np.int32),
+        "g": np.int32(BRANCH[g]),
+        "present": np.bool_(k is not None),
+    }
     return {"W": W, "b": bias}, data
 
 
@@ -326,9 +348,16 @@ def _pool_stage(net: LayerNetwork, k: int | None, image: tuple, out: tuple, temp
         window, stride, padding, is_max = layer.window, layer.stride, layer.padding, kind_of(layer) == "max_pool"
     rows, row_valid = _picking(tap_rows, image[1], out[1], window[0], stride[0], padding[0], 1, P, S)
     cols, col_valid = _picking(tap_rows, image[2], out[2], window[1], stride[1], padding[1], 1, P, S)
-    return {"rows": rows, "cols": cols, "row_valid": row_valid, "col_valid": col_valid,
-            "is_max": np.bool_(is_max), "divisor": np.float64(window[0] * window[1]),
-            "shape": np.asarray(out, np.int32), "present": np.bool_(k is not None)}
+    return {
+        "rows": rows,
+        "cols": cols,
+        "row_valid": row_valid,
+        "col_valid": col_valid,
+        "is_max": np.bool_(is_max),
+        "divisor": np.float64(window[0] * window[1]),
+        "shape": np.asarray(out, np.int32),
+        "present": np.bool_(k is not None),
+    }
 
 
 def _dense_stage(net: LayerNetwork, k: int | None, width: int, image: tuple | None, template: Template):
@@ -351,8 +380,9 @@ def _dense_stage(net: LayerNetwork, k: int | None, width: int, image: tuple | No
     return {"theta": theta, "b": bias}, {"units": np.int32(units), "g": np.int32(BRANCH[g])}
 
 
-def pad_case(net: LayerNetwork, x: np.ndarray, y: np.ndarray, loss: Loss, template: Template,
-             p: Plan | None = None) -> tuple[dict, dict]:
+def pad_case(
+    net: LayerNetwork, x: np.ndarray, y: np.ndarray, loss: Loss, template: Template, p: Plan | None = None
+) -> tuple[dict, dict]:
     """(parameters, data) of one network laid into ``template``, as NumPy arrays."""
     p = p or check_fits(net, x.shape[0], loss, template)
     n, S, N = x.shape[0], template.side, template.batch
@@ -361,8 +391,16 @@ def pad_case(net: LayerNetwork, x: np.ndarray, y: np.ndarray, loss: Loss, templa
     y_pad = np.zeros((N, template.units))
     y_pad[:n, : y.shape[1]] = y
     params = {"conv": [], "dense": []}
-    data = {"x": x_pad, "y": y_pad, "conv": [], "pool": [], "dense": [], "n": np.int32(n),
-            "last": np.int32(len(p.dense) - 1), "loss": np.int32(LOSSES.index(loss))}
+    data = {
+        "x": x_pad,
+        "y": y_pad,
+        "conv": [],
+        "pool": [],
+        "dense": [],
+        "n": np.int32(n),
+        "last": np.int32(len(p.dense) - 1),
+        "loss": np.int32(LOSSES.index(loss)),
+    }
     image = p.shapes[0]
     for k_conv, k_pool in zip(p.conv, p.pool):
         convolved = image if k_conv is None else p.shapes[k_conv]
@@ -467,30 +505,35 @@ def _error(params, offsets, data):
         z_all["dense"].append(z)
         a_all["dense"].append(a)
     z_out = jnp.where(data["last"] == 1, z_all["dense"][1], z_all["dense"][0])  # the output layer's z
-    per_example = jax.lax.switch(data["loss"], [_mean_squared_error, _cross_entropy_after_softmax],
-                                 a, z_out, data["y"])
+    per_example = jax.lax.switch(data["loss"], [_mean_squared_error, _cross_entropy_after_softmax], a, z_out, data["y"])
     return jnp.sum(jnp.where(examples[:, 0] < n, per_example, 0.0)) / n, (z_all, a_all)
 
 
 def _offsets(params, data):
     """Zeros shaped as every stage's z: ∂E/∂offset = ∂E/∂z."""
     canvas, blocks = jnp.zeros_like(data["x"]), len(data["conv"])
-    return {"conv": [canvas] * blocks, "pool": [canvas] * blocks, "flatten": canvas,
-            "dense": [jnp.zeros_like(data["y"]) for _ in params["dense"]]}
+    return {
+        "conv": [canvas] * blocks,
+        "pool": [canvas] * blocks,
+        "flatten": canvas,
+        "dense": [jnp.zeros_like(data["y"]) for _ in params["dense"]],
+    }
 
 
 def _program(params, data):
     """One network: E, ∂E/∂(parameters), ∂E/∂(every stage's z), every z and a."""
     (error, (z, a)), (d_params, d_offsets) = jax.value_and_grad(_error, argnums=(0, 1), has_aux=True)(
-        params, _offsets(params, data), data)
+        params, _offsets(params, data), data
+    )
     return error, d_params, d_offsets, z, a
 
 
 def _program_or_skip(params, data, real):
     """``_program``, or zeros of its shapes for a copy that only fills a chunk."""
     shapes = jax.eval_shape(_program, params, data)
-    return jax.lax.cond(real, _program, lambda p, d: jax.tree_util.tree_map(
-        lambda s: jnp.zeros(s.shape, s.dtype), shapes), params, data)
+    return jax.lax.cond(
+        real, _program, lambda p, d: jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), params, data
+    )
 
 
 @cache
@@ -501,8 +544,9 @@ def compiled(template: Template, mapping: str = "map"):
     them (every branch runs, then each network's is selected). The template's sizes reach the
     program as its arguments' shapes, so one program serves every network of the template."""
     if mapping == "map":
-        return jax.jit(lambda params, data, real: jax.lax.map(lambda args: _program_or_skip(*args),
-                                                              (params, data, real)))
+        return jax.jit(
+            lambda params, data, real: jax.lax.map(lambda args: _program_or_skip(*args), (params, data, real))
+        )
     if mapping == "vmap":
         return jax.jit(jax.vmap(lambda params, data, real: _program(params, data)))
     raise ValueError(f"mapping must be 'map' or 'vmap', not {mapping!r}")
@@ -549,8 +593,9 @@ def _unpad(net: LayerNetwork, p: Plan, x: np.ndarray, out, j: int, template: Tem
     return LayerReference(z=tuple(z), a=tuple(a), delta=tuple(delta), params=tuple(grads), error=float(error[j]))
 
 
-def layer_autodiff_many(cases: Sequence[tuple], *, template: Template | None = None,
-                        mapping: str = "map") -> list[LayerReference]:
+def layer_autodiff_many(
+    cases: Sequence[tuple], *, template: Template | None = None, mapping: str = "map"
+) -> list[LayerReference]:
     """``reference.layers.layer_autodiff`` for many (network, x, y, loss) cases: every z, a,
     δ = ∂Eₜ/∂z and ∂E/∂(parameter), in float64, in each network's own shapes. Each case goes
     to the smallest standard template that holds it (or to ``template``); the cases of one
@@ -565,7 +610,7 @@ def layer_autodiff_many(cases: Sequence[tuple], *, template: Template | None = N
         for t, members in groups.items():
             program = compiled(t, mapping)
             for start in range(0, len(members), CHUNK):
-                chunk = members[start: start + CHUNK]
+                chunk = members[start : start + CHUNK]
                 padded = [pad_case(*cases[i], t, placed[i][1]) for i in chunk]
                 padded += [padded[0]] * (CHUNK - len(chunk))
                 real = np.arange(CHUNK) < len(chunk)
@@ -576,7 +621,8 @@ def layer_autodiff_many(cases: Sequence[tuple], *, template: Template | None = N
     return results
 
 
-def layer_autodiff(net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE,
-                   template: Template | None = None) -> LayerReference:
+def layer_autodiff(
+    net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE, template: Template | None = None
+) -> LayerReference:
     """Like ``reference.layers.layer_autodiff``, from a template's compiled program."""
     return layer_autodiff_many([(net, x, y, loss)], template=template)[0]

@@ -31,19 +31,31 @@ padded to one fixed shape so that a single compiled program serves them all:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Sequence
+from functools import cache
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from manual import (CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS, Activation, Loss, Network,
-                    OutputMap, ParametricActivation, VectorActivation, output_width)
+from manual import (
+    CATALOGUE,
+    LOSSES,
+    MSE,
+    OUTPUT_MAPS,
+    PARAMETRIC,
+    VECTOR_ACTIVATIONS,
+    Activation,
+    Loss,
+    Network,
+    OutputMap,
+    ParametricActivation,
+    VectorActivation,
+    output_width,
+)
 
 from . import plain
-
 from .plain import Reference
 
 BASE_DEPTH, BASE_WIDTH, BASE_BATCH = 6, 16, 32
@@ -66,8 +78,7 @@ class Shape:
 
 def padded_shape(network: Network, n: int) -> Shape:
     """The smallest standard shape that holds this network and batch."""
-    return Shape(max(BASE_DEPTH, network.depth), _round_up(max(network.widths), BASE_WIDTH),
-                 _round_up(n, BASE_BATCH))
+    return Shape(max(BASE_DEPTH, network.depth), _round_up(max(network.widths), BASE_WIDTH), _round_up(n, BASE_BATCH))
 
 
 def _round_up(size: int, base: int) -> int:
@@ -89,8 +100,13 @@ def kinds_branches() -> tuple:
     """The program for networks with the newer kinds: identity (for the padding layers), a few
     elementwise activations to mix with them, the activations with parameters, the maps that
     mix units, and softmax and log_softmax."""
-    return (IDENTITY, *(CATALOGUE[name] for name in KINDS_ELEMENTWISE), *PARAMETRIC.values(),
-            *VECTOR_ACTIVATIONS.values(), *OUTPUT_MAPS.values())
+    return (
+        IDENTITY,
+        *(CATALOGUE[name] for name in KINDS_ELEMENTWISE),
+        *PARAMETRIC.values(),
+        *VECTOR_ACTIVATIONS.values(),
+        *OUTPUT_MAPS.values(),
+    )
 
 
 PARAMETERS = max(len(g.parameters) for g in PARAMETRIC.values())
@@ -126,15 +142,18 @@ def supports(networks: Sequence[Network], loss: Loss) -> bool:
     meet the output layer it fuses with."""
     if loss.fused_with is not None and not all(loss.fuses(net.g[-1]) for net in networks):
         return False
-    if any(not _has_layout(g, net.widths[k], padded_shape(net, 1).width)
-           for net in networks for k, g in enumerate(net.g[1:], 1)):
+    if any(
+        not _has_layout(g, net.widths[k], padded_shape(net, 1).width)
+        for net in networks
+        for k, g in enumerate(net.g[1:], 1)
+    ):
         return False
     if loss in LOSSES.values():
         return True
     return not any(isinstance(net.g[-1], OutputMap) for net in networks) and _finite_at_padding(loss)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _finite_at_padding(loss: Loss) -> bool:
     with jax.enable_x64(True):
         zero = jnp.zeros((1, 2))
@@ -168,16 +187,20 @@ def _masked(g):
     units are switched off by their bias instead; a GLU's or maxout's padded units are zero and
     feed only padded outputs), and its output is padded back to the row's W units."""
     if isinstance(g, VectorActivation):
+
         def mixed(z, live, p_rows):
             if g.mixes == "groups":
                 z = z[..., : z.shape[-1] // g.group * g.group]
             a = g.forward(z, jnp)
             return jnp.pad(a, ((0, 0), (0, live.shape[-1] - a.shape[-1])))
+
         return mixed
     if isinstance(g, ParametricActivation):
+
         def parametric(z, live, p_rows):
             p = {q.name: p_rows[i] for i, q in enumerate(g.parameters)}
             return jnp.where(live, g.forward(jnp.where(live, z, SAFE_Z), p, jnp), 0.0)
+
         return parametric
     return lambda z, live, p_rows: jnp.where(live, g.forward(jnp.where(live, z, SAFE_Z), jnp), 0.0)
 
@@ -195,8 +218,7 @@ def _layers(theta, b, p, offset, x, index, live, last, branches):
         return (a_next, jnp.where(k == last, z, z_out)), (z, a_next)
 
     ks = jnp.arange(theta.shape[0])
-    (a, z_out), (zs, a_s) = jax.lax.scan(layer, (x, jnp.zeros_like(offset[0])),
-                                         (ks, theta, b, p, offset, index, live))
+    (a, z_out), (zs, a_s) = jax.lax.scan(layer, (x, jnp.zeros_like(offset[0])), (ks, theta, b, p, offset, index, live))
     return a, z_out, zs, a_s
 
 
@@ -218,15 +240,17 @@ def _error(theta, b, p, offset, x, y, index, live, last, loss_index, row_mask, u
 
 def _program(theta, b, p, offset, x, y, index, live, last, loss_index, row_mask, unit_mask, n, branches, losses):
     value_and_grad = jax.value_and_grad(_error, argnums=(0, 1, 2, 3), has_aux=True)
-    (error, (z, a)), grads = value_and_grad(theta, b, p, offset, x, y, index, live, last, loss_index, row_mask,
-                                            unit_mask, n, branches, losses)
+    (error, (z, a)), grads = value_and_grad(
+        theta, b, p, offset, x, y, index, live, last, loss_index, row_mask, unit_mask, n, branches, losses
+    )
     return error, grads, z, jnp.concatenate([x[None], a])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(branches: tuple[Activation, ...], losses: tuple[Loss, ...], shape: Shape, batched: bool):
     def program(*args):
         return _program(*args, branches, losses)
+
     # A program for a user's activation or loss serves one check of a few hundred networks:
     # there, compiling is most of the time, and LLVM's optimisation level 0 cuts a check of 10
     # networks from 0.72 s to 0.54 s. The level may change the last bits of a composite
@@ -250,8 +274,11 @@ def losses_for(branches: tuple[Activation, ...], losses: Sequence[Loss]) -> tupl
     the losses used (that program is compiled for one check). A loss from outside the catalogue
     always gets a program of its own."""
     used = tuple(dict.fromkeys(losses))
-    if all(loss in LOSSES.values() for loss in used) and IDENTITY in branches and all(
-            g in CATALOGUE.values() or g in kinds_branches() for g in branches):
+    if (
+        all(loss in LOSSES.values() for loss in used)
+        and IDENTITY in branches
+        and all(g in CATALOGUE.values() or g in kinds_branches() for g in branches)
+    ):
         return tuple(LOSSES.values())
     return used
 
@@ -292,8 +319,21 @@ def _pad(network: Network, x: np.ndarray, y: np.ndarray, shape: Shape, branches,
     y_pad[:n, : y.shape[1]] = y
     row_mask = np.arange(N) < n
     unit_mask = (np.arange(W) < network.output_width).astype(np.float64)
-    return (theta, b, p, np.zeros((D, N, W)), x_pad, y_pad, index, live, L - 1, loss_index, row_mask, unit_mask,
-            float(n))
+    return (
+        theta,
+        b,
+        p,
+        np.zeros((D, N, W)),
+        x_pad,
+        y_pad,
+        index,
+        live,
+        L - 1,
+        loss_index,
+        row_mask,
+        unit_mask,
+        float(n),
+    )
 
 
 def _unpad(network: Network, n: int, error, grads, z, a) -> Reference:
@@ -309,8 +349,7 @@ def _unpad(network: Network, n: int, error, grads, z, a) -> Reference:
         if not isinstance(g, ParametricActivation):
             return None
         real = d_p[k - 1][:, rows[k]]
-        return {q.name: real[i] if np.ndim(network.p[k][q.name]) else real[i].sum()
-                for i, q in enumerate(g.parameters)}
+        return {q.name: real[i] if np.ndim(network.p[k][q.name]) else real[i].sum() for i, q in enumerate(g.parameters)}
 
     return Reference(
         z=(None,) + tuple(z[k - 1, :n][:, rows[k]] for k in layers),
@@ -329,10 +368,14 @@ def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE
     return autodiff_many([(network, x, y)], loss=loss)[0]
 
 
-def autodiff_many(cases: Sequence[tuple[Network, np.ndarray, np.ndarray]], *,
-                  loss: Loss = MSE, batched: bool | None = None,
-                  losses: Sequence[Loss] | None = None,
-                  branches: tuple[Activation, ...] | None = None) -> list[Reference]:
+def autodiff_many(
+    cases: Sequence[tuple[Network, np.ndarray, np.ndarray]],
+    *,
+    loss: Loss = MSE,
+    batched: bool | None = None,
+    losses: Sequence[Loss] | None = None,
+    branches: tuple[Activation, ...] | None = None,
+) -> list[Reference]:
     """``autodiff`` for many (network, x, y) cases; cases of one padded shape share a call.
 
     ``losses`` gives each case its own loss (``loss`` serves all of them otherwise). ``batched``

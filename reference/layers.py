@@ -81,8 +81,11 @@ def _error(params, offset, x, y, layers, g, loss):
 # One compilation per architecture: the layers, activations and loss are part of the program.
 # Nearly every architecture is run once or a few times, so LLVM's optimisations, which do not
 # change what is computed, are skipped (as in ``reference.conv``): compiling takes half as long.
-_value_and_grad = jax.jit(jax.value_and_grad(_error, argnums=(0, 1), has_aux=True), static_argnums=(4, 5, 6),
-                          compiler_options={"xla_backend_optimization_level": 0})
+_value_and_grad = jax.jit(
+    jax.value_and_grad(_error, argnums=(0, 1), has_aux=True),
+    static_argnums=(4, 5, 6),
+    compiler_options={"xla_backend_optimization_level": 0},
+)
 
 
 def layer_autodiff(net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE) -> LayerReference:
@@ -92,9 +95,11 @@ def layer_autodiff(net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Los
         n = x.shape[0]
         offset = [None] + [jnp.zeros((n, *shape), jnp.float64) for shape in net.shapes[1:]]
         (error, (z, a)), (d_params, d_offset) = _value_and_grad(
-            params, offset, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64), net.layers, net.g, loss)
+            params, offset, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64), net.layers, net.g, loss
+        )
         return LayerReference(
-            z=_numpy(z), a=_numpy(a),
+            z=_numpy(z),
+            a=_numpy(a),
             delta=(None,) + tuple(n * np.asarray(d) for d in d_offset[1:]),
             params=(None,) + tuple({name: np.asarray(v) for name, v in p.items()} for p in d_params[1:]),
             error=float(error),

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from manual import Activation, Loss, MSE, Network, ParametricActivation
+from manual import MSE, Activation, Loss, Network, ParametricActivation
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,7 @@ def _error(theta, b, p, offset, x, y, g, loss):
 
 
 # One compilation per architecture: the activations and the loss are static (part of the program).
-_value_and_grad = jax.jit(jax.value_and_grad(_error, argnums=(0, 1, 2, 3), has_aux=True),
-                          static_argnums=(6, 7))
+_value_and_grad = jax.jit(jax.value_and_grad(_error, argnums=(0, 1, 2, 3), has_aux=True), static_argnums=(6, 7))
 
 
 def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE) -> Reference:
@@ -58,17 +57,18 @@ def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE
     with jax.enable_x64(True):
         theta = [None] + [jnp.asarray(t, jnp.float64) for t in network.theta[1:]]
         b = [None] + [jnp.asarray(v, jnp.float64) for v in network.b[1:]]
-        p = [None if q is None else {name: jnp.asarray(v, jnp.float64) for name, v in q.items()}
-             for q in network.p]
+        p = [None if q is None else {name: jnp.asarray(v, jnp.float64) for name, v in q.items()} for q in network.p]
         x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
         n = x.shape[0]
         offset = [None] + [jnp.zeros((n, t.shape[0]), jnp.float64) for t in theta[1:]]
-        (error, (z, a)), (d_theta, d_b, d_p, d_offset) = _value_and_grad(
-            theta, b, p, offset, x64, y64, network.g, loss)
+        (error, (z, a)), (d_theta, d_b, d_p, d_offset) = _value_and_grad(theta, b, p, offset, x64, y64, network.g, loss)
         return Reference(
-            z=_numpy(z), a=_numpy(a),
+            z=_numpy(z),
+            a=_numpy(a),
             delta=(None,) + tuple(n * np.asarray(d) for d in d_offset[1:]),
-            theta=_numpy(d_theta), b=_numpy(d_b), error=float(error),
+            theta=_numpy(d_theta),
+            b=_numpy(d_b),
+            error=float(error),
             p=tuple(None if q is None else {name: np.asarray(v) for name, v in q.items()} for q in d_p),
         )
 

@@ -8,7 +8,7 @@ divides by the full window size, padding included. They are plain jnp functions:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -19,8 +19,7 @@ Pair = tuple[int, int]
 
 def _reduce_windows(x, init: float, op, window: Pair, stride: Pair, padding: Pair):
     (wh, ww), (sh, sw), (ph, pw) = window, stride, padding
-    return jax.lax.reduce_window(x, init, op, (1, 1, wh, ww), (1, 1, sh, sw),
-                                 [(0, 0), (0, 0), (ph, ph), (pw, pw)])
+    return jax.lax.reduce_window(x, init, op, (1, 1, wh, ww), (1, 1, sh, sw), [(0, 0), (0, 0), (ph, ph), (pw, pw)])
 
 
 def max_pool(x, window: Pair, stride: Pair, padding: Pair):

@@ -36,17 +36,36 @@ TESTS = {
 
 def survivors() -> list[str]:
     """Every mutant ``mutmut run`` did not kill: survived, timed out, suspicious, untested."""
-    out = subprocess.run([sys.executable, "-m", "mutmut", "results"], cwd=ROOT, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     found = [line.rsplit(":", 1) for line in out.splitlines() if ":" in line]
     return [name.strip() for name, status in found if status.strip() != "killed"]
 
 
 def _pytest(mutant: str | None, select: list[str], files: list[str]) -> int:
     env = dict(os.environ, MUTANT_UNDER_TEST=mutant or "")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider",
-                           "--hypothesis-profile=ci", *select, *files],
-                          cwd=ROOT / "mutants", env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-x",
+            "-q",
+            "-n",
+            "0",
+            "-p",
+            "no:cacheprovider",
+            "--hypothesis-profile=ci",
+            *select,
+            *files,
+        ],
+        cwd=ROOT / "mutants",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     return done.returncode
 
 
@@ -88,14 +107,20 @@ def main() -> int:
     with ThreadPoolExecutor(args.jobs) as pool:
         killed = dict(zip(names, pool.map(killed_by_autodiff, names)))
     unexplained = [m for m in names if not killed[m] and not listed_as_equivalent(m)]
-    result = {"survivors": len(names), "killed_by_autodiff": sum(killed.values()),
-              "equivalent": len(names) - sum(killed.values()) - len(unexplained),
-              "unexplained": unexplained, "killed": sorted(m for m in names if killed[m])}
+    result = {
+        "survivors": len(names),
+        "killed_by_autodiff": sum(killed.values()),
+        "equivalent": len(names) - sum(killed.values()) - len(unexplained),
+        "unexplained": unexplained,
+        "killed": sorted(m for m in names if killed[m]),
+    }
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['survivors']} survivors of mutmut run: {result['killed_by_autodiff']} killed by the "
-              f"autodiff tests, {result['equivalent']} listed as equivalent, {len(unexplained)} unexplained")
+        print(
+            f"{result['survivors']} survivors of mutmut run: {result['killed_by_autodiff']} killed by the "
+            f"autodiff tests, {result['equivalent']} listed as equivalent, {len(unexplained)} unexplained"
+        )
         for m in result["killed"]:
             print(f"  killed by autodiff: {m}")
         for m in unexplained:

@@ -33,37 +33,40 @@ def _inside(z, xp, low, high):
 RIGHT_SMOOTH = Activation("ztanh", _ztanh, _ztanh_prime)
 """z·tanh z with g′ = tanh z + z(1 − tanh²z): smooth, the subtraction form of sech²."""
 
-RIGHT_GAUSSIAN = Activation("gaussian", lambda z, xp: xp.exp(-z * z),
-                            lambda z, xp: -2 * z * xp.exp(-z * z))
+RIGHT_GAUSSIAN = Activation("gaussian", lambda z, xp: xp.exp(-z * z), lambda z, xp: -2 * z * xp.exp(-z * z))
 """e^{−z²}: g′ is nearly zero almost everywhere, where a relative error means nothing."""
 
 RIGHT_WHERE_KINK = Activation(
-    "bent", lambda z, xp: xp.where(z > 1, 2 * z - 1, z),
-    lambda z, xp: xp.where(z > 1, 2.0, 1.0) + 0 * z)
+    "bent", lambda z, xp: xp.where(z > 1, 2 * z - 1, z), lambda z, xp: xp.where(z > 1, 2.0, 1.0) + 0 * z
+)
 """A kink written with where at z = 1 (slopes 1 and 2); g′(1) = 1, the left slope."""
 
 RIGHT_WHERE_KINK_OTHER_SIDE = Activation(
-    "bent_right", lambda z, xp: xp.where(z > 1, 2 * z - 1, z),
-    lambda z, xp: xp.where(z >= 1, 2.0, 1.0) + 0 * z)
+    "bent_right", lambda z, xp: xp.where(z > 1, 2 * z - 1, z), lambda z, xp: xp.where(z >= 1, 2.0, 1.0) + 0 * z
+)
 """The same kink with g′(1) = 2, the right slope: a different choice, equally valid."""
 
-RIGHT_CLIP = Activation("clipped", lambda z, xp: xp.clip(z, -2.0, 3.0),
-                        lambda z, xp: xp.where((z > -2) & (z < 3), 1.0, 0.0) + 0 * z)
+RIGHT_CLIP = Activation(
+    "clipped", lambda z, xp: xp.clip(z, -2.0, 3.0), lambda z, xp: xp.where((z > -2) & (z < 3), 1.0, 0.0) + 0 * z
+)
 """clip(z, −2, 3): kinks at both bounds, where jax.grad of clip gives ½."""
 
 RIGHT_ABS = Activation("abs", lambda z, xp: xp.abs(z), lambda z, xp: xp.sign(z))
 """|z| with g′ = sign z, so g′(0) = 0, between the one-sided slopes −1 and 1."""
 
-RIGHT_MAXIMUM = Activation("leaky_max", lambda z, xp: xp.maximum(z, 0.2 * z),
-                           lambda z, xp: xp.where(z > 0, 1.0, 0.2) + 0 * z)
+RIGHT_MAXIMUM = Activation(
+    "leaky_max", lambda z, xp: xp.maximum(z, 0.2 * z), lambda z, xp: xp.where(z > 0, 1.0, 0.2) + 0 * z
+)
 """max(z, 0.2z): jax.grad splits the tie at 0 (0.6); the hand g′(0) = 0.2 is the left slope."""
 
-RIGHT_RELU_OTHER_CONVENTION = Activation("relu_right", lambda z, xp: xp.maximum(z, 0),
-                                         lambda z, xp: xp.where(z >= 0, 1.0, 0.0) + 0 * z)
+RIGHT_RELU_OTHER_CONVENTION = Activation(
+    "relu_right", lambda z, xp: xp.maximum(z, 0), lambda z, xp: xp.where(z >= 0, 1.0, 0.0) + 0 * z
+)
 """ReLU with g′(0) = 1 instead of JAX's 0: a valid choice at the kink."""
 
 
 # Right, and numerically hostile: each one of the classes of false alarm the checker must not raise.
+
 
 def _naive_sigmoid(z, xp):
     return 1 / (1 + xp.exp(-z))
@@ -82,7 +85,7 @@ RIGHT_OVERFLOWING = Activation("exp_half", lambda z, xp: xp.exp(z / 2), lambda z
 """e^{z/2}: the forward overflows for z ≳ 1420 in float64 and z ≳ 177 in float32, and in networks
 its values reach 1e100 and beyond unless held (classes 1 and 2)."""
 
-RIGHT_CUBIC = Activation("cubic", lambda z, xp: z ** 3 + z, lambda z, xp: 3 * z ** 2 + 1)
+RIGHT_CUBIC = Activation("cubic", lambda z, xp: z**3 + z, lambda z, xp: 3 * z**2 + 1)
 """z³ + z: grows fast, so random networks with it in every layer reach 1e45 … 1e95 (class 2)."""
 
 
@@ -93,7 +96,7 @@ def _sinc(z, xp):
 
 def _sinc_prime(z, xp):
     safe = xp.where(z == 0, 1.0, z)
-    return xp.where(z == 0, 0.0, (safe * xp.cos(safe) - xp.sin(safe)) / safe ** 2)
+    return xp.where(z == 0, 0.0, (safe * xp.cos(safe) - xp.sin(safe)) / safe**2)
 
 
 RIGHT_QUOTIENT_RULE = Activation("sinc", _sinc, _sinc_prime)
@@ -101,10 +104,8 @@ RIGHT_QUOTIENT_RULE = Activation("sinc", _sinc, _sinc_prime)
 autodiff cancel near 0 and lose up to every digit there; right, and in float32 right but unable
 to be more precise than float32 (classes 3 and 4)."""
 
-RIGHT_CANCELLING = Activation("expm1_naive", lambda z, xp: (xp.exp(z) - 1 - z) / 2,
-                              lambda z, xp: (xp.exp(z) - 1) / 2)
+RIGHT_CANCELLING = Activation("expm1_naive", lambda z, xp: (xp.exp(z) - 1 - z) / 2, lambda z, xp: (xp.exp(z) - 1) / 2)
 """(eᶻ − 1 − z)/2 with g′ = (eᶻ − 1)/2, written without expm1: cancels near 0 (class 3)."""
-
 
 
 def _removable(z, xp):
@@ -124,7 +125,7 @@ digit below |z| ≈ 1e-5 in float64). Inside a network the forward's own cancell
 running error bound does not carry, puts the equations past their bound: the network stage must
 see that this is rounding (``activation_check.rounding_explains``), not call it wrong."""
 
-_C = 2 ** 0.5
+_C = 2**0.5
 
 
 def _near_kink(z, xp):
@@ -151,11 +152,14 @@ above all) beside the kink of a clip at the same √2: a finite difference that 
 marks one, though the points judged lie a little way from it. Right; found by the fuzzer."""
 
 RIGHT_NEAR_THE_LARGEST_FLOAT = Activation(
-    "exp_square_sin", lambda z, xp: xp.exp(z * z / 2) * xp.sin(z),
-    lambda z, xp: xp.exp(z * z / 2) * (z * xp.sin(z) + xp.cos(z)))
+    "exp_square_sin",
+    lambda z, xp: xp.exp(z * z / 2) * xp.sin(z),
+    lambda z, xp: xp.exp(z * z / 2) * (z * xp.sin(z) + xp.cos(z)),
+)
 """e^{z²/2} sin z: around |z| ≈ 37.6 in float64 g′ is finite but within a factor 40 of the
 largest float, where its bound 8(1 + |z|)·f overflows; such points are skipped, never judged
 with an infinite tolerance. Found by the fuzzer."""
+
 
 def _at_a_kink(z, xp):
     w = z - 1
@@ -177,12 +181,15 @@ both g′ by hand and autodiff are the quotient rule's debris, and every finite 
 reaches the kink. Right; the second look reads the one-sided slopes there. Found by the fuzzer."""
 
 RIGHT_TRIPLE_EXPONENTIAL = Activation(
-    "triple_exp", lambda z, xp: xp.exp(xp.exp(xp.exp(z))),
-    lambda z, xp: xp.exp(z) * xp.exp(xp.exp(z)) * xp.exp(xp.exp(xp.exp(z))))
+    "triple_exp",
+    lambda z, xp: xp.exp(xp.exp(xp.exp(z))),
+    lambda z, xp: xp.exp(z) * xp.exp(xp.exp(z)) * xp.exp(xp.exp(xp.exp(z))),
+)
 """e^{e^{eᶻ}}: finite up to z ≈ 1.88, but its slope scale one unit past a network's z overflows
 while the network's values do not, so the network's error bounds would be infinite: such a
 network is skipped and counted, never judged with an infinite tolerance (it was an internal
 error, exit 4). Right; found by the fuzzer."""
+
 
 def _double_exponential_quotient(z, xp):
     return 2e3 * xp.exp(xp.exp(3 * z + 1)) / (xp.tanh(xp.sin(3 * z - math.e)) + 2)
@@ -195,21 +202,41 @@ def _double_exponential_quotient_prime(z, xp):
     return 2e3 * (d_grow * (wave + 2) - grow * d_wave) / (wave + 2) ** 2
 
 
-RIGHT_DOUBLE_EXPONENTIAL_QUOTIENT = Activation("double_exp_quotient", _double_exponential_quotient,
-                                               _double_exponential_quotient_prime)
+RIGHT_DOUBLE_EXPONENTIAL_QUOTIENT = Activation(
+    "double_exp_quotient", _double_exponential_quotient, _double_exponential_quotient_prime
+)
 """2000·e^{e^{3z+1}}/(tanh(sin(3z − e)) + 2): finite below z ≈ 1.85 only, and its slope scale
 near the largest float for z above about 0.85, so most random networks' error bounds
 overflow though their values do not: they are tried again with weights 8× smaller until the
 bounds fit, instead of being skipped (which left too few networks, INCONCLUSIVE, for a
 function finite on most of [−10, 10]). Right; found by the fuzzer."""
 
-HOSTILE_RIGHT = [RIGHT_NAIVE_SIGMOID, RIGHT_OVERFLOWING, RIGHT_CUBIC, RIGHT_QUOTIENT_RULE, RIGHT_CANCELLING,
-                 RIGHT_REMOVABLE_SINGULARITY, RIGHT_KINK_NEAR_SINGULARITY, RIGHT_NEAR_THE_LARGEST_FLOAT,
-                 RIGHT_REMOVABLE_AT_A_KINK, RIGHT_TRIPLE_EXPONENTIAL, RIGHT_DOUBLE_EXPONENTIAL_QUOTIENT]
+HOSTILE_RIGHT = [
+    RIGHT_NAIVE_SIGMOID,
+    RIGHT_OVERFLOWING,
+    RIGHT_CUBIC,
+    RIGHT_QUOTIENT_RULE,
+    RIGHT_CANCELLING,
+    RIGHT_REMOVABLE_SINGULARITY,
+    RIGHT_KINK_NEAR_SINGULARITY,
+    RIGHT_NEAR_THE_LARGEST_FLOAT,
+    RIGHT_REMOVABLE_AT_A_KINK,
+    RIGHT_TRIPLE_EXPONENTIAL,
+    RIGHT_DOUBLE_EXPONENTIAL_QUOTIENT,
+]
 """Right activations that are hard on the numbers; each must be verified in float64 and float32."""
 
-RIGHT = [RIGHT_SMOOTH, RIGHT_GAUSSIAN, RIGHT_WHERE_KINK, RIGHT_WHERE_KINK_OTHER_SIDE, RIGHT_CLIP,
-         RIGHT_ABS, RIGHT_MAXIMUM, RIGHT_RELU_OTHER_CONVENTION, *HOSTILE_RIGHT]
+RIGHT = [
+    RIGHT_SMOOTH,
+    RIGHT_GAUSSIAN,
+    RIGHT_WHERE_KINK,
+    RIGHT_WHERE_KINK_OTHER_SIDE,
+    RIGHT_CLIP,
+    RIGHT_ABS,
+    RIGHT_MAXIMUM,
+    RIGHT_RELU_OTHER_CONVENTION,
+    *HOSTILE_RIGHT,
+]
 
 # --- wrong --------------------------------------------------------------------------------
 
@@ -220,6 +247,7 @@ WRONG_RELATIVE_1E6 = Activation("ztanh_1e-6", _ztanh, lambda z, xp: _ztanh_prime
 def _wrong_on(low, high):
     def derivative(z, xp):
         return xp.where(_inside(z, xp, low, high), _ztanh_prime(z, xp) * 1.01, _ztanh_prime(z, xp))
+
     return Activation(f"ztanh_wrong_on_{low}_{high}", _ztanh, derivative)
 
 
@@ -233,52 +261,72 @@ WRONG_INTERVAL_EDGE = _wrong_on(9.45, 9.95)
 """Wrong only on (9.45, 9.95)."""
 
 WRONG_LARGE_ONLY = Activation(
-    "ztanh_wrong_large", _ztanh,
-    lambda z, xp: xp.where(xp.abs(z) > 5, _ztanh_prime(z, xp) * (1 + 1e-6), _ztanh_prime(z, xp)))
+    "ztanh_wrong_large",
+    _ztanh,
+    lambda z, xp: xp.where(xp.abs(z) > 5, _ztanh_prime(z, xp) * (1 + 1e-6), _ztanh_prime(z, xp)),
+)
 """Wrong only for |z| > 5 (by a relative 1e-6), where tanh is saturated."""
 
 WRONG_NEGATIVE_ONLY = Activation(
-    "softplus_wrong_negative", lambda z, xp: xp.logaddexp(z, 0),
-    lambda z, xp: xp.where(z < 0, 0.5 * xp.exp(z), 1 / (1 + xp.exp(-xp.abs(z)))))
+    "softplus_wrong_negative",
+    lambda z, xp: xp.logaddexp(z, 0),
+    lambda z, xp: xp.where(z < 0, 0.5 * xp.exp(z), 1 / (1 + xp.exp(-xp.abs(z)))),
+)
 """softplus with g′ = ½eᶻ for z < 0 (an approximation passed off as the derivative)."""
 
-WRONG_MISSING_CHAIN_FACTOR = Activation("tanh2z", lambda z, xp: xp.tanh(2 * z),
-                                        lambda z, xp: 1 - xp.tanh(2 * z) ** 2)
+WRONG_MISSING_CHAIN_FACTOR = Activation("tanh2z", lambda z, xp: xp.tanh(2 * z), lambda z, xp: 1 - xp.tanh(2 * z) ** 2)
 """tanh(2z) with the inner derivative 2 forgotten."""
 
-WRONG_NAN_AT_ZERO = Activation("sinc_like", lambda z, xp: xp.sin(z),
-                               lambda z, xp: xp.sin(z) / z * (z / xp.tan(z)))
+WRONG_NAN_AT_ZERO = Activation("sinc_like", lambda z, xp: xp.sin(z), lambda z, xp: xp.sin(z) / z * (z / xp.tan(z)))
 """sin z, with g′ = cos z written as (sin z / z)(z / tan z): NaN at z = 0 where g is finite."""
 
 WRONG_ON_ARRAYS = Activation(
-    "ztanh_row_max", _ztanh,
-    lambda z, xp: _ztanh_prime(z, xp) * xp.max(xp.abs(z), axis=-1, keepdims=True) / xp.max(xp.abs(z)))
+    "ztanh_row_max",
+    _ztanh,
+    lambda z, xp: _ztanh_prime(z, xp) * xp.max(xp.abs(z), axis=-1, keepdims=True) / xp.max(xp.abs(z)),
+)
 """Right on a 1-D array, wrong on a batch: normalised by each row's maximum instead of the
 whole array's (a reduction over the wrong axis)."""
 
-WRONG_NAIVE_SIGMOID = Activation("naive_sigmoid_1e-6", _naive_sigmoid,
-                                 lambda z, xp: _naive_sigmoid_prime(z, xp) * (1 + 1e-6))
+WRONG_NAIVE_SIGMOID = Activation(
+    "naive_sigmoid_1e-6", _naive_sigmoid, lambda z, xp: _naive_sigmoid_prime(z, xp) * (1 + 1e-6)
+)
 """The naive sigmoid's derivative off by a relative 1e-6: its NaN far points must not hide it."""
 
-WRONG_CUBIC = Activation("cubic_1e-6", RIGHT_CUBIC.forward, lambda z, xp: (3 * z ** 2 + 1) * (1 + 1e-6))
+WRONG_CUBIC = Activation("cubic_1e-6", RIGHT_CUBIC.forward, lambda z, xp: (3 * z**2 + 1) * (1 + 1e-6))
 """z³ + z with g′ off by a relative 1e-6: huge network values must not hide it."""
 
 WRONG_QUOTIENT_RULE = Activation(
-    "sinc_sign", _sinc, lambda z, xp: xp.where(z == 0, 0.0, (xp.where(z == 0, 1.0, z) * xp.cos(z) + xp.sin(z))
-                                               / xp.where(z == 0, 1.0, z) ** 2))
+    "sinc_sign",
+    _sinc,
+    lambda z, xp: xp.where(
+        z == 0, 0.0, (xp.where(z == 0, 1.0, z) * xp.cos(z) + xp.sin(z)) / xp.where(z == 0, 1.0, z) ** 2
+    ),
+)
 """sin z / z with the quotient rule's sign flipped (z·cos z + sin z)/z²: wrong, not imprecise."""
 
 WRONG_CANCELLING_LARGE = Activation(
-    "expm1_naive_wrong_large", RIGHT_CANCELLING.forward,
-    lambda z, xp: xp.where(xp.abs(z) > 5, (xp.exp(z) - 1) / 2 * (1 + 1e-6), (xp.exp(z) - 1) / 2))
+    "expm1_naive_wrong_large",
+    RIGHT_CANCELLING.forward,
+    lambda z, xp: xp.where(xp.abs(z) > 5, (xp.exp(z) - 1) / 2 * (1 + 1e-6), (xp.exp(z) - 1) / 2),
+)
 """(eᶻ − 1 − z)/2 with g′ off by a relative 1e-6 only for |z| > 5."""
 
 HOSTILE_WRONG = [WRONG_NAIVE_SIGMOID, WRONG_CUBIC, WRONG_QUOTIENT_RULE, WRONG_CANCELLING_LARGE]
 """Wrong activations that are hard on the numbers; each must stay wrong in float64."""
 
-WRONG = [WRONG_RELATIVE_1E6, WRONG_INTERVAL_NEGATIVE, WRONG_INTERVAL_MIDDLE, WRONG_INTERVAL_EDGE,
-         WRONG_LARGE_ONLY, WRONG_NEGATIVE_ONLY, WRONG_MISSING_CHAIN_FACTOR, WRONG_NAN_AT_ZERO,
-         WRONG_ON_ARRAYS, *HOSTILE_WRONG]
+WRONG = [
+    WRONG_RELATIVE_1E6,
+    WRONG_INTERVAL_NEGATIVE,
+    WRONG_INTERVAL_MIDDLE,
+    WRONG_INTERVAL_EDGE,
+    WRONG_LARGE_ONLY,
+    WRONG_NEGATIVE_ONLY,
+    WRONG_MISSING_CHAIN_FACTOR,
+    WRONG_NAN_AT_ZERO,
+    WRONG_ON_ARRAYS,
+    *HOSTILE_WRONG,
+]
 
 # --- too little to judge ------------------------------------------------------------------
 

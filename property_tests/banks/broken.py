@@ -22,8 +22,7 @@ def _g_prime_at_a_hidden(theta_next, delta_next, z_k, g_k):
     return (delta_next @ theta_next) * g_k.derivative(g_k.forward(z_k, np), np)
 
 
-G_PRIME_AT_A = dataclasses.replace(EQUATIONS, output_delta=_g_prime_at_a_output,
-                                   hidden_delta=_g_prime_at_a_hidden)
+G_PRIME_AT_A = dataclasses.replace(EQUATIONS, output_delta=_g_prime_at_a_output, hidden_delta=_g_prime_at_a_hidden)
 """g′ evaluated at the activation a = g(z) instead of at z, in (1) and (2)."""
 
 
@@ -77,7 +76,6 @@ def _softmax_diagonal_only(z, v, xp):
     return a * (1 - a) * v
 
 
-
 def _output_delta_diagonal_softmax(grad_a_E, z_L, g_L):
     from manual import OutputMap, backprop
 
@@ -108,6 +106,7 @@ def loss_with_fused_delta(loss, fused_delta):
 
 # --- activations with parameters, and maps that mix units ------------------------------------
 
+
 def parameter_partial_off_by(g, name: str, relative: float = 1e-6):
     """A ``ParametricActivation`` whose ∂g/∂p for ``name`` is off by a relative ``relative``."""
     partials = g.parameter_derivatives
@@ -116,6 +115,7 @@ def parameter_partial_off_by(g, name: str, relative: float = 1e-6):
         out = dict(partials(z, p, xp))
         out[name] = out[name] * (1 + relative)
         return out
+
     return dataclasses.replace(g, parameter_derivatives=wrong)
 
 
@@ -153,6 +153,7 @@ def halves_swapped(g):
         right = vjp(z, v, xp)
         m = right.shape[-1] // 2
         return xp.concatenate([right[..., m:], right[..., :m]], axis=-1)
+
     return dataclasses.replace(g, vjp=wrong)
 
 
@@ -166,6 +167,7 @@ def one_hot_at_ties(g):
         first = np.argmax(grouped, axis=-1)
         one_hot = (np.arange(k) == first[..., None]).astype(z.dtype)
         return (one_hot * v[..., None]).reshape(z.shape)
+
     return dataclasses.replace(g, vjp=wrong)
 
 

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-CONTROL_SETTINGS = settings(max_examples=200, phases=[Phase.generate], derandomize=True, database=None,
-                            deadline=None, report_multiple_bugs=False, print_blob=False,
-                            suppress_health_check=list(HealthCheck))
+CONTROL_SETTINGS = settings(
+    max_examples=200,
+    phases=[Phase.generate],
+    derandomize=True,
+    database=None,
+    deadline=None,
+    report_multiple_bugs=False,
+    print_blob=False,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 def rejects(prop: Callable[..., None], strategy: st.SearchStrategy, **kwargs: Any) -> bool:

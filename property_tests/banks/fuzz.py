@@ -33,10 +33,11 @@ derivative of sign); ``symbolic_activation`` refuses any expression that has the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from types import ModuleType
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import sympy
@@ -61,23 +62,35 @@ W = sympy.Symbol("w", real=True)
 
 HALF = sympy.Rational(1, 2)
 IRRATIONAL_POINTS: tuple[sympy.Expr, ...] = (
-    sympy.pi / 4, sympy.sqrt(2), -sympy.sqrt(2) / 2, sympy.E / 3, -sympy.pi / 3, sympy.sqrt(3) - 3)
-POINTS: tuple[sympy.Expr, ...] = (sympy.Integer(0), sympy.Integer(1), sympy.Integer(-1), HALF,
-                                  sympy.Integer(-2), sympy.Integer(3), *IRRATIONAL_POINTS)
+    sympy.pi / 4,
+    sympy.sqrt(2),
+    -sympy.sqrt(2) / 2,
+    sympy.E / 3,
+    -sympy.pi / 3,
+    sympy.sqrt(3) - 3,
+)
+POINTS: tuple[sympy.Expr, ...] = (
+    sympy.Integer(0),
+    sympy.Integer(1),
+    sympy.Integer(-1),
+    HALF,
+    sympy.Integer(-2),
+    sympy.Integer(3),
+    *IRRATIONAL_POINTS,
+)
 """Kink locations and shifts; 0 first so that a failure shrinks to it."""
 
-COEFFICIENTS: tuple[sympy.Expr, ...] = tuple(
-    sympy.sympify(c) for c in (2, -1, 3, HALF, 10, sympy.Rational(1, 10), -3))
+COEFFICIENTS: tuple[sympy.Expr, ...] = tuple(sympy.sympify(c) for c in (2, -1, 3, HALF, 10, sympy.Rational(1, 10), -3))
 """Multipliers a of a·z + b and of c·u (1 is not among them: z itself is a leaf)."""
 
-LEFT_SLOPES: tuple[sympy.Expr, ...] = tuple(
-    sympy.sympify(s) for s in (0, sympy.Rational(1, 10), -1, 2, HALF))
+LEFT_SLOPES: tuple[sympy.Expr, ...] = tuple(sympy.sympify(s) for s in (0, sympy.Rational(1, 10), -1, 2, HALF))
 """Slopes of a hinge left of its kink (the right slope is 1): ReLU, leaky, |·|-like, …"""
 
 EXTREME_SCALES: tuple[float, ...] = (1e-8, 1e6, 1e-7, 3e5)
 
 
 # --- from sympy to forward(z, xp) ------------------------------------------------------------
+
 
 def _literal(value: float) -> str:
     return repr(value) if math.isfinite(value) else f"float({str(value)!r})"
@@ -161,8 +174,17 @@ def elementwise(expr: sympy.Expr) -> ArrayFunction:
 
 # --- what a generated expression must not contain, and its kinks --------------------------
 
-FORBIDDEN = (sympy.Heaviside, sympy.DiracDelta, sympy.Derivative, sympy.Subs, sympy.re, sympy.im,
-             sympy.Max, sympy.Min, AppliedUndef)
+FORBIDDEN = (
+    sympy.Heaviside,
+    sympy.DiracDelta,
+    sympy.Derivative,
+    sympy.Subs,
+    sympy.re,
+    sympy.im,
+    sympy.Max,
+    sympy.Min,
+    AppliedUndef,
+)
 
 
 def is_finite_everywhere(*exprs: sympy.Expr) -> bool:
@@ -215,8 +237,10 @@ def _short(expr: sympy.Expr, width: int = 70) -> str:
 
 # --- generated activations -------------------------------------------------------------------
 
-KINK_CONVENTION = ("sympy.diff's: d|u|/dz = sign(u)·u′ (0 where u = 0); at a Piecewise breakpoint, "
-                   "the slope of the branch whose condition holds there")
+KINK_CONVENTION = (
+    "sympy.diff's: d|u|/dz = sign(u)·u′ (0 where u = 0); at a Piecewise breakpoint, "
+    "the slope of the branch whose condition holds there"
+)
 
 GRID = np.linspace(-10, 10, 4001)
 """Where wrong variants are shown to be wrong: [−10, 10] every 0.005."""
@@ -241,11 +265,14 @@ class SymbolicActivation:
         return self.activation.forward(GRID, np), self.activation.derivative(GRID, np)
 
     def __repr__(self) -> str:
-        return f"SymbolicActivation({self.kind!r}, g(z) = {readable(self.forward)}, g'(z) = {readable(self.derivative)})"
+        return (
+            f"SymbolicActivation({self.kind!r}, g(z) = {readable(self.forward)}, g'(z) = {readable(self.derivative)})"
+        )
 
 
-def symbolic_activation(kind: str, forward: sympy.Expr, derivative: sympy.Expr | None = None,
-                        scale: float = 1.0) -> SymbolicActivation:
+def symbolic_activation(
+    kind: str, forward: sympy.Expr, derivative: sympy.Expr | None = None, scale: float = 1.0
+) -> SymbolicActivation:
     """The activation g = ``forward`` (already scaled) with g′ = ``derivative`` (by default
     ``sympy.diff(forward, z)``), its kinks, readable name and formula."""
     forward = sympy.sympify(forward)
@@ -253,9 +280,13 @@ def symbolic_activation(kind: str, forward: sympy.Expr, derivative: sympy.Expr |
     require_plain(forward, derivative)
     kinks = kinks_of(forward)
     activation = Activation(
-        name=f"fuzz {kind}: {_short(forward)}", forward=elementwise(forward),
-        derivative=elementwise(derivative), formula=f"g(z) = {readable(forward)};  g'(z) = {readable(derivative)}",
-        kinks=kinks, kink_convention=KINK_CONVENTION)
+        name=f"fuzz {kind}: {_short(forward)}",
+        forward=elementwise(forward),
+        derivative=elementwise(derivative),
+        formula=f"g(z) = {readable(forward)};  g'(z) = {readable(derivative)}",
+        kinks=kinks,
+        kink_convention=KINK_CONVENTION,
+    )
     return SymbolicActivation(kind, forward, derivative, float(scale), kinks, activation)
 
 
@@ -271,7 +302,8 @@ def clip(low: sympy.Expr, high: sympy.Expr) -> sympy.Expr:
 
 def _point_pairs(points: Sequence[sympy.Expr]) -> st.SearchStrategy[tuple[sympy.Expr, sympy.Expr]]:
     return st.lists(st.sampled_from(points), min_size=2, max_size=2, unique=True).map(
-        lambda p: tuple(sorted(p, key=float)))
+        lambda p: tuple(sorted(p, key=float))
+    )
 
 
 def leaves() -> st.SearchStrategy[sympy.Expr]:
@@ -310,7 +342,7 @@ UNARY: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
     "cube": lambda u: u**3,
     "abs": RealAbs,
     "exp": sympy.exp,
-    "gaussian": lambda u: sympy.exp(-u**2),
+    "gaussian": lambda u: sympy.exp(-(u**2)),
     "log1p_abs": lambda u: log1p(RealAbs(u)),
     "log1p_square": lambda u: log1p(u**2),
     "hypot": lambda u: sympy.sqrt(1 + u**2),
@@ -354,7 +386,7 @@ def trees() -> st.SearchStrategy[Shape]:
 @st.composite
 def overflows(draw) -> Shape:
     """exp of a linear or quadratic term, times a tame factor: g = ±∞ beyond some z."""
-    exponent = draw(st.sampled_from([Z, 2 * Z, -Z, Z / 2, Z**2 / 2, Z**2 / 8 + Z, Z**3 / 10, -Z**2 / 4 + 3 * Z]))
+    exponent = draw(st.sampled_from([Z, 2 * Z, -Z, Z / 2, Z**2 / 2, Z**2 / 8 + Z, Z**3 / 10, -(Z**2) / 4 + 3 * Z]))
     shift = draw(st.sampled_from(POINTS))
     factor = draw(st.sampled_from([sympy.Integer(1), Z, sympy.tanh(Z), sympy.sin(Z), 1 / (1 + Z**2)]))
     return "overflow", factor * sympy.exp(exponent + shift), None
@@ -390,8 +422,13 @@ def removables(draw) -> Shape:
 
 
 CANCELLING: tuple[sympy.Expr, ...] = (
-    sympy.exp(W) - 1, 1 - sympy.cos(W), sympy.sqrt(1 + W**2) - 1, W - sympy.sin(W),
-    sympy.exp(W) - 1 - W, log1p(W**2) - W**2)
+    sympy.exp(W) - 1,
+    1 - sympy.cos(W),
+    sympy.sqrt(1 + W**2) - 1,
+    W - sympy.sin(W),
+    sympy.exp(W) - 1 - W,
+    log1p(W**2) - W**2,
+)
 """Forms that lose digits near w = 0 when written naively (as here)."""
 
 
@@ -409,9 +446,9 @@ def irrational_kinks(draw) -> Shape:
     kink = st.one_of(
         st.builds(hinge, st.sampled_from(IRRATIONAL_POINTS), st.sampled_from(LEFT_SLOPES)),
         st.sampled_from(IRRATIONAL_POINTS).map(lambda c: RealAbs(Z - c)),
-        _point_pairs(IRRATIONAL_POINTS).map(lambda p: clip(*p)))
-    terms = draw(st.lists(st.tuples(st.sampled_from((sympy.Integer(1),) + COEFFICIENTS), kink),
-                          min_size=1, max_size=3))
+        _point_pairs(IRRATIONAL_POINTS).map(lambda p: clip(*p)),
+    )
+    terms = draw(st.lists(st.tuples(st.sampled_from((sympy.Integer(1),) + COEFFICIENTS), kink), min_size=1, max_size=3))
     return "irrational_kinks", sympy.Add(*(a * k for a, k in terms)), None
 
 
@@ -434,8 +471,13 @@ def polynomials(draw) -> Shape:
 
 
 SHAPES: dict[str, Callable[[], st.SearchStrategy[Shape]]] = {
-    "tree": trees, "overflow": overflows, "removable": removables, "cancellation": cancellations,
-    "irrational_kinks": irrational_kinks, "naive_sigmoid": naive_sigmoids, "polynomial": polynomials,
+    "tree": trees,
+    "overflow": overflows,
+    "removable": removables,
+    "cancellation": cancellations,
+    "irrational_kinks": irrational_kinks,
+    "naive_sigmoid": naive_sigmoids,
+    "polynomial": polynomials,
 }
 
 
@@ -521,8 +563,12 @@ class WrongVariant:
         size = np.abs(right)
         scale = float(np.max(size[finite]))
         with np.errstate(invalid="ignore"):
-            off = finite & (size >= NOT_NEGLIGIBLE * scale) & (size > 0) & \
-                (np.abs(wrong - right) >= SMALLEST_ERROR * size)
+            off = (
+                finite
+                & (size >= NOT_NEGLIGIBLE * scale)
+                & (size > 0)
+                & (np.abs(wrong - right) >= SMALLEST_ERROR * size)
+            )
         return _longest_run(off) * GRID_STEP
 
     def __repr__(self) -> str:
@@ -537,15 +583,19 @@ def _longest_run(mask: np.ndarray) -> int:
     return best
 
 
-def wrong_derivative(correct: SymbolicActivation, label: str, derivative: sympy.Expr,
-                     **region: float) -> WrongVariant:
+def wrong_derivative(correct: SymbolicActivation, label: str, derivative: sympy.Expr, **region: float) -> WrongVariant:
     """``correct`` with its derivative replaced by ``derivative`` (the same forward function);
     ``region`` (low, high, min_abs) says where the two may differ, when not everywhere."""
     require_plain(derivative)
     act = correct.activation
-    wrong = Activation(name=f"{act.name} [{label}]", forward=act.forward, derivative=elementwise(derivative),
-                       formula=f"g(z) = {readable(correct.forward)};  wrong g'(z) = {readable(derivative)}",
-                       kinks=act.kinks, kink_convention=act.kink_convention)
+    wrong = Activation(
+        name=f"{act.name} [{label}]",
+        forward=act.forward,
+        derivative=elementwise(derivative),
+        formula=f"g(z) = {readable(correct.forward)};  wrong g'(z) = {readable(derivative)}",
+        kinks=act.kinks,
+        kink_convention=act.kink_convention,
+    )
     return WrongVariant(label, correct, derivative, wrong, **region)
 
 
@@ -556,28 +606,38 @@ def _off_where(derivative: sympy.Expr, relative: float, where: sympy.Basic) -> s
 
 def relative_error(correct: SymbolicActivation, relative: float = 1e-6) -> WrongVariant:
     """g′·(1 + relative) everywhere."""
-    return wrong_derivative(correct, f"relative {relative:g} everywhere",
-                            _off_where(correct.derivative, relative, sympy.true))
+    return wrong_derivative(
+        correct, f"relative {relative:g} everywhere", _off_where(correct.derivative, relative, sympy.true)
+    )
 
 
 def interval_error(correct: SymbolicActivation, low: sympy.Expr, relative: float = 1e-2) -> WrongVariant:
     """g′·(1 + relative) on (low, low + ½) only."""
     low = sympy.nsimplify(low)
-    return wrong_derivative(correct, f"relative {relative:g} on ({float(low):g}, {float(low + HALF):g})",
-                            _off_where(correct.derivative, relative, (Z > low) & (Z < low + HALF)),
-                            low=float(low), high=float(low + HALF))
+    return wrong_derivative(
+        correct,
+        f"relative {relative:g} on ({float(low):g}, {float(low + HALF):g})",
+        _off_where(correct.derivative, relative, (Z > low) & (Z < low + HALF)),
+        low=float(low),
+        high=float(low + HALF),
+    )
 
 
 def large_z_error(correct: SymbolicActivation, relative: float = 1e-6) -> WrongVariant:
     """g′·(1 + relative) only where |z| > 5."""
-    return wrong_derivative(correct, f"relative {relative:g} for |z| > 5",
-                            _off_where(correct.derivative, relative, sympy.Abs(Z) > 5), min_abs=5.0)
+    return wrong_derivative(
+        correct,
+        f"relative {relative:g} for |z| > 5",
+        _off_where(correct.derivative, relative, sympy.Abs(Z) > 5),
+        min_abs=5.0,
+    )
 
 
 def negative_z_error(correct: SymbolicActivation, relative: float = 1e-6) -> WrongVariant:
     """g′·(1 + relative) only where z < 0."""
-    return wrong_derivative(correct, f"relative {relative:g} for z < 0",
-                            _off_where(correct.derivative, relative, Z < 0), high=0.0)
+    return wrong_derivative(
+        correct, f"relative {relative:g} for z < 0", _off_where(correct.derivative, relative, Z < 0), high=0.0
+    )
 
 
 _CHAINED = (sympy.exp, sympy.tanh, sympy.sin, sympy.cos, log1p, RealAbs)
@@ -587,8 +647,11 @@ def _compositions(expr: sympy.Expr) -> list[sympy.Expr]:
     """Nodes f(u) of ``expr`` with u ≠ z (whose chain rule has an inner factor u′)."""
     found = []
     for node in sympy.preorder_traversal(expr):
-        inner = node.base if isinstance(node, sympy.Pow) and node.exp.is_number else (
-            node.args[0] if isinstance(node, _CHAINED) else None)
+        inner = (
+            node.base
+            if isinstance(node, sympy.Pow) and node.exp.is_number
+            else (node.args[0] if isinstance(node, _CHAINED) else None)
+        )
         if inner is not None and inner != Z and not inner.is_number and node not in found:
             found.append(node)
     return found
@@ -609,29 +672,39 @@ def dropped_inner_derivative(correct: SymbolicActivation, node: sympy.Expr) -> W
     else:
         inner, outer = node.args[0], node.func(w)
     outer_prime = sympy.diff(outer, w).subs(w, inner)
-    return wrong_derivative(correct, f"inner derivative of {_short(node, 40)} dropped",
-                            _differentiate_with(correct.forward, node, outer_prime))
+    return wrong_derivative(
+        correct,
+        f"inner derivative of {_short(node, 40)} dropped",
+        _differentiate_with(correct.forward, node, outer_prime),
+    )
 
 
 def dropped_power_factor(correct: SymbolicActivation, node: sympy.Pow) -> WrongVariant:
     """(uᵏ)′ written u^{k−1}·u′, the factor k dropped."""
     base, k = node.base, node.exp
-    return wrong_derivative(correct, f"factor {k} of {_short(node, 40)} dropped",
-                            _differentiate_with(correct.forward, node, base ** (k - 1) * sympy.diff(base, Z)))
+    return wrong_derivative(
+        correct,
+        f"factor {k} of {_short(node, 40)} dropped",
+        _differentiate_with(correct.forward, node, base ** (k - 1) * sympy.diff(base, Z)),
+    )
 
 
 def dropped_scale(correct: SymbolicActivation) -> WrongVariant:
     """The overall constant factor forgotten in the derivative."""
-    return wrong_derivative(correct, f"scale {correct.scale:g} dropped",
-                            correct.derivative / sympy.Rational(correct.scale))
+    return wrong_derivative(
+        correct, f"scale {correct.scale:g} dropped", correct.derivative / sympy.Rational(correct.scale)
+    )
 
 
 def dropped_factors(correct: SymbolicActivation) -> list[WrongVariant]:
     """Every dropped-factor mistake this activation allows (inner derivatives, power factors,
     the scale), really wrong or not."""
     out = [dropped_inner_derivative(correct, node) for node in _compositions(correct.forward)]
-    out += [dropped_power_factor(correct, node) for node in sympy.preorder_traversal(correct.forward)
-            if isinstance(node, sympy.Pow) and node.exp.is_Integer and node.exp >= 2]
+    out += [
+        dropped_power_factor(correct, node)
+        for node in sympy.preorder_traversal(correct.forward)
+        if isinstance(node, sympy.Pow) and node.exp.is_Integer and node.exp >= 2
+    ]
     if correct.scale != 1.0:
         out.append(dropped_scale(correct))
     return out
@@ -709,8 +782,7 @@ def wrong_variants(draw, correct: SymbolicActivation, mistakes: Sequence[str] = 
 
 
 @st.composite
-def wrong_activations(draw, kinds: Sequence[str] = tuple(SHAPES),
-                      mistakes: Sequence[str] = MISTAKES) -> WrongVariant:
+def wrong_activations(draw, kinds: Sequence[str] = tuple(SHAPES), mistakes: Sequence[str] = MISTAKES) -> WrongVariant:
     """A generated activation with a classic mistake in its derivative."""
     return draw(wrong_variants(draw(symbolic_activations(kinds)), mistakes))
 
@@ -721,9 +793,16 @@ LOSS_RANGE = np.linspace(-20, 20, 8001)
 """Where a generated φ must be finite (|a − y| ≤ 20), and where wrong losses are shown wrong."""
 
 NAMED_PENALTIES: tuple[sympy.Expr, ...] = (
-    Z**2 / 2, sympy.sqrt(1 + Z**2) - 1, log1p(Z**2), RealAbs(Z), Z**4 / 4, Z * sympy.tanh(Z),
+    Z**2 / 2,
+    sympy.sqrt(1 + Z**2) - 1,
+    log1p(Z**2),
+    RealAbs(Z),
+    Z**4 / 4,
+    Z * sympy.tanh(Z),
     sympy.Piecewise((Z**2 / 2, RealAbs(Z) <= 1), (RealAbs(Z) - HALF, True)),
-    1 - sympy.exp(-Z**2), sympy.log(sympy.cosh(Z)))
+    1 - sympy.exp(-(Z**2)),
+    sympy.log(sympy.cosh(Z)),
+)
 """φ(r) of familiar losses: squared, pseudo-Huber, Cauchy, absolute, quartic, Huber, Welsch, log-cosh."""
 
 
@@ -752,8 +831,15 @@ def _loss_on_range(loss: Loss) -> tuple[np.ndarray, np.ndarray]:
     return loss.error(r, y, np), loss.gradient(r, y, np)[:, 0]
 
 
-def _loss(name: str, formula: str, phi: sympy.Expr, phi_prime: sympy.Expr, scale: float,
-          gradient_scale: float, per_example: bool = False) -> Loss:
+def _loss(
+    name: str,
+    formula: str,
+    phi: sympy.Expr,
+    phi_prime: sympy.Expr,
+    scale: float,
+    gradient_scale: float,
+    per_example: bool = False,
+) -> Loss:
     """Eₜ = scale·Σⱼ φ(aⱼ − yⱼ) and its claimed gradient gradient_scale·φ′(a − y) (/ n when
     ``per_example``)."""
     phi_fn, phi_prime_fn = elementwise(phi), elementwise(phi_prime)
@@ -820,16 +906,25 @@ class WrongLoss:
             return 0.0
         size = np.abs(right)
         with np.errstate(invalid="ignore"):
-            off = finite & (size >= NOT_NEGLIGIBLE * np.max(size[finite])) & (size > 0) & \
-                (np.abs(wrong - right) >= SMALLEST_ERROR * size)
+            off = (
+                finite
+                & (size >= NOT_NEGLIGIBLE * np.max(size[finite]))
+                & (size > 0)
+                & (np.abs(wrong - right) >= SMALLEST_ERROR * size)
+            )
         return _longest_run(off) * float(LOSS_RANGE[1] - LOSS_RANGE[0])
 
     def __repr__(self) -> str:
         return f"WrongLoss({self.label!r}, {self.correct!r})"
 
 
-def wrong_loss(correct: SymbolicLoss, label: str, phi_prime: sympy.Expr | None = None,
-               gradient_scale: float | None = None, per_example: bool = False) -> WrongLoss:
+def wrong_loss(
+    correct: SymbolicLoss,
+    label: str,
+    phi_prime: sympy.Expr | None = None,
+    gradient_scale: float | None = None,
+    per_example: bool = False,
+) -> WrongLoss:
     """``correct`` with the gradient ``gradient_scale``·``phi_prime`` (by default the right
     s and φ′), divided by n once more when ``per_example``."""
     prime = correct.phi_prime if phi_prime is None else phi_prime

@@ -16,7 +16,8 @@ RIGHT_PRELU = ParametricActivation(
     lambda z, p, xp: xp.where(z > 0, z, _a(p, z, xp) * z),
     lambda z, p, xp: xp.where(z > 0, 1.0, _a(p, z, xp) + 0 * z).astype(z.dtype),
     lambda z, p, xp: {"a": xp.where(z > 0, 0.0, z).astype(z.dtype)},
-    (Parameter("a", 0.25, 0.0, 1.0),))
+    (Parameter("a", 0.25, 0.0, 1.0),),
+)
 """PReLU with the other convention at 0 (z > 0 tests the positive side): ∂g/∂z(0) = a, as
 ``jax.grad`` of this forward gives."""
 
@@ -41,8 +42,9 @@ def _naive_swish_dp(z, p, xp):
     return {"beta": z * z * s * (1 - s)}
 
 
-RIGHT_NAIVE_SWISH = ParametricActivation("naive_swish_beta", _naive_swish, _naive_swish_dz, _naive_swish_dp,
-                                         (Parameter("beta", 1.0, 0.1, 3.0),))
+RIGHT_NAIVE_SWISH = ParametricActivation(
+    "naive_swish_beta", _naive_swish, _naive_swish_dz, _naive_swish_dp, (Parameter("beta", 1.0, 0.1, 3.0),)
+)
 """x·σ(βx) written naively: 1/(1 + e^{−βz}) overflows for large negative βz and σ(1 − σ)
 cancels for large positive; right, and hard on the numbers."""
 
@@ -68,20 +70,29 @@ def _softmax_t(z, xp):
 
 
 RIGHT_SOFTMAX_T2 = VectorActivation(
-    "softmax_t2", _softmax_t,
-    lambda z, v, xp: _softmax_t(z, xp) * (v - xp.sum(_softmax_t(z, xp) * v, axis=-1, keepdims=True)) / 2)
+    "softmax_t2",
+    _softmax_t,
+    lambda z, v, xp: _softmax_t(z, xp) * (v - xp.sum(_softmax_t(z, xp) * v, axis=-1, keepdims=True)) / 2,
+)
 """softmax(z/2), temperature 2: Jᵀv = a ⊙ (v − a·v)/2."""
 
 
 WRONG_PRELU_INDICATOR = ParametricActivation(
-    "prelu_forgot_indicator", RIGHT_PRELU.forward, RIGHT_PRELU.derivative,
-    lambda z, p, xp: {"a": z}, (Parameter("a", 0.25, 0.0, 1.0),))
+    "prelu_forgot_indicator",
+    RIGHT_PRELU.forward,
+    RIGHT_PRELU.derivative,
+    lambda z, p, xp: {"a": z},
+    (Parameter("a", 0.25, 0.0, 1.0),),
+)
 """∂g/∂a = z everywhere: the indicator [z ≤ 0] forgotten."""
 
 WRONG_SWISH_1E6 = ParametricActivation(
-    "naive_swish_beta_1e-6", _naive_swish, _naive_swish_dz,
+    "naive_swish_beta_1e-6",
+    _naive_swish,
+    _naive_swish_dz,
     lambda z, p, xp: {"beta": _naive_swish_dp(z, p, xp)["beta"] * (1 + 1e-6)},
-    (Parameter("beta", 1.0, 0.1, 3.0),))
+    (Parameter("beta", 1.0, 0.1, 3.0),),
+)
 """∂g/∂β off by a relative 1e-6 everywhere."""
 
 
@@ -94,14 +105,23 @@ WRONG_SNAKE = ParametricActivation(
     lambda z, p, xp: z + xp.sin(_alpha(p, z, xp) * z) ** 2 / _alpha(p, z, xp),
     lambda z, p, xp: 1 + xp.sin(2 * _alpha(p, z, xp) * z),
     lambda z, p, xp: {"alpha": z * xp.sin(2 * _alpha(p, z, xp) * z) / _alpha(p, z, xp)},
-    (Parameter("alpha", 1.0, 0.2, 5.0),))
+    (Parameter("alpha", 1.0, 0.2, 5.0),),
+)
 """snake's ∂g/∂α without the −sin²(αz)/α² term of the quotient rule."""
 
 WRONG_GLU_SWAPPED = VectorActivation(
-    "glu_first_half_swapped", _first_half_gate,
-    lambda z, v, xp: xp.concatenate([_first_half_gate_vjp(z, v, xp)[..., z.shape[-1] // 2:],
-                                     _first_half_gate_vjp(z, v, xp)[..., : z.shape[-1] // 2]], axis=-1),
-    group=2, shrink=2)
+    "glu_first_half_swapped",
+    _first_half_gate,
+    lambda z, v, xp: xp.concatenate(
+        [
+            _first_half_gate_vjp(z, v, xp)[..., z.shape[-1] // 2 :],
+            _first_half_gate_vjp(z, v, xp)[..., : z.shape[-1] // 2],
+        ],
+        axis=-1,
+    ),
+    group=2,
+    shrink=2,
+)
 """The first-half GLU with the halves of Jᵀv swapped."""
 
 

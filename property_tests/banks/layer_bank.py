@@ -36,7 +36,7 @@ def _sigmoid(u, xp=np):
 class ScaledTanh:
     """z = s ⊙ tanh(a), one learnable scale per input element (any in_shape).
 
-        ∂/∂a:  δ ⊙ s ⊙ (1 − tanh²a)        ∂/∂s:  (1/n) Σₜ δₜ ⊙ tanh aₜ
+    ∂/∂a:  δ ⊙ s ⊙ (1 − tanh²a)        ∂/∂s:  (1/n) Σₜ δₜ ⊙ tanh aₜ
     """
 
     example_shapes = ((4,), (2, 3))
@@ -62,8 +62,8 @@ class ScaledTanh:
 class FusedLayerNorm:
     """LayerNorm over each example's units, its backward fused into one expression:
 
-        z = γ ⊙ x̂ + β,  x̂ = (a − μ)·r,  r = 1/√(v + ε)
-        ∂/∂a = (r/m)·(m·g − Σg − x̂·Σ(g ⊙ x̂)),  g = γ ⊙ δ   (sums over the m units)
+    z = γ ⊙ x̂ + β,  x̂ = (a − μ)·r,  r = 1/√(v + ε)
+    ∂/∂a = (r/m)·(m·g − Σg − x̂·Σ(g ⊙ x̂)),  g = γ ⊙ δ   (sums over the m units)
     """
 
     eps: float = 1e-5
@@ -97,8 +97,8 @@ class FusedLayerNorm:
 class GatedLayer:
     """z = a ⊙ σ(a W): each unit gated by a sigmoid of all the units (W is m × m).
 
-        u = aW, s = σ(u), q = δ ⊙ a ⊙ s(1 − s)
-        ∂/∂a = δ ⊙ s + q Wᵀ        ∂/∂W = (1/n) aᵀq
+    u = aW, s = σ(u), q = δ ⊙ a ⊙ s(1 − s)
+    ∂/∂a = δ ⊙ s + q Wᵀ        ∂/∂W = (1/n) aᵀq
     """
 
     example_shapes = ((4,), (7,))
@@ -285,8 +285,15 @@ class BatchCentreNoBatchPath(BatchCentre):
         return params["gamma"] * delta
 
 
-WRONG = [LayerNormMissingTerm(), RowMixTransposedGradient(), ScaledTanhNotAveraged(), GatedLayerSignFlipped(),
-         LogSoftmaxOffByMillionth(), ScaledTanhWrongForNegative(), BatchCentreNoBatchPath()]
+WRONG = [
+    LayerNormMissingTerm(),
+    RowMixTransposedGradient(),
+    ScaledTanhNotAveraged(),
+    GatedLayerSignFlipped(),
+    LogSoftmaxOffByMillionth(),
+    ScaledTanhWrongForNegative(),
+    BatchCentreNoBatchPath(),
+]
 """Wrong hand-written backward passes: each must be WRONG, with a counterexample."""
 
 
@@ -300,7 +307,7 @@ class CancellingSquare:
     float64 some 12: a right formula that loses digits (IMPRECISE under --strict)."""
 
     example_shapes = ((4,),)
-    K = 2.0 ** 16
+    K = 2.0**16
 
     def out_shape(self, in_shape: Shape) -> Shape:
         return tuple(in_shape)

@@ -19,7 +19,6 @@ from manual.layers import Dense, LayerNetwork, layer_config
 from manual.norms import BatchNorm, LayerNorm, RMSNorm
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
 from manual.residual import Residual
-
 from property_tests.library.conv_strategies import (
     bias_summed,
     channels_transposed,

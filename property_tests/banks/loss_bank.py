@@ -16,8 +16,9 @@ RIGHT_LOGCOSH = Loss("logcosh", _logcosh, lambda a, y, xp: xp.tanh(a - y))
 WRONG_LOGCOSH = Loss("logcosh_1e-6", _logcosh, lambda a, y, xp: xp.tanh(a - y) * (1 + 1e-6))
 """The same gradient off by a relative 1e-6."""
 
-WRONG_MSE_TWICE_AVERAGED = Loss("mse_1_over_n_twice", lambda a, y, xp: 0.5 * xp.sum((a - y) ** 2, axis=-1),
-                                lambda a, y, xp: (a - y) / a.shape[0])
+WRONG_MSE_TWICE_AVERAGED = Loss(
+    "mse_1_over_n_twice", lambda a, y, xp: 0.5 * xp.sum((a - y) ** 2, axis=-1), lambda a, y, xp: (a - y) / a.shape[0]
+)
 """The squared error with the 1/n of the mean applied again inside the gradient."""
 
 UNUSABLE_SHAPE = Loss("summed", lambda a, y, xp: xp.sum((a - y) ** 2), lambda a, y, xp: 2 * (a - y))
@@ -26,9 +27,9 @@ UNUSABLE_SHAPE = Loss("summed", lambda a, y, xp: xp.sum((a - y) ** 2), lambda a,
 
 # --- scaled, overflowing, cancelling, non-finite: the pointwise verdict at every scale -------
 
+
 def _mse_times(c, off=1.0):
-    return (lambda a, y, xp: c * 0.5 * xp.sum((a - y) ** 2, axis=-1),
-            lambda a, y, xp: c * (a - y) * off)
+    return (lambda a, y, xp: c * 0.5 * xp.sum((a - y) ** 2, axis=-1), lambda a, y, xp: c * (a - y) * off)
 
 
 RIGHT_MSE_TINY = Loss("mse_times_1e-10", *_mse_times(1e-10))
@@ -61,10 +62,10 @@ def _cubic(a, y, xp):
     return xp.sum(0.25 * r * r * (a * a + 2 * a * y + 3 * y * y), axis=-1)
 
 
-RIGHT_CANCELLING = Loss("cubic_gap", _cubic, lambda a, y, xp: a ** 3 - y ** 3)
+RIGHT_CANCELLING = Loss("cubic_gap", _cubic, lambda a, y, xp: a**3 - y**3)
 """¼(a − y)²(a² + 2ay + 3y²), gradient a³ − y³: right, but cancelling to a few digits where a ≈ y is large."""
 
-WRONG_CANCELLING = Loss("cubic_gap_off_1e-6", _cubic, lambda a, y, xp: (a ** 3 - y ** 3) * (1 + 1e-6))
+WRONG_CANCELLING = Loss("cubic_gap_off_1e-6", _cubic, lambda a, y, xp: (a**3 - y**3) * (1 + 1e-6))
 """The cancelling gradient a³ − y³ off by a relative 1e-6."""
 
 
@@ -87,8 +88,9 @@ def _one_minus_cos(a, y, xp):
 WRONG_NAN_AT_ZERO = Loss("one_minus_cos_nan", _one_minus_cos, lambda a, y, xp: (a - y) * (xp.sin(a - y) / (a - y)))
 """1 − cos(a − y) with the gradient written r·(sin r / r): NaN at a = y, where the error (0) is finite."""
 
-INCONCLUSIVE_LOG = Loss("log_gap", lambda a, y, xp: xp.sum(xp.log(a - y - 12), axis=-1),
-                        lambda a, y, xp: 1 / (a - y - 12))
+INCONCLUSIVE_LOG = Loss(
+    "log_gap", lambda a, y, xp: xp.sum(xp.log(a - y - 12), axis=-1), lambda a, y, xp: 1 / (a - y - 12)
+)
 """Σ log(a − y − 12): NaN wherever a − y < 12, almost everywhere the outputs and targets lie."""
 
 
@@ -103,12 +105,28 @@ WRONG_MAE_AT_KINK = Loss("mae_3_at_kink", _mae, lambda a, y, xp: xp.where(a == y
 """Σ|a − y| with gradient 3 at a = y, outside the one-sided gradients ±1: a jump is no rounding noise."""
 
 
-RIGHT = [RIGHT_LOGCOSH, RIGHT_MSE_TINY, RIGHT_MSE_HUGE, RIGHT_COSH, RIGHT_CANCELLING, RIGHT_EXP_CANCELLING,
-         RIGHT_MAE_SIGN_ZERO]
+RIGHT = [
+    RIGHT_LOGCOSH,
+    RIGHT_MSE_TINY,
+    RIGHT_MSE_HUGE,
+    RIGHT_COSH,
+    RIGHT_CANCELLING,
+    RIGHT_EXP_CANCELLING,
+    RIGHT_MAE_SIGN_ZERO,
+]
 """Every right loss of the bank: verified."""
 
-WRONG = [WRONG_LOGCOSH, WRONG_MSE_TWICE_AVERAGED, WRONG_MSE_TINY, WRONG_MSE_HUGE, WRONG_COSH, WRONG_CANCELLING,
-         WRONG_EXP_CANCELLING, WRONG_NAN_AT_ZERO, WRONG_MAE_AT_KINK]
+WRONG = [
+    WRONG_LOGCOSH,
+    WRONG_MSE_TWICE_AVERAGED,
+    WRONG_MSE_TINY,
+    WRONG_MSE_HUGE,
+    WRONG_COSH,
+    WRONG_CANCELLING,
+    WRONG_EXP_CANCELLING,
+    WRONG_NAN_AT_ZERO,
+    WRONG_MAE_AT_KINK,
+]
 """Every wrong loss of the bank: wrong, with a counterexample."""
 
 INCONCLUSIVE = [INCONCLUSIVE_LOG]

@@ -42,14 +42,13 @@ from manual import (
     Network,
     backprop,
 )
-from reference import fast
-
 from property_tests.banks import broken
+from property_tests.banks.layer_controls import CONTROLS, NORM_CONTROLS, has_kind, mistaken
+from property_tests.checkers.verify import design, make_case
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import compare_case, first_failure
-from property_tests.banks.layer_controls import CONTROLS, NORM_CONTROLS, has_kind, mistaken
 from property_tests.library.strategies import tied
-from property_tests.checkers.verify import design, make_case
+from reference import fast
 
 SIGMOID = CATALOGUE["sigmoid"]
 
@@ -60,8 +59,10 @@ def _g_prime(g, z):
 
 def _hidden(mutate):
     """hidden_delta with its g′ factor replaced by ``mutate(g_k, z_k)``."""
+
     def hidden_delta(theta_next, delta_next, z_k, g_k):
         return (delta_next @ theta_next) * mutate(g_k, z_k)  # (2), mutated
+
     return hidden_delta
 
 
@@ -70,6 +71,7 @@ def _output(mutate):
         if not hasattr(g_L, "derivative"):  # softmax and log_softmax keep their own J_gᵀv
             return backprop.output_delta(grad_a_E, z_L, g_L)
         return grad_a_E * mutate(g_L, z_L)  # (1), mutated
+
     return output_delta
 
 
@@ -110,57 +112,138 @@ class Mutant:
 MUTANTS: list[Mutant] = [
     Mutant("g_prime_at_a", "g′ evaluated at a = g(z) instead of at z, in (1) and (2)", broken.G_PRIME_AT_A),
     Mutant("theta_not_transposed", "Θ⁽ᵏ⁺¹⁾ instead of (Θ⁽ᵏ⁺¹⁾)ᵀ in (2)", broken.MISSING_TRANSPOSE),
-    Mutant("g_prime_missing_in_2", "(2) without its factor g_k′(z⁽ᵏ⁾)",
-           dataclasses.replace(EQUATIONS, hidden_delta=lambda th, d, z, g: d @ th)),
-    Mutant("layer_input_from_wrong_layer", "(3) pairs δ⁽ᵏ⁾ with a⁽ᵏ⁾ instead of a⁽ᵏ⁻¹⁾",
-           dataclasses.replace(EQUATIONS, layer_operands=lambda delta, a, k: (delta[k], a[k]))),
+    Mutant(
+        "g_prime_missing_in_2",
+        "(2) without its factor g_k′(z⁽ᵏ⁾)",
+        dataclasses.replace(EQUATIONS, hidden_delta=lambda th, d, z, g: d @ th),
+    ),
+    Mutant(
+        "layer_input_from_wrong_layer",
+        "(3) pairs δ⁽ᵏ⁾ with a⁽ᵏ⁾ instead of a⁽ᵏ⁻¹⁾",
+        dataclasses.replace(EQUATIONS, layer_operands=lambda delta, a, k: (delta[k], a[k])),
+    ),
     Mutant("bias_summed", "the bias gradient summed over the examples, not averaged", broken.BIAS_SUMMED),
-    Mutant("one_over_n_twice", "the 1/n of the mean applied twice in (3)",
-           dataclasses.replace(EQUATIONS, parameter_gradients=lambda d, a: tuple(
-               v / d.shape[0] for v in backprop.parameter_gradients(d, a)))),
-    Mutant("no_averaging", "(3) sums over the examples and never divides by n",
-           dataclasses.replace(EQUATIONS, parameter_gradients=lambda d, a: tuple(
-               v * d.shape[0] for v in backprop.parameter_gradients(d, a)))),
-    Mutant("grad_a_sign_flipped", "∇ₐE taken as y − a instead of a − y in (1)",
-           dataclasses.replace(EQUATIONS, output_delta=lambda grad, z, g: backprop.output_delta(-grad, z, g))),
-    Mutant("delta_from_wrong_layer", "(3) uses the δ of the layer above, δ⁽ᵏ⁺¹⁾, in place of δ⁽ᵏ⁾",
-           dataclasses.replace(EQUATIONS, layer_operands=lambda delta, a, k: (
-               delta[min(k + 1, len(delta) - 1)], a[k - 1]))),
-    Mutant("softmax_diagonal_jacobian", "softmax's Jacobian without its off-diagonal terms in (1)",
-           broken.SOFTMAX_WITHOUT_OFF_DIAGONAL, losses=(MSE, LOSSES["huber"]), output=SOFTMAX),
-    Mutant("derivative_wrong_in_last_layer", "g′ off by 0.1% in the output layer only",
-           dataclasses.replace(EQUATIONS, output_delta=_output(lambda g, z: 1.001 * _g_prime(g, z)))),
-    Mutant("derivative_wrong_for_negative_z", "g′ off by 1% for z < 0 only, in (1) and (2)",
-           dataclasses.replace(EQUATIONS, output_delta=_output(_only_negative), hidden_delta=_hidden(_only_negative))),
-    Mutant("sigmoid_prime_hardwired", "σ′ used for every layer whatever its activation (Nielsen's flaw)",
-           dataclasses.replace(EQUATIONS, output_delta=_output(_sigmoid_everywhere),
-                               hidden_delta=_hidden(_sigmoid_everywhere))),
-    Mutant("bias_gradient_forgotten", "the bias gradient left at zero",
-           dataclasses.replace(EQUATIONS, parameter_gradients=lambda d, a: (
-               backprop.parameter_gradients(d, a)[0], np.zeros(d.shape[1])))),
-    Mutant("weight_gradient_transposed", "∂E/∂Θ⁽ᵏ⁾ built as aᵀδ, the transpose of the right shape",
-           dataclasses.replace(EQUATIONS, parameter_gradients=lambda d, a: (
-               (a.T @ d / d.shape[0]).reshape(d.shape[1], a.shape[1]), d.sum(axis=0) / d.shape[0]))),
+    Mutant(
+        "one_over_n_twice",
+        "the 1/n of the mean applied twice in (3)",
+        dataclasses.replace(
+            EQUATIONS,
+            parameter_gradients=lambda d, a: tuple(v / d.shape[0] for v in backprop.parameter_gradients(d, a)),
+        ),
+    ),
+    Mutant(
+        "no_averaging",
+        "(3) sums over the examples and never divides by n",
+        dataclasses.replace(
+            EQUATIONS,
+            parameter_gradients=lambda d, a: tuple(v * d.shape[0] for v in backprop.parameter_gradients(d, a)),
+        ),
+    ),
+    Mutant(
+        "grad_a_sign_flipped",
+        "∇ₐE taken as y − a instead of a − y in (1)",
+        dataclasses.replace(EQUATIONS, output_delta=lambda grad, z, g: backprop.output_delta(-grad, z, g)),
+    ),
+    Mutant(
+        "delta_from_wrong_layer",
+        "(3) uses the δ of the layer above, δ⁽ᵏ⁺¹⁾, in place of δ⁽ᵏ⁾",
+        dataclasses.replace(
+            EQUATIONS, layer_operands=lambda delta, a, k: (delta[min(k + 1, len(delta) - 1)], a[k - 1])
+        ),
+    ),
+    Mutant(
+        "softmax_diagonal_jacobian",
+        "softmax's Jacobian without its off-diagonal terms in (1)",
+        broken.SOFTMAX_WITHOUT_OFF_DIAGONAL,
+        losses=(MSE, LOSSES["huber"]),
+        output=SOFTMAX,
+    ),
+    Mutant(
+        "derivative_wrong_in_last_layer",
+        "g′ off by 0.1% in the output layer only",
+        dataclasses.replace(EQUATIONS, output_delta=_output(lambda g, z: 1.001 * _g_prime(g, z))),
+    ),
+    Mutant(
+        "derivative_wrong_for_negative_z",
+        "g′ off by 1% for z < 0 only, in (1) and (2)",
+        dataclasses.replace(EQUATIONS, output_delta=_output(_only_negative), hidden_delta=_hidden(_only_negative)),
+    ),
+    Mutant(
+        "sigmoid_prime_hardwired",
+        "σ′ used for every layer whatever its activation (Nielsen's flaw)",
+        dataclasses.replace(
+            EQUATIONS, output_delta=_output(_sigmoid_everywhere), hidden_delta=_hidden(_sigmoid_everywhere)
+        ),
+    ),
+    Mutant(
+        "bias_gradient_forgotten",
+        "the bias gradient left at zero",
+        dataclasses.replace(
+            EQUATIONS, parameter_gradients=lambda d, a: (backprop.parameter_gradients(d, a)[0], np.zeros(d.shape[1]))
+        ),
+    ),
+    Mutant(
+        "weight_gradient_transposed",
+        "∂E/∂Θ⁽ᵏ⁾ built as aᵀδ, the transpose of the right shape",
+        dataclasses.replace(
+            EQUATIONS,
+            parameter_gradients=lambda d, a: (
+                (a.T @ d / d.shape[0]).reshape(d.shape[1], a.shape[1]),
+                d.sum(axis=0) / d.shape[0],
+            ),
+        ),
+    ),
     Mutant("examples_misaligned", "(3) pairs δ of example t with a of example t − 1", broken.MISALIGNED_EXAMPLES),
-    Mutant("tanh_prime_off_by_1e_6", "tanh′ off by a relative 1e-6 (a catalogue entry, not the equations)",
-           activation_swap=("tanh", broken.off_by(CATALOGUE["tanh"], 1e-6))),
+    Mutant(
+        "tanh_prime_off_by_1e_6",
+        "tanh′ off by a relative 1e-6 (a catalogue entry, not the equations)",
+        activation_swap=("tanh", broken.off_by(CATALOGUE["tanh"], 1e-6)),
+    ),
     # --- activations with trainable parameters, and maps that mix units ------------------------
-    Mutant("prelu_partial_off_by_1e_6", "prelu's ∂g/∂a off by a relative 1e-6 (a catalogue entry, not the equations)",
-           pool=("prelu", "tanh"), swaps=(("prelu", broken.parameter_partial_off_by(PARAMETRIC["prelu"], "a", 1e-6)),)),
-    Mutant("parameter_summed_over_units", "a per-unit parameter's gradient summed over the units, not the examples",
-           broken.PARAMETERS_WRONG_AXIS, pool=PER_UNIT),
-    Mutant("per_unit_treated_as_shared", "every unit of a per-unit parameter given the whole layer's gradient",
-           broken.PER_UNIT_AS_SHARED, pool=PER_UNIT),
-    Mutant("parameter_gradient_from_delta", "∂E/∂p⁽ᵏ⁾ of a hidden layer from δ⁽ᵏ⁾ instead of ∂Eₜ/∂a⁽ᵏ⁾ = δ⁽ᵏ⁺¹⁾Θ⁽ᵏ⁺¹⁾",
-           broken.PARAMETERS_FROM_DELTA, pool=(*PARAMETRIC, "tanh"), output=CATALOGUE["tanh"]),
-    Mutant("glu_halves_swapped", "a GLU's J_gᵀv with its halves swapped (the first half taken as the gate)",
-           pool=(*GLU_FAMILY, "tanh"), swaps=tuple((name, broken.halves_swapped(VECTOR_ACTIVATIONS[name]))
-                                                   for name in GLU_FAMILY)),
-    Mutant("maxout_one_hot_at_ties", "maxout's J_gᵀv sends a tied group's gradient to its first maximum only",
-           pool=(*MAXOUT, "tanh"), ties=True,
-           swaps=tuple((name, broken.one_hot_at_ties(VECTOR_ACTIVATIONS[name])) for name in MAXOUT)),
-    Mutant("hidden_softmax_diagonal_jacobian", "a hidden softmax's J_g replaced by its diagonal a ⊙ (1 − a) in (2)",
-           broken.HIDDEN_JACOBIAN_DIAGONAL, pool=("softmax", "tanh")),
+    Mutant(
+        "prelu_partial_off_by_1e_6",
+        "prelu's ∂g/∂a off by a relative 1e-6 (a catalogue entry, not the equations)",
+        pool=("prelu", "tanh"),
+        swaps=(("prelu", broken.parameter_partial_off_by(PARAMETRIC["prelu"], "a", 1e-6)),),
+    ),
+    Mutant(
+        "parameter_summed_over_units",
+        "a per-unit parameter's gradient summed over the units, not the examples",
+        broken.PARAMETERS_WRONG_AXIS,
+        pool=PER_UNIT,
+    ),
+    Mutant(
+        "per_unit_treated_as_shared",
+        "every unit of a per-unit parameter given the whole layer's gradient",
+        broken.PER_UNIT_AS_SHARED,
+        pool=PER_UNIT,
+    ),
+    Mutant(
+        "parameter_gradient_from_delta",
+        "∂E/∂p⁽ᵏ⁾ of a hidden layer from δ⁽ᵏ⁾ instead of ∂Eₜ/∂a⁽ᵏ⁾ = δ⁽ᵏ⁺¹⁾Θ⁽ᵏ⁺¹⁾",
+        broken.PARAMETERS_FROM_DELTA,
+        pool=(*PARAMETRIC, "tanh"),
+        output=CATALOGUE["tanh"],
+    ),
+    Mutant(
+        "glu_halves_swapped",
+        "a GLU's J_gᵀv with its halves swapped (the first half taken as the gate)",
+        pool=(*GLU_FAMILY, "tanh"),
+        swaps=tuple((name, broken.halves_swapped(VECTOR_ACTIVATIONS[name])) for name in GLU_FAMILY),
+    ),
+    Mutant(
+        "maxout_one_hot_at_ties",
+        "maxout's J_gᵀv sends a tied group's gradient to its first maximum only",
+        pool=(*MAXOUT, "tanh"),
+        ties=True,
+        swaps=tuple((name, broken.one_hot_at_ties(VECTOR_ACTIVATIONS[name])) for name in MAXOUT),
+    ),
+    Mutant(
+        "hidden_softmax_diagonal_jacobian",
+        "a hidden softmax's J_g replaced by its diagonal a ⊙ (1 − a) in (2)",
+        broken.HIDDEN_JACOBIAN_DIAGONAL,
+        pool=("softmax", "tanh"),
+    ),
 ]
 
 
@@ -196,8 +279,10 @@ LAYER_MUTANT_NAMES = {
 }
 """A short name for each mistake of ``layer_controls.CONTROLS``."""
 
-LAYER_MUTANTS: list[LayerMutant] = [LayerMutant(LAYER_MUTANT_NAMES[mistake], mistake, kind, wrong)
-                                    for mistake, (kind, wrong) in {**CONTROLS, **NORM_CONTROLS}.items()]
+LAYER_MUTANTS: list[LayerMutant] = [
+    LayerMutant(LAYER_MUTANT_NAMES[mistake], mistake, kind, wrong)
+    for mistake, (kind, wrong) in {**CONTROLS, **NORM_CONTROLS}.items()
+]
 """The mistakes of ``layer_controls.CONTROLS``, hunted on convolutional networks."""
 
 
@@ -229,8 +314,12 @@ class MutantsReport:
         return float(np.median([r.seconds for r in self.results])) if self.results else 0.0
 
     def as_dict(self) -> dict:
-        return {"caught": self.caught, "total": len(self.results), "median_seconds": self.median_seconds,
-                "mutants": [r.as_dict() for r in self.results]}
+        return {
+            "caught": self.caught,
+            "total": len(self.results),
+            "median_seconds": self.median_seconds,
+            "mutants": [r.as_dict() for r in self.results],
+        }
 
 
 def resolve(name: str):
@@ -251,8 +340,9 @@ def _swaps(mutant: Mutant) -> dict:
         swaps[mutant.activation_swap[0]] = mutant.activation_swap[1]
     for name, wrong in swaps.items():
         if wrong.forward is not resolve(name).forward:
-            raise ValueError(f"{mutant.name}: a swapped {name} must keep the real forward, which autodiff "
-                             f"differentiates")
+            raise ValueError(
+                f"{mutant.name}: a swapped {name} must keep the real forward, which autodiff differentiates"
+            )
     return swaps
 
 
@@ -260,8 +350,7 @@ def _hand_side(network: Network, swaps: dict) -> Network:
     """The same network with every swapped activation replaced by its wrong entry."""
     if not any(g.name in swaps for g in network.g[1:]):
         return network
-    return Network(network.theta, network.b, (None,) + tuple(swaps.get(g.name, g) for g in network.g[1:]),
-                   network.p)
+    return Network(network.theta, network.b, (None,) + tuple(swaps.get(g.name, g) for g in network.g[1:]), network.p)
 
 
 def _cases(mutant: Mutant, count: int, seed: int) -> list[tuple]:
@@ -281,8 +370,9 @@ def _references(cases: list, branches: tuple) -> list:
     """Autodiff for every case, one network per call: the program the properties use too (one
     compilation serves both in a process), and no slower than the vmapped one for a few dozen
     networks, which is all a hunt ever needs."""
-    return fast.autodiff_many([(c.network, c.x, c.y) for c in cases], losses=[c.loss for c in cases],
-                              branches=branches, batched=False)
+    return fast.autodiff_many(
+        [(c.network, c.x, c.y) for c in cases], losses=[c.loss for c in cases], branches=branches, batched=False
+    )
 
 
 def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int = 0) -> MutantResult:
@@ -296,19 +386,26 @@ def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int 
         for i, ((hand, real), ref) in enumerate(zip(chunk, _references([real for _, real in chunk], branches))):
             failure = first_failure(compare_case(hand, ref, equations)[0])
             if failure is not None:
-                return MutantResult(mutant.name, mutant.mistake, True, failure.equation, failure.layer,
-                                    begin + i + 1, time.perf_counter() - start, failure.describe())
+                return MutantResult(
+                    mutant.name,
+                    mutant.mistake,
+                    True,
+                    failure.equation,
+                    failure.layer,
+                    begin + i + 1,
+                    time.perf_counter() - start,
+                    failure.describe(),
+                )
     return MutantResult(mutant.name, mutant.mistake, False, None, None, max_networks, time.perf_counter() - start)
 
 
 def hunt_layers(mutant: LayerMutant, *, draws: int = 3, seed: int = 0) -> MutantResult:
     """The convolutional networks of ``verify`` (``draws`` of each architecture), with every
     layer of the mutant's kind made wrong, until an equation disagrees with autodiff."""
-    from reference.layers import layer_autodiff
-
+    from property_tests.checkers.verify_layers import EXTREMES, build, draw_case
     from property_tests.library import layer_compare
     from property_tests.library.layer_strategies import LayerCase
-    from property_tests.checkers.verify_layers import EXTREMES, build, draw_case
+    from reference.layers import layer_autodiff
 
     start, rng, networks = time.perf_counter(), np.random.default_rng(seed), 0
     activations = list(CATALOGUE.values())
@@ -323,13 +420,22 @@ def hunt_layers(mutant: LayerMutant, *, draws: int = 3, seed: int = 0) -> Mutant
             ref = layer_autodiff(real.network, real.x, real.y, loss=real.loss)
             failure = first_failure(layer_compare.equation_by_equation(hand, ref))
             if failure is not None:
-                return MutantResult(mutant.name, mutant.mistake, True, failure.equation, failure.layer, networks,
-                                    time.perf_counter() - start, failure.describe())
+                return MutantResult(
+                    mutant.name,
+                    mutant.mistake,
+                    True,
+                    failure.equation,
+                    failure.layer,
+                    networks,
+                    time.perf_counter() - start,
+                    failure.describe(),
+                )
     return MutantResult(mutant.name, mutant.mistake, False, None, None, networks, time.perf_counter() - start)
 
 
-def run_mutants(mutants: list[Mutant] | None = None, *, seed: int = 0,
-                layer_mutants: list[LayerMutant] | None = None) -> MutantsReport:
+def run_mutants(
+    mutants: list[Mutant] | None = None, *, seed: int = 0, layer_mutants: list[LayerMutant] | None = None
+) -> MutantsReport:
     """Hunt every mutant of the bank; see the module docstring. With ``mutants`` given, only
     those (and the ``layer_mutants`` given, none by default); else the whole bank."""
     if mutants is None and layer_mutants is None:

@@ -29,16 +29,16 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, given, seed as hypothesis_seed, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from manual import Activation
-
 from property_tests.checkers import second_look
+from property_tests.checkers.loading import InternalError, UsageError, json_safe, require_finite
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import autodiff_derivative
-from property_tests.checkers.loading import InternalError, UsageError, json_safe, require_finite
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,17 @@ class Kink:
     hand: float
 
     def describe(self) -> str:
-        text = (f"kink at z = {self.z:.17g}: slopes {self.left:.6g} (left) and {self.right:.6g} (right), "
-                f"autodiff takes {self.autodiff:.6g}, the hand derivative {self.hand:.6g}")
+        text = (
+            f"kink at z = {self.z:.17g}: slopes {self.left:.6g} (left) and {self.right:.6g} (right), "
+            f"autodiff takes {self.autodiff:.6g}, the hand derivative {self.hand:.6g}"
+        )
         low, high = min(self.left, self.right), max(self.left, self.right)
         slack = 1e-6 * (abs(low) + abs(high))
         if not (low - slack <= self.hand <= high + slack):
-            text += (" (outside both one-sided slopes: conventions mixed, as when two kinks meet at one "
-                     "point; a network uses it only where a z lands exactly there)")
+            text += (
+                " (outside both one-sided slopes: conventions mixed, as when two kinks meet at one "
+                "point; a network uses it only where a z lands exactly there)"
+            )
         return text
 
 
@@ -76,12 +80,15 @@ class PointCounterexample:
     tolerance: float
 
     def describe(self) -> str:
-        head = (f"at z = {self.z!r}: hand derivative {self.hand!r}, autodiff {self.autodiff!r}, "
-                f"central finite difference {self.finite_difference:.17g}; ")
+        head = (
+            f"at z = {self.z!r}: hand derivative {self.hand!r}, autodiff {self.autodiff!r}, "
+            f"central finite difference {self.finite_difference:.17g}; "
+        )
         if self.relative_error is None:
             return head + "the hand derivative is not finite where g and autodiff are"
-        return head + (f"error {self.relative_error:.3g} relative to the derivative's scale, "
-                       f"tolerance {self.tolerance:.3g}")
+        return head + (
+            f"error {self.relative_error:.3g} relative to the derivative's scale, tolerance {self.tolerance:.3g}"
+        )
 
 
 @dataclass(frozen=True)
@@ -98,10 +105,12 @@ class ImprecisePoint:
     points: int
 
     def describe(self, dtype: str) -> str:
-        return (f"the hand formula is right but loses digits in {dtype} at {self.points} point(s); worst at "
-                f"z = {self.z!r}: hand {self.hand!r} keeps {self.hand_digits:.1f} significant digits, "
-                f"autodiff {self.autodiff!r} keeps {self.autodiff_digits:.1f} (against the formula in "
-                f"higher precision, {self.high_precision!r})")
+        return (
+            f"the hand formula is right but loses digits in {dtype} at {self.points} point(s); worst at "
+            f"z = {self.z!r}: hand {self.hand!r} keeps {self.hand_digits:.1f} significant digits, "
+            f"autodiff {self.autodiff!r} keeps {self.autodiff_digits:.1f} (against the formula in "
+            f"higher precision, {self.high_precision!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -114,8 +123,10 @@ class Skipped:
     example: float
 
     def describe(self) -> str:
-        return (f"{self.points} points skipped where the forward, autodiff or the bound is not finite "
-                f"(between z = {self.low:.6g} and {self.high:.6g}; for example z = {self.example!r})")
+        return (
+            f"{self.points} points skipped where the forward, autodiff or the bound is not finite "
+            f"(between z = {self.low:.6g} and {self.high:.6g}; for example z = {self.example!r})"
+        )
 
 
 VERDICTS = ("verified", "wrong", "inconclusive", "imprecise")
@@ -163,35 +174,47 @@ class ActivationReport:
     def message(self) -> str:
         """The human-readable report the command prints."""
         lines = [f"activation {self.name!r} ({self.dtype}, seed {self.seed}): {self.verdict.upper()}"]
-        scales = (f"relative to the local slope scale, on [−10, 10] at most {self.slope_scale:.6g}; autodiff's "
-                  f"own noise there at most {self.autodiff_noise:.3g}" if self.slope_scale
-                  else "relative to the size of each value's terms")
-        lines.append(f"  pointwise: {self.points} points ({'; '.join(self.ranges)}); largest error "
-                     f"{self.max_error:.3g} against tolerance {self.tolerance:.3g} ({scales})")
+        scales = (
+            f"relative to the local slope scale, on [−10, 10] at most {self.slope_scale:.6g}; autodiff's "
+            f"own noise there at most {self.autodiff_noise:.3g}"
+            if self.slope_scale
+            else "relative to the size of each value's terms"
+        )
+        lines.append(
+            f"  pointwise: {self.points} points ({'; '.join(self.ranges)}); largest error "
+            f"{self.max_error:.3g} against tolerance {self.tolerance:.3g} ({scales})"
+        )
         if self.skipped:
             lines.append(f"  {self.skipped.describe()}")
         for kink in self.kinks:
             lines.append(f"  warning: {kink.describe()}")
         if self.imprecise:
             strict = " (a failure under --strict)" if self.strict else " (--strict makes this a failure)"
-            lines.append(f"  {'IMPRECISE' if self.strict else 'warning'}: {self.imprecise.describe(self.dtype)}{strict}")
+            lines.append(
+                f"  {'IMPRECISE' if self.strict else 'warning'}: {self.imprecise.describe(self.dtype)}{strict}"
+            )
         if self.networks_imprecise:
             strict = " (a failure under --strict)" if self.strict else " (--strict makes this a failure)"
-            lines.append(f"  {'IMPRECISE' if self.strict else 'warning'}: {self.networks_imprecise} random network(s) "
-                         f"disagree with autodiff beyond the error bound, yet g and g′ are elementwise and g′ survives "
-                         f"both looks at every z of those networks: rounding, not a wrong derivative{strict}")
+            lines.append(
+                f"  {'IMPRECISE' if self.strict else 'warning'}: {self.networks_imprecise} random network(s) "
+                f"disagree with autodiff beyond the error bound, yet g and g′ are elementwise and g′ survives "
+                f"both looks at every z of those networks: rounding, not a wrong derivative{strict}"
+            )
         if self.counterexample:
             lines.append(f"  WRONG DERIVATIVE {self.counterexample.describe()}")
         if self.inconclusive and not (self.counterexample or self.network_failure):
             lines.append(f"  INCONCLUSIVE: {self.inconclusive}")
-        lines += network_lines(self.networks, f"with {self.name} in every layer (positions 1–6 and output)",
-                               self.network_report, self.network_failure)
+        lines += network_lines(
+            self.networks,
+            f"with {self.name} in every layer (positions 1–6 and output)",
+            self.network_report,
+            self.network_failure,
+        )
         lines.append(f"  {self.seconds:.1f} s")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        out = {k: v for k, v in self.__dict__.items()
-               if k not in ("kinks", "counterexample", "skipped", "imprecise")}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("kinks", "counterexample", "skipped", "imprecise")}
         out["verdict"] = self.verdict
         out["kinks"] = [k.__dict__ for k in self.kinks]
         out["counterexample"] = self.counterexample.__dict__ if self.counterexample else None
@@ -200,38 +223,47 @@ class ActivationReport:
         return json_safe(out)
 
 
-def network_lines(networks: int, where: str, network_report: dict | None,
-                  network_failure: dict | None) -> list[str]:
+def network_lines(networks: int, where: str, network_report: dict | None, network_failure: dict | None) -> list[str]:
     """The lines of a checker's report about its random networks (activation and loss checks)."""
     lines = []
     if network_report is not None:
-        summary = ", ".join(f"{eq} {v['max_error']:.3g}/{v['tolerance']:.3g}"
-                            for eq, v in network_report["equations"].items())
+        summary = ", ".join(
+            f"{eq} {v['max_error']:.3g}/{v['tolerance']:.3g}" for eq, v in network_report["equations"].items()
+        )
         lines.append(f"  networks: {networks} random networks {where}; largest error/tolerance per equation: {summary}")
         if network_report.get("skipped_overflow"):
-            lines.append(f"  {network_report['skipped_overflow']} networks skipped: their values overflow even with "
-                         f"the weights scaled down")
+            lines.append(
+                f"  {network_report['skipped_overflow']} networks skipped: their values overflow even with "
+                f"the weights scaled down"
+            )
     if network_failure:
         nf = network_failure
-        lines.append(f"  IN A NETWORK the hand result first leaves autodiff's at equation {nf['equation']}, "
-                     f"layer {nf['layer']}: {nf['summary']}")
+        lines.append(
+            f"  IN A NETWORK the hand result first leaves autodiff's at equation {nf['equation']}, "
+            f"layer {nf['layer']}: {nf['summary']}"
+        )
         lines.append(f"    {nf['case']}; x = {nf['x']}")
     return lines
 
 
 # --- calling the user's code safely -------------------------------------------------------
 
+
 def _call(what: str, fn, z: np.ndarray) -> np.ndarray:
     try:
         with np.errstate(all="ignore"):
             out = fn(z, np)
     except Exception as error:  # the user's code may raise anything
-        raise UsageError(f"the {what} raises {type(error).__name__}: {error} "
-                         f"(on a float{z.dtype.itemsize * 8} array of shape {z.shape})") from None
+        raise UsageError(
+            f"the {what} raises {type(error).__name__}: {error} "
+            f"(on a float{z.dtype.itemsize * 8} array of shape {z.shape})"
+        ) from None
     out = np.asarray(out)
     if out.shape != z.shape:
-        raise UsageError(f"the {what} returns shape {out.shape} for an input of shape {z.shape}; "
-                         f"it must work elementwise and keep the shape")
+        raise UsageError(
+            f"the {what} returns shape {out.shape} for an input of shape {z.shape}; "
+            f"it must work elementwise and keep the shape"
+        )
     return out
 
 
@@ -240,8 +272,10 @@ def _autodiff(g: Activation, z: np.ndarray) -> np.ndarray:
     try:
         return autodiff_derivative(g, z)
     except Exception as error:
-        raise UsageError(f"the forward cannot be differentiated by jax.grad with xp=jax.numpy: "
-                         f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
+        raise UsageError(
+            f"the forward cannot be differentiated by jax.grad with xp=jax.numpy: "
+            f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from None
 
 
 def check_callable(g: Activation) -> None:
@@ -257,6 +291,7 @@ def check_callable(g: Activation) -> None:
 
 # --- the points ------------------------------------------------------------------------------
 
+
 def grid_points(g: Activation) -> tuple[np.ndarray, list[str]]:
     dense = np.linspace(-10, 10, 4001)
     wide = np.linspace(-50, 50, 2001)
@@ -271,15 +306,17 @@ def grid_points(g: Activation) -> tuple[np.ndarray, list[str]]:
 
 def random_points() -> st.SearchStrategy[np.ndarray]:
     """Hypothesis arrays of z across magnitudes, and a few ulps from small integers."""
-    magnitude = st.floats(-8, 3).map(lambda e: 10.0 ** e)
+    magnitude = st.floats(-8, 3).map(lambda e: 10.0**e)
     signed = st.tuples(st.sampled_from([-1.0, 1.0]), magnitude).map(lambda p: p[0] * p[1])
     near_integers = st.tuples(st.integers(-10, 10), st.integers(-8, 8)).map(
-        lambda p: p[0] + p[1] * float(np.spacing(max(abs(p[0]), 1.0))))
+        lambda p: p[0] + p[1] * float(np.spacing(max(abs(p[0]), 1.0)))
+    )
     element = st.one_of(signed, st.floats(-50, 50, allow_subnormal=False), near_integers)
     return hnp.arrays(np.float64, st.integers(1, 64), elements=element, fill=st.nothing())
 
 
 # --- judging points --------------------------------------------------------------------------
+
 
 @dataclass
 class _Judged:
@@ -302,8 +339,11 @@ def first_look(profile: tol.Profile, z: np.ndarray, dtype: np.dtype, r: np.ndarr
     singularity does so by hand and under autodiff alike)."""
     f, noise = profile.at(z)
     with np.errstate(over="ignore", invalid="ignore"):
-        return (tol.scale(dtype) * (tol.derivative_bound(f, z) + tol.ELEMENTARY_ULPS * np.abs(r))
-                + tol.NOISE_SAFETY * noise + tol.derivative_floor(dtype, z))
+        return (
+            tol.scale(dtype) * (tol.derivative_bound(f, z) + tol.ELEMENTARY_ULPS * np.abs(r))
+            + tol.NOISE_SAFETY * noise
+            + tol.derivative_floor(dtype, z)
+        )
 
 
 def judge_points(g: Activation, z: np.ndarray, dtype: np.dtype) -> _Judged:
@@ -342,8 +382,9 @@ def one_sided(g: Activation, z: np.ndarray, step: float = KINK_STEP) -> tuple[np
     return both[: z.size], both[z.size :]
 
 
-def kinks_among(g: Activation, z: np.ndarray, hand: np.ndarray, autodiff: np.ndarray,
-                allowed: np.ndarray) -> np.ndarray:
+def kinks_among(
+    g: Activation, z: np.ndarray, hand: np.ndarray, autodiff: np.ndarray, allowed: np.ndarray
+) -> np.ndarray:
     """Which points are kinks, where g′ is not defined and the hand value is a convention.
 
     A smooth g′ also differs left and right of z, by about |g″|·2h; a jump does not shrink with
@@ -386,8 +427,9 @@ def find_jumps(g: Activation, profile: tol.Profile | None = None) -> np.ndarray:
     padded = np.concatenate([[0, 0], step, [0, 0]])
     around = np.maximum(padded[:-4], padded[4:])
     with np.errstate(invalid="ignore"):
-        candidates = np.flatnonzero(np.isfinite(step) & np.isfinite(around) & (step > 100 * around)
-                                    & (step > 1e-6 * profile.slope_at(z[:-1])))
+        candidates = np.flatnonzero(
+            np.isfinite(step) & np.isfinite(around) & (step > 100 * around) & (step > 1e-6 * profile.slope_at(z[:-1]))
+        )
     if candidates.size == 0:
         return np.zeros(0)
     lo, hi = z[candidates], z[candidates + 1]
@@ -419,8 +461,16 @@ def describe_kinks(g: Activation, z: np.ndarray, hand: np.ndarray, autodiff: np.
 
 def _second_look(g: Activation, judged: _Judged, dtype: np.dtype) -> second_look.Verdicts:
     """``second_look.reexamine`` at every point of ``judged`` (all of them first-look failures)."""
-    return second_look.reexamine(g.forward, g.derivative, lambda z: _autodiff(g, z), judged.z, dtype,
-                                 judged.hand, judged.autodiff, judged.allowed)
+    return second_look.reexamine(
+        g.forward,
+        g.derivative,
+        lambda z: _autodiff(g, z),
+        judged.z,
+        dtype,
+        judged.hand,
+        judged.autodiff,
+        judged.allowed,
+    )
 
 
 @dataclass
@@ -441,15 +491,27 @@ def sort_suspects(g: Activation, judged: _Judged, dtype: np.dtype) -> _Suspects:
     if np.any(look.imprecise):
         digits = look.hand_digits(judged.hand)
         i = int(np.flatnonzero(look.imprecise)[np.argmin(digits[look.imprecise])])
-        imprecise = ImprecisePoint(float(judged.z[i]), float(judged.hand[i]), float(judged.autodiff[i]),
-                                   float(look.high_precision[i]), float(digits[i]),
-                                   float(look.autodiff_digits(judged.autodiff)[i]), int(np.sum(look.imprecise)))
+        imprecise = ImprecisePoint(
+            float(judged.z[i]),
+            float(judged.hand[i]),
+            float(judged.autodiff[i]),
+            float(look.high_precision[i]),
+            float(digits[i]),
+            float(look.autodiff_digits(judged.autodiff)[i]),
+            int(np.sum(look.imprecise)),
+        )
     return _Suspects(judged.z, look.wrong, imprecise)
 
 
 def _subset(judged: _Judged, keep: np.ndarray) -> _Judged:
-    return _Judged(judged.z[keep], judged.hand[keep], judged.autodiff[keep], judged.allowed[keep],
-                   judged.bad[keep], judged.usable[keep])
+    return _Judged(
+        judged.z[keep],
+        judged.hand[keep],
+        judged.autodiff[keep],
+        judged.allowed[keep],
+        judged.bad[keep],
+        judged.usable[keep],
+    )
 
 
 def counterexample_at(g: Activation, z0: float, dtype: np.dtype) -> PointCounterexample | None:
@@ -465,8 +527,13 @@ def counterexample_at(g: Activation, z0: float, dtype: np.dtype) -> PointCounter
     tolerance = float(look.threshold[0]) / scale
     require_finite("the tolerance of a counterexample", tolerance)
     return PointCounterexample(
-        z=z0, hand=hand, autodiff=r, finite_difference=float(look.finite_difference.value[0]),
-        relative_error=abs(hand - r) / scale if math.isfinite(hand) else None, tolerance=tolerance)
+        z=z0,
+        hand=hand,
+        autodiff=r,
+        finite_difference=float(look.finite_difference.value[0]),
+        relative_error=abs(hand - r) / scale if math.isfinite(hand) else None,
+        tolerance=tolerance,
+    )
 
 
 def simplest(g: Activation, failing: np.ndarray, dtype: np.dtype) -> PointCounterexample:
@@ -499,9 +566,15 @@ MIN_USABLE = 0.5
 """Below this fraction of usable points on the dense grid of [−10, 10] the check is inconclusive."""
 
 
-def check_activation(act: Activation, *, examples: int = 200, seed: int = 0,
-                     dtype: np.dtype | type | str = np.float64, networks: int | None = None,
-                     strict: bool = False) -> ActivationReport:
+def check_activation(
+    act: Activation,
+    *,
+    examples: int = 200,
+    seed: int = 0,
+    dtype: np.dtype | type | str = np.float64,
+    networks: int | None = None,
+    strict: bool = False,
+) -> ActivationReport:
     """Check ``act.derivative`` against ``jax.grad`` of ``act.forward``: pointwise on grids and
     Hypothesis draws, then in ``networks`` (default ``examples``) random networks with ``act``
     in every layer. A point is called wrong only after the second look (``second_look``);
@@ -530,12 +603,14 @@ def check_activation(act: Activation, *, examples: int = 200, seed: int = 0,
 
     z, report.ranges = grid_points(act)
     judged = [judge_points(act, z, dtype)]
-    dense = (np.abs(z) <= 10)
+    dense = np.abs(z) <= 10
     usable_dense = float(np.mean(judged[0].usable[dense]))
     _summarise(act, report, judged, dtype)
     if report.counterexample is None and usable_dense < MIN_USABLE:
-        report.inconclusive = (f"the forward or autodiff is finite at only {usable_dense:.0%} of the points of "
-                               f"[−10, 10] in {dtype}: too few to judge")
+        report.inconclusive = (
+            f"the forward or autodiff is finite at only {usable_dense:.0%} of the points of "
+            f"[−10, 10] in {dtype}: too few to judge"
+        )
     if report.counterexample is None and not report.inconclusive:  # let Hypothesis look further
         judged += _hypothesis_points(act, examples, seed, dtype)
         report.ranges.append(f"{len(judged) - 1} Hypothesis-drawn arrays")
@@ -551,8 +626,13 @@ def _hypothesis_points(act, examples, seed, dtype) -> list[_Judged]:
     found: list[_Judged] = []
 
     @hypothesis_seed(seed)  # the same seed draws the same points
-    @settings(max_examples=examples, phases=[Phase.generate], database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        phases=[Phase.generate],
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(random_points())
     def draw(z):
         found.append(judge_points(act, z, dtype))
@@ -562,8 +642,12 @@ def _hypothesis_points(act, examples, seed, dtype) -> list[_Judged]:
 
 
 def _concatenate(judged: list[_Judged]) -> _Judged:
-    return _Judged(*(np.concatenate([getattr(j, name) for j in judged])
-                     for name in ("z", "hand", "autodiff", "allowed", "bad", "usable")))
+    return _Judged(
+        *(
+            np.concatenate([getattr(j, name) for j in judged])
+            for name in ("z", "hand", "autodiff", "allowed", "bad", "usable")
+        )
+    )
 
 
 def _summarise(act: Activation, report: ActivationReport, judged: list[_Judged], dtype: np.dtype) -> None:
@@ -573,8 +657,9 @@ def _summarise(act: Activation, report: ActivationReport, judged: list[_Judged],
     report.skipped_points = every.skipped
     if every.skipped:
         left_out = every.z[~every.usable]
-        report.skipped = Skipped(every.skipped, float(left_out.min()), float(left_out.max()),
-                                 float(left_out[np.argmin(np.abs(left_out))]))
+        report.skipped = Skipped(
+            every.skipped, float(left_out.min()), float(left_out.max()), float(left_out[np.argmin(np.abs(left_out))])
+        )
     _largest_error(act, report, _subset(every, every.usable & ~every.bad))
     # Declared and detected kinks join the points: what each side does, and is the hand value valid?
     declared = np.unique(np.concatenate([np.asarray(act.kinks, np.float64), find_jumps(act)]))
@@ -670,8 +755,11 @@ def rounding_explains(g: Activation, dtype: np.dtype):
             for z, where in ((fwd.z[k], dtype), (ref.z[k], np.dtype(np.float64))):
                 if not (elementwise(g, np.asarray(z, where)) and right_at(g, z, where)):
                     return None
-        return ("g and g′ are elementwise and g′ survives both looks at every z of the network: "
-                "its mismatch is rounding the error bound does not carry")
+        return (
+            "g and g′ are elementwise and g′ survives both looks at every z of the network: "
+            "its mismatch is rounding the error bound does not carry"
+        )
+
     return explain
 
 
@@ -681,8 +769,7 @@ def _network_check(act, report, networks, seed, dtype) -> None:
     kinked = replace(act, kinks=tuple(sorted({*act.kinks, *(k.z for k in report.kinks)})))
     tol.allow_deviation(kinked, act, partial(accepted_deviation, act, dtype))
     try:
-        result = run_verify(networks, seed, activations=[kinked], dtype=dtype,
-                            excuse=rounding_explains(act, dtype))
+        result = run_verify(networks, seed, activations=[kinked], dtype=dtype, excuse=rounding_explains(act, dtype))
     except (UsageError, InternalError):
         raise
     except Exception as error:
@@ -695,8 +782,10 @@ def _network_check(act, report, networks, seed, dtype) -> None:
     if not result.verified:
         report.network_failure = result.counterexample
     elif result.checked < MIN_USABLE * networks and not report.counterexample:
-        report.inconclusive = (f"only {result.checked} of {networks} random networks stay finite in {dtype}, "
-                               f"even with their weights scaled down: too few to judge")
+        report.inconclusive = (
+            f"only {result.checked} of {networks} random networks stay finite in {dtype}, "
+            f"even with their weights scaled down: too few to judge"
+        )
 
 
 def assert_activation_correct(act: Activation, **kwargs) -> ActivationReport:

@@ -24,13 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from manual import Activation, ParametricActivation, VectorActivation
-from reference import plain
-
 from property_tests.checkers import second_look
-from property_tests.library import tolerances as tol
 from property_tests.checkers.activation_check import MIN_USABLE, ActivationReport, Kink
-from property_tests.library.compare import mixed_rounding, mixed_terms, parametric_sizes
 from property_tests.checkers.loading import InternalError, UsageError, require_finite
+from property_tests.library import tolerances as tol
+from property_tests.library.compare import mixed_rounding, mixed_terms, parametric_sizes
+from reference import plain
 
 UNITS = 7
 """Units per row of the pointwise arrays: per-unit parameter values differ along them."""
@@ -52,8 +51,10 @@ class KindCounterexample:
     tolerance: float
 
     def describe(self) -> str:
-        head = (f"{self.what} {self.where}: hand {self.hand!r}, autodiff {self.autodiff!r}, "
-                f"central finite difference {self.finite_difference:.17g}; ")
+        head = (
+            f"{self.what} {self.where}: hand {self.hand!r}, autodiff {self.autodiff!r}, "
+            f"central finite difference {self.finite_difference:.17g}; "
+        )
         if self.relative_error is None:
             return head + "the hand value is not finite where g and autodiff are"
         return head + f"error {self.relative_error:.3g} relative to its scale, tolerance {self.tolerance:.3g}"
@@ -81,18 +82,20 @@ class _Look:
 def _bound(dtype: np.dtype, size: np.ndarray, r: np.ndarray, rounding: np.ndarray | float, z: np.ndarray) -> np.ndarray:
     """The first-look bound, as for an elementwise g′: u·8·(rounding·size + |r|) + floor."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return (tol.scale(dtype) * (rounding * size + tol.ELEMENTARY_ULPS * np.abs(r))
-                + tol.derivative_floor(dtype, z))
+        return tol.scale(dtype) * (rounding * size + tol.ELEMENTARY_ULPS * np.abs(r)) + tol.derivative_floor(dtype, z)
 
 
 # --- activations with parameters -------------------------------------------------------------
 
+
 def parameter_settings(g: ParametricActivation, rng: np.random.Generator, count: int) -> list[dict]:
     """Values for g's parameters: the defaults, every parameter at the low and at the high end
     of its range, then ``count`` draws with one value per unit, all different."""
-    ends = [{q.name: np.full(UNITS, q.default) for q in g.parameters},
-            {q.name: np.full(UNITS, q.low) for q in g.parameters},
-            {q.name: np.full(UNITS, q.high) for q in g.parameters}]
+    ends = [
+        {q.name: np.full(UNITS, q.default) for q in g.parameters},
+        {q.name: np.full(UNITS, q.low) for q in g.parameters},
+        {q.name: np.full(UNITS, q.high) for q in g.parameters},
+    ]
     draws = [{q.name: rng.uniform(q.low, q.high, UNITS) for q in g.parameters} for _ in range(count)]
     return ends + draws
 
@@ -122,11 +125,15 @@ def _parametric_looks(g: ParametricActivation, z: np.ndarray, p: dict, dtype: np
     try:
         r_z, r_p = plain.partials(g, zt, pt)
     except Exception as error:
-        raise UsageError(f"the forward cannot be differentiated by jax.grad with xp=jax.numpy: "
-                         f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
+        raise UsageError(
+            f"the forward cannot be differentiated by jax.grad with xp=jax.numpy: "
+            f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from None
     if a.shape != z.shape or hand_z.shape != z.shape or set(hand_p) != set(p):
-        raise UsageError("the forward and derivative must keep z's shape, and parameter_derivatives must "
-                         f"return one array per parameter ({', '.join(sorted(p))})")
+        raise UsageError(
+            "the forward and derivative must keep z's shape, and parameter_derivatives must "
+            f"return one array per parameter ({', '.join(sorted(p))})"
+        )
     z64 = zt.astype(np.float64)
     sizes = parametric_sizes(g, pt, z64)
     looks = []
@@ -135,8 +142,17 @@ def _parametric_looks(g: ParametricActivation, z: np.ndarray, p: dict, dtype: np
         with np.errstate(invalid="ignore"):
             usable = np.isfinite(a) & np.isfinite(r) & (np.abs(r) <= np.finfo(dtype).max)
         allowed = np.where(usable, _bound(dtype, sizes[name], r, tol.ELEMENTARY_ULPS * (1 + np.abs(z64)), z64), 0.0)
-        looks.append(_Look(f"∂g/∂{name}", hand, r, allowed, np.abs(r) + sizes[name], usable,
-                           lambda i, name=name: _along_parameter(g, zt, pt, name, i)))
+        looks.append(
+            _Look(
+                f"∂g/∂{name}",
+                hand,
+                r,
+                allowed,
+                np.abs(r) + sizes[name],
+                usable,
+                lambda i, name=name: _along_parameter(g, zt, pt, name, i),
+            )
+        )
     return looks
 
 
@@ -155,10 +171,12 @@ def _along_parameter(g: ParametricActivation, z: np.ndarray, p: dict, name: str,
 
     def derivative(q, xp):
         return g.parameter_derivatives(z0 + 0 * q, {**held, name: q}, xp)[name] + 0 * q
+
     return forward, derivative, held[name], where
 
 
 # --- maps that mix units ---------------------------------------------------------------------
+
 
 def vector_rows(g: VectorActivation, rng: np.random.Generator, rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(z, v) pairs: rows of three valid widths at scales from 0.1 to 100, half of them with
@@ -182,11 +200,15 @@ def _vector_look(g: VectorActivation, z: np.ndarray, v: np.ndarray, dtype: np.dt
     try:
         r = plain.vjp(g, zt, vt)
     except Exception as error:
-        raise UsageError(f"the forward cannot be differentiated by jax.vjp with xp=jax.numpy: "
-                         f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
+        raise UsageError(
+            f"the forward cannot be differentiated by jax.vjp with xp=jax.numpy: "
+            f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from None
     if hand.shape != z.shape or a.shape != (z.shape[0], g.width(z.shape[1])):
-        raise UsageError(f"for rows of {z.shape[1]} units the forward must return {g.width(z.shape[1])} units "
-                         f"and the vjp z's shape; got {a.shape} and {hand.shape}")
+        raise UsageError(
+            f"for rows of {z.shape[1]} units the forward must return {g.width(z.shape[1])} units "
+            f"and the vjp z's shape; got {a.shape} and {hand.shape}"
+        )
     z64, v64 = zt.astype(np.float64), vt.astype(np.float64)
     size = _vector_size(g, z64, np.abs(v64))
     with np.errstate(invalid="ignore"):
@@ -217,6 +239,7 @@ def _along_unit(g: VectorActivation, z: np.ndarray, v: np.ndarray, i: tuple):
     def derivative(s, xp):
         rows = xp.where(mask, s[..., None], base)
         return g.vjp(rows, xp.broadcast_to(weights, rows.shape[:-1] + weights.shape), xp)[..., unit]
+
     return forward, derivative, base[unit], f"at row z = {base.tolist()}, v = {weights.tolist()}, unit {unit}"
 
 
@@ -234,23 +257,40 @@ def _along_row(g: VectorActivation, z: np.ndarray, v: np.ndarray, row: int):
     def derivative(s, xp):
         rows = base + s[..., None]
         return xp.sum(g.vjp(rows, xp.broadcast_to(weights, rows.shape[:-1] + weights.shape), xp), axis=-1)
-    return forward, derivative, base[0] * 0, f"at row z = {base.tolist()}, v = {weights.tolist()}, every unit moved together"
+
+    return (
+        forward,
+        derivative,
+        base[0] * 0,
+        f"at row z = {base.tolist()}, v = {weights.tolist()}, every unit moved together",
+    )
 
 
 # --- the check -------------------------------------------------------------------------------
 
+
 def _autodiff_of(forward):
     """Autodiff of a one-variable function, for the second look."""
+
     def autodiff(s):
         return plain.derivative(Activation("line", forward, forward), np.asarray(s, np.float64))
+
     return autodiff
 
 
 def _second_look(look: _Look, i: tuple, dtype: np.dtype):
     forward, derivative, s0, where = look.line(i)
     s = np.array([s0], dtype)
-    verdict = second_look.reexamine(forward, derivative, _autodiff_of(forward), s, dtype,
-                                    look.hand[i][None], look.autodiff[i][None], look.allowed[i][None])
+    verdict = second_look.reexamine(
+        forward,
+        derivative,
+        _autodiff_of(forward),
+        s,
+        dtype,
+        look.hand[i][None],
+        look.autodiff[i][None],
+        look.allowed[i][None],
+    )
     return verdict, where
 
 
@@ -272,15 +312,28 @@ def _judge(looks: list[_Look], report: ActivationReport, dtype: np.dtype) -> Non
         if verdict.at_kink is not None and verdict.at_kink[0]:
             z0 = float(look.line(i)[2])
             if all(k.z != z0 for k in report.kinks):
-                report.kinks.append(Kink(z0, float(fd.left.value[0]), float(fd.right.value[0]),
-                                         float(look.autodiff[i]), float(look.hand[i])))
+                report.kinks.append(
+                    Kink(
+                        z0,
+                        float(fd.left.value[0]),
+                        float(fd.right.value[0]),
+                        float(look.autodiff[i]),
+                        float(look.hand[i]),
+                    )
+                )
         if verdict.wrong[0]:
             hand, r, scale = float(look.hand[i]), float(look.autodiff[i]), float(look.scale[i])
             tolerance = float(verdict.threshold[0]) / scale
             require_finite("the tolerance of a counterexample", tolerance)
             report.counterexample = KindCounterexample(
-                look.what, where, hand, r, float(fd.value[0]), abs(hand - r) / scale if np.isfinite(hand) else None,
-                tolerance)
+                look.what,
+                where,
+                hand,
+                r,
+                float(fd.value[0]),
+                abs(hand - r) / scale if np.isfinite(hand) else None,
+                tolerance,
+            )
             return
         if hasattr(look, "row") and (n, i[0]) not in rows_seen:
             rows_seen.add((n, i[0]))
@@ -297,15 +350,29 @@ def _row_is_wrong(look: _Look, row: int, report: ActivationReport, dtype: np.dty
         if abs(hand - r) <= allowed:
             return False
     forward, derivative, s0, where = look.row(row)
-    verdict = second_look.reexamine(forward, derivative, _autodiff_of(forward), np.array([s0], dtype), dtype,
-                                    np.array([hand]), np.array([r]), np.array([allowed]))
+    verdict = second_look.reexamine(
+        forward,
+        derivative,
+        _autodiff_of(forward),
+        np.array([s0], dtype),
+        dtype,
+        np.array([hand]),
+        np.array([r]),
+        np.array([allowed]),
+    )
     if not verdict.wrong[0]:
         return False
     tolerance = float(verdict.threshold[0]) / scale
     require_finite("the tolerance of a counterexample", tolerance)
     report.counterexample = KindCounterexample(
-        "Σᵢ(J_gᵀv)ᵢ", where, hand, r, float(verdict.finite_difference.value[0]),
-        abs(hand - r) / scale if np.isfinite(hand) else None, tolerance)
+        "Σᵢ(J_gᵀv)ᵢ",
+        where,
+        hand,
+        r,
+        float(verdict.finite_difference.value[0]),
+        abs(hand - r) / scale if np.isfinite(hand) else None,
+        tolerance,
+    )
     return True
 
 
@@ -325,9 +392,15 @@ def _tally(looks: list[_Look], report: ActivationReport) -> None:
     require_finite("the largest pointwise error or its tolerance", report.max_error, report.tolerance)
 
 
-def check_kind(g: ParametricActivation | VectorActivation, *, examples: int = 200, seed: int = 0,
-               dtype: np.dtype | type | str = np.float64, networks: int | None = None,
-               strict: bool = False) -> ActivationReport:
+def check_kind(
+    g: ParametricActivation | VectorActivation,
+    *,
+    examples: int = 200,
+    seed: int = 0,
+    dtype: np.dtype | type | str = np.float64,
+    networks: int | None = None,
+    strict: bool = False,
+) -> ActivationReport:
     """Check the hand partials of a parametric g (∂g/∂z and every ∂g/∂p), or the hand J_gᵀv of
     a map that mixes units, against ``jax.grad`` (``jax.vjp``): pointwise, then in
     ``networks`` (default ``examples``) random networks with g in every layer."""
@@ -344,19 +417,24 @@ def check_kind(g: ParametricActivation | VectorActivation, *, examples: int = 20
         settings = parameter_settings(g, rng, max(1, min(examples, 40) // 8))
         for p in settings:
             looks += _parametric_looks(g, z, p, dtype)
-        report.ranges = [f"z on [−10, 10] and ±1e-8 … ±1e3 in rows of {UNITS} units",
-                         f"{len(settings)} parameter settings (defaults, both ends of every range, "
-                         f"{len(settings) - 3} drawn with a value per unit)"]
+        report.ranges = [
+            f"z on [−10, 10] and ±1e-8 … ±1e3 in rows of {UNITS} units",
+            f"{len(settings)} parameter settings (defaults, both ends of every range, "
+            f"{len(settings) - 3} drawn with a value per unit)",
+        ]
     else:
         pairs = vector_rows(g, rng, max(8, min(examples, 64)))
         looks = [_vector_look(g, z, v, dtype) for z, v in pairs]
-        report.ranges = [f"{len(pairs)} arrays of rows at widths {sorted({z.shape[1] for z, _ in pairs})}, "
-                         f"scales 0.1 … 100, ties in every group, random cotangents v"]
+        report.ranges = [
+            f"{len(pairs)} arrays of rows at widths {sorted({z.shape[1] for z, _ in pairs})}, "
+            f"scales 0.1 … 100, ties in every group, random cotangents v"
+        ]
     _tally(looks, report)
     usable = np.mean(np.concatenate([look.usable.ravel() for look in looks]))
     if usable < MIN_USABLE:
-        report.inconclusive = (f"the forward or autodiff is finite at only {usable:.0%} of the points in {dtype}: "
-                               f"too few to judge")
+        report.inconclusive = (
+            f"the forward or autodiff is finite at only {usable:.0%} of the points in {dtype}: too few to judge"
+        )
     else:
         _judge(looks, report, dtype)
     if not report.inconclusive and report.counterexample is None and networks > 0:
@@ -379,5 +457,6 @@ def _network_check(g, report: ActivationReport, networks: int, seed: int, dtype:
     if not result.verified:
         report.network_failure = result.counterexample
     elif result.checked < MIN_USABLE * networks:
-        report.inconclusive = (f"only {result.checked} of {networks} random networks stay finite in {dtype}: "
-                               f"too few to judge")
+        report.inconclusive = (
+            f"only {result.checked} of {networks} random networks stay finite in {dtype}: too few to judge"
+        )

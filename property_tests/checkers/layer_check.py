@@ -120,17 +120,16 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from manual import CATALOGUE, MSE
 from manual.layers import Dense, LayerNetwork, kind_of, layer_backward
-
 from property_tests.checkers import second_look
-from property_tests.library import tolerances as tol
 from property_tests.checkers.loading import UsageError, json_safe, require_finite
+from property_tests.library import tolerances as tol
 
 DEFAULT_SHAPES: tuple[tuple[int, ...], ...] = ((4,), (7,))
 """The in_shapes checked when the layer declares no ``example_shapes``."""
@@ -199,14 +198,18 @@ class LayerCounterexample:
     params: dict
 
     def describe(self) -> str:
-        head = (f"{self.what} at batch {self.batch}, in_shape {self.in_shape}, element {self.index}"
-                f"{' ' + self.where if self.where else ''}: hand {self.hand!r}, autodiff {self.autodiff!r}, "
-                f"central difference of your forward {self.finite_difference:.17g}; ")
+        head = (
+            f"{self.what} at batch {self.batch}, in_shape {self.in_shape}, element {self.index}"
+            f"{' ' + self.where if self.where else ''}: hand {self.hand!r}, autodiff {self.autodiff!r}, "
+            f"central difference of your forward {self.finite_difference:.17g}; "
+        )
         if self.difference is None:
             return head + "the hand value is not finite where the forward and autodiff are"
-        return head + (f"difference {self.difference:.3g} > tolerance {self.tolerance:.3g} (relative to the size "
-                       f"of its terms: {self.relative_error:.3g} against {self.relative_tolerance:.3g}); it persists "
-                       f"with a fresh δ and with δ × {DELTA_SCALE:g}")
+        return head + (
+            f"difference {self.difference:.3g} > tolerance {self.tolerance:.3g} (relative to the size "
+            f"of its terms: {self.relative_error:.3g} against {self.relative_tolerance:.3g}); it persists "
+            f"with a fresh δ and with δ × {DELTA_SCALE:g}"
+        )
 
 
 @dataclass(frozen=True)
@@ -226,10 +229,12 @@ class ImpreciseCase:
     where: str
 
     def describe(self, dtype: str) -> str:
-        return (f"the hand formula is right but loses digits in {dtype}: {self.what} at batch {self.batch}, in_shape "
-                f"{self.in_shape}, element {self.index}{' ' + self.where if self.where else ''}: hand {self.hand!r}, "
-                f"autodiff {self.autodiff!r} (difference {self.difference:.3g} beyond the tolerance "
-                f"{self.tolerance:.3g}), the same formula in higher precision {self.high_precision!r}")
+        return (
+            f"the hand formula is right but loses digits in {dtype}: {self.what} at batch {self.batch}, in_shape "
+            f"{self.in_shape}, element {self.index}{' ' + self.where if self.where else ''}: hand {self.hand!r}, "
+            f"autodiff {self.autodiff!r} (difference {self.difference:.3g} beyond the tolerance "
+            f"{self.tolerance:.3g}), the same formula in higher precision {self.high_precision!r}"
+        )
 
 
 VERDICTS = ("verified", "wrong", "inconclusive", "imprecise")
@@ -278,20 +283,25 @@ class LayerReport:
         lines = [f"layer {self.name!r} ({self.dtype}, seed {self.seed}): {self.verdict.upper()}"]
         shapes = ", ".join(str(tuple(s)) for s in self.shapes)
         scales = ", ".join(f"{s:g}" for s in INPUT_SCALES)
-        lines.append(f"  vjp: {self.cases} case(s) against jax.vjp of your forward (in_shape {shapes}; batch sizes "
-                     f"{', '.join(map(str, self.batch_sizes))}; a at scales {scales}; "
-                     f"random parameters and δ); largest error {self.max_error:.3g} against tolerance "
-                     f"{self.tolerance:.3g} (relative to the size of each element's terms)")
+        lines.append(
+            f"  vjp: {self.cases} case(s) against jax.vjp of your forward (in_shape {shapes}; batch sizes "
+            f"{', '.join(map(str, self.batch_sizes))}; a at scales {scales}; "
+            f"random parameters and δ); largest error {self.max_error:.3g} against tolerance "
+            f"{self.tolerance:.3g} (relative to the size of each element's terms)"
+        )
         if self.skipped:
-            lines.append(f"  {self.skipped} case(s) skipped where the forward, autodiff or the bound is not finite "
-                         f"(for example {self.skipped_example})")
+            lines.append(
+                f"  {self.skipped} case(s) skipped where the forward, autodiff or the bound is not finite "
+                f"(for example {self.skipped_example})"
+            )
         if self.cleared:
             lines.append(f"  {self.cleared} element(s) beyond the first bound cleared by the second look as rounding")
         if self.imprecise:
             strict = " (a failure under --strict)" if self.strict else " (--strict makes this a failure)"
             label = "IMPRECISE" if self.strict else "warning"
-            lines.append(f"  {label}: {self.imprecise.describe(self.dtype)}; {self.imprecise_points} element(s) "
-                         f"like it{strict}")
+            lines.append(
+                f"  {label}: {self.imprecise.describe(self.dtype)}; {self.imprecise_points} element(s) like it{strict}"
+            )
         if self.counterexample:
             ce = self.counterexample
             lines.append(f"  WRONG {ce.describe()}")
@@ -301,15 +311,19 @@ class LayerReport:
         if self.inconclusive and not self.counterexample:
             lines.append(f"  INCONCLUSIVE: {self.inconclusive}")
         if self.networks or self.networks_skipped:
-            lines.append(f"  networks: {self.networks} random networks (x → Dense → tanh → your layer → tanh or none "
-                         f"→ Dense, MSE; in_shape {', '.join(str(tuple(s)) for s in self.network_shapes)}), every δ "
-                         f"and gradient against jax.grad; largest error {self.network_max_error:.3g} against "
-                         f"tolerance {self.network_tolerance:.3g}")
+            lines.append(
+                f"  networks: {self.networks} random networks (x → Dense → tanh → your layer → tanh or none "
+                f"→ Dense, MSE; in_shape {', '.join(str(tuple(s)) for s in self.network_shapes)}), every δ "
+                f"and gradient against jax.grad; largest error {self.network_max_error:.3g} against "
+                f"tolerance {self.network_tolerance:.3g}"
+            )
             if self.networks_skipped:
                 lines.append(f"  {self.networks_skipped} network(s) skipped: their values are not finite")
             if self.networks_cleared:
-                lines.append(f"  {self.networks_cleared} network(s) beyond the running bound, but your layer is right "
-                             f"at their own point (second look): rounding the bound does not carry")
+                lines.append(
+                    f"  {self.networks_cleared} network(s) beyond the running bound, but your layer is right "
+                    f"at their own point (second look): rounding the bound does not carry"
+                )
         elif not self.counterexample and not self.inconclusive:
             lines.append("  networks: none (no 1-D in_shape with a 1-D out_shape to put between dense layers)")
         lines.append(f"  {self.seconds:.1f} s")
@@ -346,13 +360,20 @@ def resolve_layer(value: object, where: str = "the target") -> object:
         try:
             value = value()
         except Exception as error:
-            raise UsageError(f"{where} is a class that cannot be built without arguments ({type(error).__name__}: "
-                             f"{error}); name an instance instead") from None
-    missing = [m for m in ("out_shape", "init", "forward", "input_delta", "parameter_gradients")
-               if not callable(getattr(value, m, None))]
+            raise UsageError(
+                f"{where} is a class that cannot be built without arguments ({type(error).__name__}: "
+                f"{error}); name an instance instead"
+            ) from None
+    missing = [
+        m
+        for m in ("out_shape", "init", "forward", "input_delta", "parameter_gradients")
+        if not callable(getattr(value, m, None))
+    ]
     if missing:
-        raise UsageError(f"{where} is a {type(value).__name__}, not a layer: it lacks {', '.join(missing)} "
-                         f"(a layer has out_shape, init, forward, input_delta and parameter_gradients)")
+        raise UsageError(
+            f"{where} is a {type(value).__name__}, not a layer: it lacks {', '.join(missing)} "
+            f"(a layer has out_shape, init, forward, input_delta and parameter_gradients)"
+        )
     return value
 
 
@@ -408,8 +429,10 @@ class _Layer:
         try:
             kind = kind_of(self.layer)
         except ValueError:
-            raise UsageError("the layer's forward must take the array namespace as a keyword, "
-                             "forward(a_prev, params, xp=np), so that jax.numpy can be passed in") from None
+            raise UsageError(
+                "the layer's forward must take the array namespace as a keyword, "
+                "forward(a_prev, params, xp=np), so that jax.numpy can be passed in"
+            ) from None
         from reference.layers import FORWARD
 
         return lambda a, p: FORWARD[kind](a, p, self.layer)
@@ -423,12 +446,15 @@ class _Layer:
         except UsageError:
             raise
         except Exception as error:  # the user's code may raise anything
-            raise UsageError(f"the layer's {what} raises {type(error).__name__}: {error} ({_describe_args(args)})") \
-                from None
+            raise UsageError(
+                f"the layer's {what} raises {type(error).__name__}: {error} ({_describe_args(args)})"
+            ) from None
         for name, old, new in zip(_ARG_NAMES[what], before, args):
             if old is not None and not _unchanged(old, new):
-                raise UsageError(f"the layer's {what} changes its argument {name} in place; backpropagation passes "
-                                 f"the same arrays on, so return new arrays instead")
+                raise UsageError(
+                    f"the layer's {what} changes its argument {name} in place; backpropagation passes "
+                    f"the same arrays on, so return new arrays instead"
+                )
         return out
 
     def out_shape(self, in_shape: tuple) -> tuple:
@@ -450,29 +476,37 @@ class _Layer:
         z = np.asarray(self.call("forward", a, params))
         out = (a.shape[0], *self.out_shape(a.shape[1:]))
         if z.shape != out:
-            raise UsageError(f"the layer's forward returns shape {z.shape} for a_prev of shape {a.shape}; "
-                             f"out_shape says each example gives {out[1:]}, so {out} was expected")
+            raise UsageError(
+                f"the layer's forward returns shape {z.shape} for a_prev of shape {a.shape}; "
+                f"out_shape says each example gives {out[1:]}, so {out} was expected"
+            )
         return z
 
     def input_delta(self, delta: np.ndarray, a: np.ndarray, params: dict) -> np.ndarray:
         out = np.asarray(self.call("input_delta", delta, a, params))
         if out.shape != a.shape:
-            raise UsageError(f"the layer's input_delta returns shape {out.shape} for a_prev of shape {a.shape}; "
-                             f"(∂z/∂a)ᵀδ has a_prev's shape")
+            raise UsageError(
+                f"the layer's input_delta returns shape {out.shape} for a_prev of shape {a.shape}; "
+                f"(∂z/∂a)ᵀδ has a_prev's shape"
+            )
         return out
 
     def parameter_gradients(self, delta: np.ndarray, a: np.ndarray, params: dict) -> dict:
         grads = self.call("parameter_gradients", delta, a, params)
         if not isinstance(grads, dict) or set(grads) != set(params):
             got = sorted(grads) if isinstance(grads, dict) else type(grads).__name__
-            raise UsageError(f"the layer's parameter_gradients must return one array per parameter "
-                             f"({', '.join(sorted(params)) or 'none'}), got {got}")
+            raise UsageError(
+                f"the layer's parameter_gradients must return one array per parameter "
+                f"({', '.join(sorted(params)) or 'none'}), got {got}"
+            )
         out = {}
         for name, value in grads.items():
             value = np.asarray(value)
             if value.shape != np.shape(params[name]):
-                raise UsageError(f"the layer's parameter_gradients returns shape {value.shape} for {name!r}, "
-                                 f"whose shape is {np.shape(params[name])}")
+                raise UsageError(
+                    f"the layer's parameter_gradients returns shape {value.shape} for {name!r}, "
+                    f"whose shape is {np.shape(params[name])}"
+                )
             out[name] = value
         return out
 
@@ -509,6 +543,7 @@ class _Layer:
 
             f = self.jax_forward
             if apart:
+
                 def f_one(x, p):
                     return f(x[None], p)[0]
             else:
@@ -521,6 +556,7 @@ class _Layer:
 
                 def jacobian(t):
                     return jax.jacrev(f_one, argnums=(0, 1))(t[0] * a, jax.tree_util.tree_map(lambda v: t[1] * v, p))
+
                 ja, jp = jax.vmap(jacobian)(scans)
                 return z, da, dp, ja, jp
 
@@ -538,8 +574,10 @@ class _Layer:
         out_shape = (n, *self.out_shape(in_shape))
         size = len(SCANS) * math.prod(out_shape) * (a.size + sum(v.size for v in p.values()))
         if size > MAX_JACOBIAN:
-            raise UsageError(f"in_shape {in_shape} is too large to check by the layer's whole Jacobian "
-                             f"({size:.2g} entries); declare smaller example_shapes")
+            raise UsageError(
+                f"in_shape {in_shape} is too large to check by the layer's whole Jacobian "
+                f"({size:.2g} entries); declare smaller example_shapes"
+            )
         apart = self.keeps_examples_apart(in_shape, rng or np.random.default_rng(0))
         a64, d64 = a.astype(np.float64), d.astype(np.float64)
         p64 = {k: np.asarray(v, np.float64) for k, v in p.items()}
@@ -553,8 +591,10 @@ class _Layer:
             except UsageError:
                 raise
             except Exception as error:
-                raise UsageError(f"the layer's forward cannot be differentiated by JAX with xp=jax.numpy: "
-                                 f"{type(error).__name__}: {_first_line(error)}") from None
+                raise UsageError(
+                    f"the layer's forward cannot be differentiated by JAX with xp=jax.numpy: "
+                    f"{type(error).__name__}: {_first_line(error)}"
+                ) from None
             z, da, ja = (np.asarray(v, np.float64) for v in (z, da, ja))
             dp = {k: np.asarray(v, np.float64) for k, v in dp.items()}
             jp = {k: np.asarray(v, np.float64) for k, v in jp.items()}
@@ -587,8 +627,9 @@ class _Layer:
                     scale = 1.0 / a.shape[0]
                 return jnp.sum(d * f(a, p)) * scale
 
-            self._programs["line", key] = jax.jit(jax.vmap(jax.grad(one), in_axes=(0, None, None, None, None)),
-                                                  compiler_options=_FAST_COMPILE)
+            self._programs["line", key] = jax.jit(
+                jax.vmap(jax.grad(one), in_axes=(0, None, None, None, None)), compiler_options=_FAST_COMPILE
+            )
         return self._programs["line", key]
 
 
@@ -596,8 +637,13 @@ _FAST_COMPILE = {"xla_backend_optimization_level": 0}
 """As ``reference.layers``: each program runs a few dozen times, so LLVM's optimisations (which
 do not change what is computed) are skipped; compiling takes half as long."""
 
-_ARG_NAMES = {"out_shape": ("in_shape",), "init": ("rng", "in_shape", "dtype"), "forward": ("a_prev", "params"),
-              "input_delta": ("delta", "a_prev", "params"), "parameter_gradients": ("delta", "a_prev", "params")}
+_ARG_NAMES = {
+    "out_shape": ("in_shape",),
+    "init": ("rng", "in_shape", "dtype"),
+    "forward": ("a_prev", "params"),
+    "input_delta": ("delta", "a_prev", "params"),
+    "parameter_gradients": ("delta", "a_prev", "params"),
+}
 
 
 def _snapshot(value):
@@ -615,8 +661,11 @@ def _unchanged(old, new) -> bool:
 
 
 def _describe_args(args) -> str:
-    parts = [f"{type(v).__name__} {v.dtype} {v.shape}" if isinstance(v, np.ndarray) else repr(v) for v in args
-             if not isinstance(v, (dict, np.random.Generator))]
+    parts = [
+        f"{type(v).__name__} {v.dtype} {v.shape}" if isinstance(v, np.ndarray) else repr(v)
+        for v in args
+        if not isinstance(v, (dict, np.random.Generator))
+    ]
     return "on " + ", ".join(parts) if parts else "while being set up"
 
 
@@ -708,8 +757,9 @@ def _sizes(a: np.ndarray, p: dict, z: np.ndarray, ja: np.ndarray, jp: dict) -> _
     largest_p = max((float(np.max(np.abs(v), initial=0.0)) for v in p.values()), default=0.0)
     a_max = float(np.max(np.abs(a), initial=0.0))
     rho = a_max + float(np.max(np.abs(z), initial=0.0)) + a_max * largest_p
-    return _Sizes(J, Jp, rho, int(np.max(forward_fan, initial=0)), int((J > 0).sum(axis=(0, 1)).max(initial=0)),
-                  k_param)
+    return _Sizes(
+        J, Jp, rho, int(np.max(forward_fan, initial=0)), int((J > 0).sum(axis=(0, 1)).max(initial=0)), k_param
+    )
 
 
 @dataclass
@@ -737,8 +787,10 @@ class _Judged:
 def judge_case(layer: _Layer, case: _Case, dtype: np.dtype) -> _Judged:
     """The first look at one case: your backward pass in ``dtype`` against ``jax.vjp`` (float64)."""
     z = layer.forward(case.a, case.params)
-    hand = {INPUT: layer.input_delta(case.delta, case.a, case.params),
-            **layer.parameter_gradients(case.delta, case.a, case.params)}
+    hand = {
+        INPUT: layer.input_delta(case.delta, case.a, case.params),
+        **layer.parameter_gradients(case.delta, case.a, case.params),
+    }
     hand = {k: np.asarray(v, np.float64) for k, v in hand.items()}
     z64, da, dp, ja, jp = layer.autodiff(case.a, case.params, case.delta)
     judged = _Judged(case, False, hand=hand, autodiff={INPUT: da, **{k: v / case.n for k, v in dp.items()}})
@@ -813,34 +865,51 @@ def _line(layer: _Layer, case: _Case, key: str, flat: int):
 
         s = np.asarray(s, np.float64)
         with jax.enable_x64(True):
-            out = layer.line_autodiff(key)(s.reshape(-1), case.a.astype(np.float64),
-                                           {k: v.astype(np.float64) for k, v in case.params.items()},
-                                           case.delta.astype(np.float64), flat)
+            out = layer.line_autodiff(key)(
+                s.reshape(-1),
+                case.a.astype(np.float64),
+                {k: v.astype(np.float64) for k, v in case.params.items()},
+                case.delta.astype(np.float64),
+                flat,
+            )
         return np.asarray(out, np.float64).reshape(s.shape)
 
     return forward, derivative, autodiff
 
 
-def second_look_at(layer: _Layer, judged: _Judged, key: str, index: tuple, dtype: np.dtype,
-                   rng: np.random.Generator) -> _Look:
+def second_look_at(
+    layer: _Layer, judged: _Judged, key: str, index: tuple, dtype: np.dtype, rng: np.random.Generator
+) -> _Look:
     """The second look of the module's docstring at one element of one case."""
     case = judged.case
     flat = int(np.ravel_multi_index(index, judged.hand[key].shape)) if judged.hand[key].ndim else 0
-    hand, r, allowed = (float(judged.hand[key][index]), float(judged.autodiff[key][index]),
-                        float(judged.allowed[key][index]))
+    hand, r, allowed = (
+        float(judged.hand[key][index]),
+        float(judged.autodiff[key][index]),
+        float(judged.allowed[key][index]),
+    )
     if dtype != np.float64:  # 1. the same formula on the same values in float64
-        wide = _Case(case.in_shape, case.n, case.a.astype(np.float64),
-                     {k: v.astype(np.float64) for k, v in case.params.items()}, case.delta.astype(np.float64),
-                     case.scale)
-        value = layer.input_delta(wide.delta, wide.a, wide.params) if key == INPUT else \
-            layer.parameter_gradients(wide.delta, wide.a, wide.params)[key]
+        wide = _Case(
+            case.in_shape,
+            case.n,
+            case.a.astype(np.float64),
+            {k: v.astype(np.float64) for k, v in case.params.items()},
+            case.delta.astype(np.float64),
+            case.scale,
+        )
+        value = (
+            layer.input_delta(wide.delta, wide.a, wide.params)
+            if key == INPUT
+            else layer.parameter_gradients(wide.delta, wide.a, wide.params)[key]
+        )
         high = float(np.asarray(value, np.float64)[index])
         if math.isfinite(high) and abs(high - r) <= allowed:
             return _Look("imprecise", allowed, high_precision=high)
     forward, derivative, autodiff = _line(layer, case, key, flat)
     s0 = np.array([(case.a if key == INPUT else case.params[key]).reshape(-1)[flat]], dtype)
-    look = second_look.reexamine(forward, derivative, autodiff, s0, dtype, np.array([hand]), np.array([r]),
-                                 np.array([allowed]))
+    look = second_look.reexamine(
+        forward, derivative, autodiff, s0, dtype, np.array([hand]), np.array([r]), np.array([allowed])
+    )
     fd = float(look.finite_difference.value[0])
     threshold = float(look.threshold[0])
     if not look.wrong[0]:
@@ -865,8 +934,9 @@ def _perturbed(rng: np.random.Generator, params: dict) -> dict:
 
 def draw_cases(layer: _Layer, examples: int, rng: np.random.Generator, dtype: np.dtype) -> list[_Case]:
     """``examples`` cases over every (in_shape, batch size), smallest first."""
-    combos = sorted(((s, n) for s in layer.shapes for n in layer.batch_sizes),
-                    key=lambda c: (c[1] * math.prod(c[0]), c[1]))
+    combos = sorted(
+        ((s, n) for s in layer.shapes for n in layer.batch_sizes), key=lambda c: (c[1] * math.prod(c[0]), c[1])
+    )
     cases = []
     for i in range(examples):
         in_shape, n = combos[i % len(combos)]
@@ -874,8 +944,16 @@ def draw_cases(layer: _Layer, examples: int, rng: np.random.Generator, dtype: np
         params = _perturbed(rng, layer.init(rng, in_shape))
         a = scale * rng.standard_normal((n, *in_shape))
         delta = rng.standard_normal((n, *layer.out_shape(in_shape)))
-        cases.append(_Case(in_shape, n, a.astype(dtype), {k: v.astype(dtype) for k, v in params.items()},
-                           delta.astype(dtype), scale))
+        cases.append(
+            _Case(
+                in_shape,
+                n,
+                a.astype(dtype),
+                {k: v.astype(dtype) for k, v in params.items()},
+                delta.astype(dtype),
+                scale,
+            )
+        )
     return sorted(cases, key=lambda c: c.size)
 
 
@@ -891,16 +969,19 @@ def probe(layer: _Layer, rng: np.random.Generator) -> None:
             p = {k: v.astype(dtype) for k, v in params.items()}
             z = layer.forward(a, p)
             if not np.all(np.isfinite(z)):
-                raise UsageError(f"the layer's forward returns NaN or infinity at ordinary inputs (in_shape "
-                                 f"{in_shape}, batch {n}, a uniform in (−½, ½), the parameters from init, "
-                                 f"{np.dtype(dtype)})")
+                raise UsageError(
+                    f"the layer's forward returns NaN or infinity at ordinary inputs (in_shape "
+                    f"{in_shape}, batch {n}, a uniform in (−½, ½), the parameters from init, "
+                    f"{np.dtype(dtype)})"
+                )
             delta = rng.standard_normal((n, *out_shape)).astype(dtype)
             layer.input_delta(delta, a, p)
             layer.parameter_gradients(delta, a, p)
 
 
-def _stage_one(layer: _Layer, report: LayerReport, cases: list[_Case], dtype: np.dtype,
-               rng: np.random.Generator) -> None:
+def _stage_one(
+    layer: _Layer, report: LayerReport, cases: list[_Case], dtype: np.dtype, rng: np.random.Generator
+) -> None:
     looks = 0
     usable = 0
     worst = (-1.0, 0.0, 0.0)
@@ -924,8 +1005,7 @@ def _stage_one(layer: _Layer, report: LayerReport, cases: list[_Case], dtype: np
                 if ok[i] > worst[0]:
                     hand, r = float(judged.hand[key][i]), float(judged.autodiff[key][i])
                     T = _unit(float(judged.terms[key][i]), hand, r)
-                    worst = (float(ok[i]), abs(hand - r) / T,
-                             float(judged.allowed[key][i]) / T)
+                    worst = (float(ok[i]), abs(hand - r) / T, float(judged.allowed[key][i]) / T)
         for _, key, index in sorted(suspects)[:SUSPECTS]:
             if looks >= MAX_SECOND_LOOKS:
                 break
@@ -945,8 +1025,10 @@ def _stage_one(layer: _Layer, report: LayerReport, cases: list[_Case], dtype: np
     report.max_error, report.tolerance = worst[1], worst[2]
     require_finite("the largest error or its tolerance", report.max_error, report.tolerance)
     if not report.counterexample and usable < MIN_USABLE * len(cases):
-        report.inconclusive = (f"the forward, autodiff or the bound is finite in only {usable} of {len(cases)} "
-                               f"cases in {dtype} (for example not at {report.skipped_example}): too few to judge")
+        report.inconclusive = (
+            f"the forward, autodiff or the bound is finite in only {usable} of {len(cases)} "
+            f"cases in {dtype} (for example not at {report.skipped_example}): too few to judge"
+        )
 
 
 def _unit(terms: float, hand: float, r: float) -> float:
@@ -965,12 +1047,22 @@ def _counterexample(judged: _Judged, key: str, index: tuple, look: _Look, where:
     require_finite("the tolerance of a counterexample", tolerance, tolerance / T)
     case = judged.case
     return LayerCounterexample(
-        what=_what(key), batch=case.n, in_shape=tuple(case.in_shape), index=tuple(index), hand=hand, autodiff=r,
-        difference=abs(hand - r) if finite else None, tolerance=tolerance,
-        relative_error=abs(hand - r) / T if finite else None, relative_tolerance=tolerance / T,
-        finite_difference=look.finite_difference, where=where, a_prev=case.a.astype(np.float64).tolist(),
+        what=_what(key),
+        batch=case.n,
+        in_shape=tuple(case.in_shape),
+        index=tuple(index),
+        hand=hand,
+        autodiff=r,
+        difference=abs(hand - r) if finite else None,
+        tolerance=tolerance,
+        relative_error=abs(hand - r) / T if finite else None,
+        relative_tolerance=tolerance / T,
+        finite_difference=look.finite_difference,
+        where=where,
+        a_prev=case.a.astype(np.float64).tolist(),
         delta=case.delta.astype(np.float64).tolist(),
-        params={k: v.astype(np.float64).tolist() for k, v in case.params.items()})
+        params={k: v.astype(np.float64).tolist() for k, v in case.params.items()},
+    )
 
 
 def _imprecise(judged: _Judged, key: str, index: tuple, look: _Look, where: str = "") -> ImpreciseCase:
@@ -978,8 +1070,18 @@ def _imprecise(judged: _Judged, key: str, index: tuple, look: _Look, where: str 
     difference = abs(hand - r) if math.isfinite(hand) else float("inf")
     allowed = float(judged.allowed[key][index])
     require_finite("the tolerance of an imprecise point", allowed)
-    return ImpreciseCase(_what(key), judged.case.n, tuple(judged.case.in_shape), tuple(index), hand, r,
-                         look.high_precision, difference, allowed, where)
+    return ImpreciseCase(
+        _what(key),
+        judged.case.n,
+        tuple(judged.case.in_shape),
+        tuple(index),
+        hand,
+        r,
+        look.high_precision,
+        difference,
+        allowed,
+        where,
+    )
 
 
 # --- stage 2: networks ---------------------------------------------------------------------------
@@ -1005,12 +1107,18 @@ def _network(layer: _Layer, in_shape: tuple, n: int, with_tanh: bool, rng: np.ra
     (m_in,) = in_shape
     (m_out,) = layer.out_shape(in_shape)
     first, last = Dense(m_in), Dense(NETWORK_OUTPUTS)
-    params = (None, first.init(rng, (NETWORK_INPUTS,)), _perturbed(rng, layer.init(rng, in_shape)),
-              last.init(rng, (m_out,)))
-    net = _Network((NETWORK_INPUTS,), (None, first, layer.layer, last), params,
-                   (None, TANH, TANH if with_tanh else None, None))
-    return _NetworkCase(net, rng.standard_normal((n, NETWORK_INPUTS)), rng.standard_normal((n, NETWORK_OUTPUTS)),
-                        tuple(in_shape))
+    params = (
+        None,
+        first.init(rng, (NETWORK_INPUTS,)),
+        _perturbed(rng, layer.init(rng, in_shape)),
+        last.init(rng, (m_out,)),
+    )
+    net = _Network(
+        (NETWORK_INPUTS,), (None, first, layer.layer, last), params, (None, TANH, TANH if with_tanh else None, None)
+    )
+    return _NetworkCase(
+        net, rng.standard_normal((n, NETWORK_INPUTS)), rng.standard_normal((n, NETWORK_OUTPUTS)), tuple(in_shape)
+    )
 
 
 def _network_program(layer: _Layer, with_tanh: bool) -> Callable:
@@ -1029,8 +1137,9 @@ def _network_program(layer: _Layer, with_tanh: bool) -> Callable:
             z3 = a2 @ params[2]["theta"].T + params[2]["b"] + offsets[2]
             return jnp.mean(MSE.error(z3, y, jnp)), ((z1, z2, z3), (a1, a2, z3))
 
-        layer._programs[key] = jax.jit(jax.value_and_grad(error, argnums=(0, 1), has_aux=True),
-                                       compiler_options=_FAST_COMPILE)
+        layer._programs[key] = jax.jit(
+            jax.value_and_grad(error, argnums=(0, 1), has_aux=True), compiler_options=_FAST_COMPILE
+        )
     return layer._programs[key]
 
 
@@ -1051,15 +1160,19 @@ def _network_autodiff(layer: _Layer, case: _NetworkCase) -> _NetworkReference:
         offsets = [np.zeros((n, *shape)) for shape in net.shapes[1:]]
         try:
             (_, (z, a)), (d_params, d_offsets) = _network_program(layer, net.g[2] is not None)(
-                params, offsets, case.x, case.y)
+                params, offsets, case.x, case.y
+            )
         except Exception as error:
-            raise UsageError(f"the layer's forward cannot be differentiated inside a network: "
-                             f"{type(error).__name__}: {_first_line(error)}") from None
+            raise UsageError(
+                f"the layer's forward cannot be differentiated inside a network: "
+                f"{type(error).__name__}: {_first_line(error)}"
+            ) from None
         return _NetworkReference(
             z=(None,) + tuple(np.asarray(v, np.float64) for v in z),
             a=(case.x,) + tuple(np.asarray(v, np.float64) for v in a),
             delta=(None,) + tuple(n * np.asarray(v, np.float64) for v in d_offsets),
-            params=(None,) + tuple({k: np.asarray(v, np.float64) for k, v in p.items()} for p in d_params))
+            params=(None,) + tuple({k: np.asarray(v, np.float64) for k, v in p.items()} for p in d_params),
+        )
 
 
 @dataclass
@@ -1082,8 +1195,10 @@ def _dense_back(theta: np.ndarray, M, E, N):
 def _dense_grads(a: np.ndarray, M, E, N) -> dict:
     """(3) of a dense layer on sizes, a exact (autodiff's own values)."""
     n, A = M.shape[0], np.abs(a)
-    return {"theta": (M.T @ A / n, (E.T @ A + (n + 1) * M.T @ A) / n, N.T @ A / n),
-            "b": (M.sum(axis=0) / n, (E.sum(axis=0) + (n + 1) * M.sum(axis=0)) / n, N.sum(axis=0) / n)}
+    return {
+        "theta": (M.T @ A / n, (E.T @ A + (n + 1) * M.T @ A) / n, N.T @ A / n),
+        "b": (M.sum(axis=0) / n, (E.sum(axis=0) + (n + 1) * M.sum(axis=0)) / n, N.sum(axis=0) / n),
+    }
 
 
 def _through_tanh(z: np.ndarray, M, E, N):
@@ -1127,8 +1242,9 @@ def network_quantities(layer: _Layer, case: _NetworkCase, ref: _NetworkReference
     add("δ", 2, grads.delta[2], ref.delta[2], M2, E2 + M2, N2, net.params[3]["theta"].shape[0] + 2)
     Mb = sizes.input_terms(M2).reshape(ref.a[1].shape)
     R = sizes.rounding(INPUT)
-    M1, E1, N1 = _through_tanh(ref.z[1], Mb, sizes.input_terms(E2).reshape(Mb.shape) + R * Mb,
-                               sizes.input_terms(N2).reshape(Mb.shape))
+    M1, E1, N1 = _through_tanh(
+        ref.z[1], Mb, sizes.input_terms(E2).reshape(Mb.shape) + R * Mb, sizes.input_terms(N2).reshape(Mb.shape)
+    )
     add("δ", 1, grads.delta[1], ref.delta[1], M1, E1 + M1, N1, sizes.k_input)
     for k, (M, E, N) in ((3, (M3, E3, N3)), (1, (M1, E1, N1))):
         for name, (Mp, Ep, Np) in _dense_grads(ref.a[k - 1], M, E, N).items():
@@ -1201,8 +1317,9 @@ def _stage_two(layer: _Layer, report: LayerReport, networks: int, dtype: np.dtyp
     report.network_max_error, report.network_tolerance = max(worst[1], 0.0), max(worst[2], 0.0)
     require_finite("the largest network error or its tolerance", report.network_max_error, report.network_tolerance)
     if not report.counterexample and not report.inconclusive and checked < MIN_USABLE * networks:
-        report.inconclusive = (f"only {checked} of {networks} random networks have finite values in float64: "
-                               f"too few to judge")
+        report.inconclusive = (
+            f"only {checked} of {networks} random networks have finite values in float64: too few to judge"
+        )
 
 
 def _network_persists(layer: _Layer, case: _NetworkCase, rng: np.random.Generator) -> bool:
@@ -1214,8 +1331,9 @@ def _network_persists(layer: _Layer, case: _NetworkCase, rng: np.random.Generato
     return True
 
 
-def _at_network_point(layer: _Layer, report: LayerReport, case: _NetworkCase, ref: _NetworkReference,
-                      rng: np.random.Generator) -> None:
+def _at_network_point(
+    layer: _Layer, report: LayerReport, case: _NetworkCase, ref: _NetworkReference, rng: np.random.Generator
+) -> None:
     """Stage 1's judgement at the network's own point: a⁽¹⁾, your parameters, δ⁽²⁾, in float64."""
     point = _Case(case.in_shape, case.x.shape[0], ref.a[1], case.net.params[2], ref.delta[2], 1.0)
     judged = judge_case(layer, point, np.dtype(np.float64))
@@ -1223,8 +1341,11 @@ def _at_network_point(layer: _Layer, report: LayerReport, case: _NetworkCase, re
     if not judged.usable:
         report.networks_cleared += 1
         return
-    suspects = sorted((-float(judged.ratio(key)[tuple(i)]), key, tuple(int(v) for v in i))
-                      for key in judged.hand for i in np.argwhere(judged.bad(key)))
+    suspects = sorted(
+        (-float(judged.ratio(key)[tuple(i)]), key, tuple(int(v) for v in i))
+        for key in judged.hand
+        for i in np.argwhere(judged.bad(key))
+    )
     for _, key, index in suspects[:SUSPECTS]:
         look = second_look_at(layer, judged, key, index, np.dtype(np.float64), rng)
         if look.verdict == "wrong":
@@ -1257,8 +1378,15 @@ def _wrap(layer: object) -> _Layer:
     return wrapped
 
 
-def check_layer(layer: object, *, examples: int = 40, seed: int = 0, dtype: np.dtype | type | str = np.float64,
-                networks: int | None = None, strict: bool = False) -> LayerReport:
+def check_layer(
+    layer: object,
+    *,
+    examples: int = 40,
+    seed: int = 0,
+    dtype: np.dtype | type | str = np.float64,
+    networks: int | None = None,
+    strict: bool = False,
+) -> LayerReport:
     """Check a layer's ``input_delta`` and ``parameter_gradients`` against ``jax.vjp`` of its
     forward in ``examples`` random cases, then in ``networks`` random networks (default
     ``examples // 8``, at least 1) against ``jax.grad``. Raises ``UsageError`` (one sentence)
@@ -1275,8 +1403,14 @@ def check_layer(layer: object, *, examples: int = 40, seed: int = 0, dtype: np.d
     networks = max(1, examples // 8) if networks is None else networks
     wrapped = _wrap(layer)
     rng = np.random.default_rng(seed)
-    report = LayerReport(wrapped.name, str(dtype), seed, shapes=list(wrapped.shapes),
-                         batch_sizes=list(wrapped.batch_sizes), strict=strict)
+    report = LayerReport(
+        wrapped.name,
+        str(dtype),
+        seed,
+        shapes=list(wrapped.shapes),
+        batch_sizes=list(wrapped.batch_sizes),
+        strict=strict,
+    )
     probe(wrapped, rng)
     cases = draw_cases(wrapped, examples, rng, dtype)
     _stage_one(wrapped, report, cases, dtype, rng)

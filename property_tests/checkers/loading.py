@@ -87,8 +87,9 @@ def load_object(target: str, kind: type | tuple[type, ...], what: str):
     value = getattr(module, name)
     if not isinstance(value, kind):
         first = kind[0] if isinstance(kind, tuple) else kind
-        raise UsageError(f"{where}:{name} is a {type(value).__name__}, not {what} "
-                         f"(build one with {first.__name__}(name, ...))")
+        raise UsageError(
+            f"{where}:{name} is a {type(value).__name__}, not {what} (build one with {first.__name__}(name, ...))"
+        )
     return value
 
 

@@ -82,23 +82,21 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import jax
 import numpy as np
 
 from manual import CATALOGUE, OUTPUT_MAPS, Loss
-from reference import fast
-
-from property_tests.library import tolerances as tol
+from property_tests.checkers import second_look
 from property_tests.checkers.activation_check import network_lines
 from property_tests.checkers.loading import InternalError, UsageError, json_safe
-from property_tests.checkers import second_look
 from property_tests.checkers.second_look import neighbourhood, spread
-from property_tests.library.strategies import make_targets
 from property_tests.checkers.verify import run_verify
-
+from property_tests.library import tolerances as tol
+from property_tests.library.strategies import make_targets
+from reference import fast
 
 WIDTHS = (1, 3)
 PAD_ROWS = 512
@@ -142,8 +140,10 @@ def _finite(value, what: str) -> float:
     """Every error and tolerance passes here before it is reported."""
     value = float(value)
     if not math.isfinite(value):
-        raise InternalError(f"{what} is {value}: a NaN or infinity reached a tolerance or an error "
-                            f"(a bug of the checker, never a verdict)")
+        raise InternalError(
+            f"{what} is {value}: a NaN or infinity reached a tolerance or an error "
+            f"(a bug of the checker, never a verdict)"
+        )
     return value
 
 
@@ -163,15 +163,22 @@ class LossCounterexample:
     finite_difference_error: float | None = None
 
     def describe(self) -> str:
-        fd = ("no usable Richardson difference" if self.finite_difference is None else
-              f"Richardson central difference {self.finite_difference:.17g} ± {self.finite_difference_error:.2g}")
-        head = (f"at a = {self.a}, y = {self.y} (output unit {self.unit}): hand ∂Eₜ/∂a {self.hand!r}, "
-                f"autodiff {self.autodiff!r}, {fd}; ")
+        fd = (
+            "no usable Richardson difference"
+            if self.finite_difference is None
+            else f"Richardson central difference {self.finite_difference:.17g} ± {self.finite_difference_error:.2g}"
+        )
+        head = (
+            f"at a = {self.a}, y = {self.y} (output unit {self.unit}): hand ∂Eₜ/∂a {self.hand!r}, "
+            f"autodiff {self.autodiff!r}, {fd}; "
+        )
         if self.relative_error is None:
             return head + "the hand gradient is not finite where the error and autodiff are"
-        return head + (f"error {self.relative_error:.3g} relative to the gradient's scale {self.scale:.3g}, "
-                       f"tolerance {self.tolerance:.3g} (local noise: hand {self.hand_noise:.2g}, "
-                       f"autodiff {self.autodiff_noise:.2g})")
+        return head + (
+            f"error {self.relative_error:.3g} relative to the gradient's scale {self.scale:.3g}, "
+            f"tolerance {self.tolerance:.3g} (local noise: hand {self.hand_noise:.2g}, "
+            f"autodiff {self.autodiff_noise:.2g})"
+        )
 
     def as_dict(self) -> dict:
         return json_safe(dict(self.__dict__))
@@ -210,31 +217,40 @@ class LossReport:
         return "verified"
 
     def message(self) -> str:
-        lines = [f"loss {self.name!r} (seed {self.seed}): {self.verdict.upper()}",
-                 f"  pointwise: {self.points} examples (outputs through {', '.join(self.outputs)}; widths "
-                 f"{', '.join(map(str, WIDTHS))}; random per-example weights), {self.judged} judged; largest "
-                 f"error {self.max_error:.3g} against tolerance {self.tolerance:.3g} (relative to |∇ₐEₜ| + F, "
-                 f"F = {self.gradient_scale:.3g} the largest central |∇ₐEₜ| from autodiff)"]
+        lines = [
+            f"loss {self.name!r} (seed {self.seed}): {self.verdict.upper()}",
+            f"  pointwise: {self.points} examples (outputs through {', '.join(self.outputs)}; widths "
+            f"{', '.join(map(str, WIDTHS))}; random per-example weights), {self.judged} judged; largest "
+            f"error {self.max_error:.3g} against tolerance {self.tolerance:.3g} (relative to |∇ₐEₜ| + F, "
+            f"F = {self.gradient_scale:.3g} the largest central |∇ₐEₜ| from autodiff)",
+        ]
         if self.excluded:
             ex = self.excluded_example
-            lines.append(f"  {self.excluded} examples left out where the error or autodiff is not finite "
-                         f"(e.g. a = {ex['a']}, y = {ex['y']}: {ex['why']})")
+            lines.append(
+                f"  {self.excluded} examples left out where the error or autodiff is not finite "
+                f"(e.g. a = {ex['a']}, y = {ex['y']}: {ex['why']})"
+            )
         if self.verdict == "inconclusive" and self.network_inconclusive:
             lines.append(f"  INCONCLUSIVE: {self.network_inconclusive}")
         elif self.verdict == "inconclusive":
-            lines.append(f"  INCONCLUSIVE: only {self.judged} of {self.points} examples could be judged, because "
-                         f"the error or autodiff is not finite on the rest and at least half must be judged.")
+            lines.append(
+                f"  INCONCLUSIVE: only {self.judged} of {self.points} examples could be judged, because "
+                f"the error or autodiff is not finite on the rest and at least half must be judged."
+            )
         if self.kinks:
-            lines.append(f"  warning: {self.kinks} points at kinks of the loss, where the hand gradient lies "
-                         f"between autodiff's one-sided gradients (accepted)")
+            lines.append(
+                f"  warning: {self.kinks} points at kinks of the loss, where the hand gradient lies "
+                f"between autodiff's one-sided gradients (accepted)"
+            )
         for warning in self.warnings:
             lines.append(f"  warning: {warning}")
         if self.nonfinite_hand:
             lines.append(f"  the hand gradient is not finite at {self.nonfinite_hand} judged points")
         if self.counterexample:
             lines.append(f"  WRONG GRADIENT {self.counterexample.describe()}")
-        lines += network_lines(self.networks, "ending in a compatible output layer", self.network_report,
-                               self.network_failure)
+        lines += network_lines(
+            self.networks, "ending in a compatible output layer", self.network_report, self.network_failure
+        )
         lines.append(f"  {self.seconds:.1f} s")
         return "\n".join(lines)
 
@@ -260,12 +276,15 @@ def _call(what: str, fn, a: np.ndarray, y: np.ndarray, shape: tuple) -> np.ndarr
         with np.errstate(all="ignore"):
             out = np.asarray(fn(a, y, np))
     except Exception as error:
-        raise UsageError(f"the loss's {what} raises {type(error).__name__}: {error} "
-                         f"(on a and y of shape {a.shape})") from None
+        raise UsageError(
+            f"the loss's {what} raises {type(error).__name__}: {error} (on a and y of shape {a.shape})"
+        ) from None
     if out.shape != shape:
-        raise UsageError(f"the loss's {what} returns shape {out.shape} for a and y of shape {a.shape}; "
-                         f"it must return {'one error per example' if what == 'error' else 'one gradient per output'}"
-                         f" (shape {shape})")
+        raise UsageError(
+            f"the loss's {what} returns shape {out.shape} for a and y of shape {a.shape}; "
+            f"it must return {'one error per example' if what == 'error' else 'one gradient per output'}"
+            f" (shape {shape})"
+        )
     return out
 
 
@@ -280,15 +299,18 @@ def _weighted_gradient(loss, a, y, w):
 def _autodiff(loss: Loss, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     n = a.shape[0]
     rows = max(PAD_ROWS, 1 << (n - 1).bit_length())  # few distinct shapes: JAX caches per shape
-    pad = lambda v, fill: np.concatenate([v, np.repeat(v[:1], rows - n, axis=0) if fill is None else
-                                          np.zeros((rows - n,) + v.shape[1:])])
+    pad = lambda v, fill: np.concatenate(
+        [v, np.repeat(v[:1], rows - n, axis=0) if fill is None else np.zeros((rows - n,) + v.shape[1:])]
+    )
     try:
         with jax.enable_x64(True):
             out = _weighted_gradient(loss, pad(a, None), pad(y, None), pad(w, 0.0))
         return np.asarray(out)[:n]
     except Exception as error:
-        raise UsageError(f"the loss's error cannot be differentiated by jax.grad with xp=jax.numpy: "
-                         f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
+        raise UsageError(
+            f"the loss's error cannot be differentiated by jax.grad with xp=jax.numpy: "
+            f"{type(error).__name__}: {str(error).splitlines()[0]}"
+        ) from None
 
 
 # --- the points ------------------------------------------------------------------------------
@@ -347,6 +369,7 @@ def measured_gradient_scale(magnitudes: np.ndarray) -> float:
 
 # --- the check -------------------------------------------------------------------------------
 
+
 def check_loss(loss: Loss, *, examples: int = 200, seed: int = 0) -> LossReport:
     """Check ``loss.gradient`` against ``jax.grad`` of ``loss.error``, pointwise and in networks."""
     start = time.perf_counter()
@@ -364,15 +387,21 @@ def check_loss(loss: Loss, *, examples: int = 200, seed: int = 0) -> LossReport:
     if not result.verified:
         report.network_failure = result.counterexample
     elif result.checked < JUDGED_FRACTION * networks:
-        report.network_inconclusive = (f"only {result.checked} of {networks} random networks stay finite with "
-                                       f"this loss: too few to judge")
+        report.network_inconclusive = (
+            f"only {result.checked} of {networks} random networks stay finite with this loss: too few to judge"
+        )
     report.seconds = time.perf_counter() - start
     return report
 
 
-def check_pointwise(loss: Loss, *, examples: int = 200, seed: int = 0,
-                    gradient_scale: Callable[[np.ndarray], float] = measured_gradient_scale,
-                    second_look: bool = True) -> LossReport:
+def check_pointwise(
+    loss: Loss,
+    *,
+    examples: int = 200,
+    seed: int = 0,
+    gradient_scale: Callable[[np.ndarray], float] = measured_gradient_scale,
+    second_look: bool = True,
+) -> LossReport:
     """The pointwise half of ``check_loss`` (no networks). ``gradient_scale`` (F from the judged
     |∇ₐEₜ|) and ``second_look`` are there for the negative controls: an absolute floor, or no
     second look, must fail the properties of ``test_loss_check``."""
@@ -421,8 +450,11 @@ def _exclusions(report: LossReport, batches: list) -> None:
             size = np.max(np.abs(b.a[rows]), axis=1) + np.max(np.abs(b.y[rows]), axis=1)
             i = int(rows[np.argmin(size)])
             if best is None or float(np.min(size)) < best[0]:
-                why = (f"the error is {float(b.error[i])!r}" if not np.isfinite(b.error[i]) else
-                       f"autodiff gives {np.asarray(b.autodiff[i] / b.w[i]).tolist()}")
+                why = (
+                    f"the error is {float(b.error[i])!r}"
+                    if not np.isfinite(b.error[i])
+                    else f"autodiff gives {np.asarray(b.autodiff[i] / b.w[i]).tolist()}"
+                )
                 best = (float(np.min(size)), {"a": b.a[i].tolist(), "y": b.y[i].tolist(), "why": why})
     report.excluded_example = best[1] if best else None
 
@@ -509,7 +541,7 @@ class _Judge:
         rows, cols = rows[order], cols[order]
         looks, begin, step = [], 0, FIRST_LOOK
         while begin < rows.size:
-            r_, c_ = rows[begin:begin + step], cols[begin:begin + step]
+            r_, c_ = rows[begin : begin + step], cols[begin : begin + step]
             begin, step = begin + step, LATER_LOOK
             mask = np.zeros(b.a.shape, bool)
             mask[r_, c_] = finite[r_, c_]
@@ -569,8 +601,9 @@ class _Judge:
             agrees = informative & (np.abs(hand - R) <= R_error + allowed)
             wrong = ~np.isfinite(hand) | ~np.isfinite(excess) | (beyond & ~agrees)
             denominator = _denominator(np.abs(auto) + self.F, excess)
-        return _Look(rows, cols, hand, auto, allowed, hand_noise, auto_noise, R, R_error, limit, denominator,
-                     wrong, informative)
+        return _Look(
+            rows, cols, hand, auto, allowed, hand_noise, auto_noise, R, R_error, limit, denominator, wrong, informative
+        )
 
     def _richardson(self, A, Y, cols, x0, e64) -> tuple[np.ndarray, np.ndarray]:
         """Richardson-extrapolated central differences of the error in coordinate j, on a ladder
@@ -585,21 +618,35 @@ class _Judge:
         h = dtype(u) ** dtype(0.2) * np.maximum(dtype(1), np.abs(x))
         points, steps = [], []
         for i in range(RICHARDSON_STEPS):
-            s = h / dtype(2 ** i)
+            s = h / dtype(2**i)
             up, down = (x + s) - x, x - (x - s)  # the steps actually taken
             steps.append(up + down)
             points += [x + up, x - down]
         moved = np.repeat(A.astype(dtype)[None], len(points), axis=0)
         moved[:, np.arange(k), cols] = np.stack(points)
         with np.errstate(all="ignore"):
-            e = np.asarray(_call("error", loss.error, moved.reshape(-1, m),
-                                 np.tile(Y.astype(dtype), (len(points), 1)), (len(points) * k,)))
+            e = np.asarray(
+                _call(
+                    "error",
+                    loss.error,
+                    moved.reshape(-1, m),
+                    np.tile(Y.astype(dtype), (len(points), 1)),
+                    (len(points) * k,),
+                )
+            )
             e = e.astype(dtype).reshape(len(points), k)
             if dtype == np.float64:
                 e_near = e64
             else:  # the error's noise in long double, at the float64 neighbours (shows float64 internals)
-                e_near = np.asarray(_call("error", loss.error, _neighbours(A, cols).astype(dtype),
-                                          np.repeat(Y.astype(dtype), NEIGHBOURS, axis=0), (k * NEIGHBOURS,)))
+                e_near = np.asarray(
+                    _call(
+                        "error",
+                        loss.error,
+                        _neighbours(A, cols).astype(dtype),
+                        np.repeat(Y.astype(dtype), NEIGHBOURS, axis=0),
+                        (k * NEIGHBOURS,),
+                    )
+                )
                 e_near = e_near.astype(dtype).reshape(k, NEIGHBOURS)
             ok = np.isfinite(e_near)
             centre = np.where(ok[:, CENTRE], np.abs(e_near[:, CENTRE]), 0)
@@ -628,8 +675,12 @@ class _Judge:
                     with np.errstate(all="ignore"):
                         out = np.asarray(self.loss.error(A[:1].astype(ld), Y[:1].astype(ld), np))
                         ref = e64[0, NOISE_NEIGHBOURS]
-                        ok = (out.dtype == ld and out.shape == (1,) and np.isfinite(out[0])
-                              and abs(float(out[0]) - ref) <= 1e-6 * abs(ref) + 1e-300)
+                        ok = (
+                            out.dtype == ld
+                            and out.shape == (1,)
+                            and np.isfinite(out[0])
+                            and abs(float(out[0]) - ref) <= 1e-6 * abs(ref) + 1e-300
+                        )
                 except Exception:
                     ok = False
                 if ok:
@@ -664,24 +715,35 @@ class _Judge:
         if look.informative[i]:
             R = float(look.richardson[i])
             err_hand, err_auto = abs(hand - R), abs(auto - R)
-            how = (f"the Richardson difference {R:.17g} ± {float(look.richardson_error[i]):.2g} sides with "
-                   f"{'the hand value' if err_hand <= err_auto else 'autodiff'}")
+            how = (
+                f"the Richardson difference {R:.17g} ± {float(look.richardson_error[i]):.2g} sides with "
+                f"{'the hand value' if err_hand <= err_auto else 'autodiff'}"
+            )
         else:
             err_hand, err_auto = float(look.hand_noise[i]), float(look.autodiff_noise[i])
             how = "no informative Richardson difference; within both sides' local noise"
         digits = lambda err: -math.log10(max(err, floor) / s)
         agree = _finite(max(digits(abs(hand - auto)), 0.0) + 0.0, "the digits of agreement")
         lost = _finite(digits(err_auto) - digits(err_hand), "the digits lost")
-        for value, what in ((look.hand_noise[i], "the hand noise"), (look.autodiff_noise[i], "autodiff's noise"),
-                            (look.limit[i], "a tolerance"), (look.allowed[i], "a tolerance")):
+        for value, what in (
+            (look.hand_noise[i], "the hand noise"),
+            (look.autodiff_noise[i], "autodiff's noise"),
+            (look.limit[i], "a tolerance"),
+            (look.allowed[i], "a tolerance"),
+        ):
             _finite(value, what)
         row, col = int(look.rows[i]), int(look.cols[i])
-        who = (f"the hand gradient loses {lost:.1f} digits against autodiff's" if lost >= 0 else
-               f"autodiff loses {-lost:.1f} digits against the hand gradient")
-        return [f"{len(found)} points beyond the rounding tolerance accepted by the second look; the worst at "
-                f"a = {b.a[row].tolist()}, y = {b.y[row].tolist()} (output unit {col}): hand {hand!r} and "
-                f"autodiff {auto!r} agree to {agree:.1f} digits of the gradient's scale {s:.3g}; {who} ({how}; "
-                f"local noise: hand {float(look.hand_noise[i]):.2g}, autodiff {float(look.autodiff_noise[i]):.2g})"]
+        who = (
+            f"the hand gradient loses {lost:.1f} digits against autodiff's"
+            if lost >= 0
+            else f"autodiff loses {-lost:.1f} digits against the hand gradient"
+        )
+        return [
+            f"{len(found)} points beyond the rounding tolerance accepted by the second look; the worst at "
+            f"a = {b.a[row].tolist()}, y = {b.y[row].tolist()} (output unit {col}): hand {hand!r} and "
+            f"autodiff {auto!r} agree to {agree:.1f} digits of the gradient's scale {s:.3g}; {who} ({how}; "
+            f"local noise: hand {float(look.hand_noise[i]):.2g}, autodiff {float(look.autodiff_noise[i]):.2g})"
+        ]
 
 
 def _denominator(scale: np.ndarray, diff: np.ndarray) -> np.ndarray:
@@ -699,7 +761,8 @@ def _neighbours(X: np.ndarray, cols: np.ndarray) -> np.ndarray:
     out = np.repeat(X[:, None, :], NEIGHBOURS, axis=1)
     spacing = np.where(x0 != 0, np.spacing(np.abs(x0)), 0.0)
     out[np.arange(k)[:, None], np.arange(NEIGHBOURS)[None, :], cols[:, None]] = (
-        x0[:, None] + steps[None, :] * spacing[:, None])
+        x0[:, None] + steps[None, :] * spacing[:, None]
+    )
     return out.reshape(k * NEIGHBOURS, m)
 
 
@@ -751,7 +814,7 @@ def _scatter(values: np.ndarray) -> np.ndarray:
         mean = v.sum(axis=-1) / count
         slope = (dx * v).sum(axis=-1) / np.maximum((dx * dx).sum(axis=-1), 1)
         resid = v - mean[:, None] - slope[:, None] * dx
-        spread = (np.max(np.where(ok, resid, -np.inf), axis=-1) - np.min(np.where(ok, resid, np.inf), axis=-1))
+        spread = np.max(np.where(ok, resid, -np.inf), axis=-1) - np.min(np.where(ok, resid, np.inf), axis=-1)
     return np.where((ok.sum(axis=-1) >= 3) & np.isfinite(spread), spread, 0).astype(values.dtype)
 
 
@@ -773,8 +836,9 @@ def _at_kinks(loss, a, y, w, hand, allowed, bad) -> np.ndarray:
     gap, slack = np.abs(left - right), allowed[rows, cols]
     with np.errstate(invalid="ignore"):
         jump = (gap > 100 * slack) & (np.abs(near_left - near_right) >= 0.5 * gap)
-        between = ((np.minimum(left, right) - slack <= hand[rows, cols])
-                   & (hand[rows, cols] <= np.maximum(left, right) + slack))
+        between = (np.minimum(left, right) - slack <= hand[rows, cols]) & (
+            hand[rows, cols] <= np.maximum(left, right) + slack
+        )
     kinks[rows, cols] = jump & between
     return kinks
 
@@ -798,15 +862,21 @@ def _counterexample(b: _Batch, look: _Look) -> LossCounterexample:
     R = float(look.richardson[i])
     usable_fd = math.isfinite(R) and math.isfinite(float(look.richardson_error[i]))
     return LossCounterexample(
-        a=b.a[row].tolist(), y=b.y[row].tolist(), unit=col, hand=hand, autodiff=auto,
+        a=b.a[row].tolist(),
+        y=b.y[row].tolist(),
+        unit=col,
+        hand=hand,
+        autodiff=auto,
         finite_difference=R if usable_fd else None,
         relative_error=_finite(abs(hand - auto) / look.denominator[i], "the counterexample's error")
-        if finite_hand else None,
+        if finite_hand
+        else None,
         tolerance=_finite(look.limit[i] / look.denominator[i], "the counterexample's tolerance"),
         scale=_finite(look.denominator[i], "the counterexample's scale"),
         hand_noise=_finite(look.hand_noise[i], "the hand noise"),
         autodiff_noise=_finite(look.autodiff_noise[i], "autodiff's noise"),
-        finite_difference_error=float(look.richardson_error[i]) if usable_fd else None)
+        finite_difference_error=float(look.richardson_error[i]) if usable_fd else None,
+    )
 
 
 def assert_loss_correct(loss: Loss, **kwargs) -> LossReport:

@@ -34,8 +34,8 @@ difference alone was within rounding.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -53,7 +53,7 @@ HAS_WIDE = np.finfo(WIDE).eps < np.finfo(np.float64).eps
 """Whether np.longdouble is wider than float64 on this machine (not on Windows or macOS ARM)."""
 
 
-NOISE_STEP = 2.0 ** -20
+NOISE_STEP = 2.0**-20
 """Noise is sampled at z + i·h, i = −4 … 4, h = 2⁻²⁰·max(|z|, 1) (about a millionth of z, and
 of 1 for |z| < 1; see ``SMALL_Z`` for |z| < 2⁻¹²). Not at the nearest floats: where a formula cancels, its rounding errors at
 consecutive floats are nearly the same (sin z and z·cos z each move by one ulp per ulp of z),
@@ -62,7 +62,7 @@ small z either, where the same holds (the rounding of z³/6 moves by z²·h/ulp(
 step, less than one for |z| < 1e-5)."""
 
 
-SMALL_Z, SMALL_STEP = 2.0 ** -12, 2.0 ** -8
+SMALL_Z, SMALL_STEP = 2.0**-12, 2.0**-8
 """Below |z| = 2⁻¹² the step is 2⁻⁸·|z| instead: near a removable singularity at 0 a formula's
 noise grows like 1/z, so the neighbourhood must stay at z's own scale, and at 0.4 % of z apart
 its rounding errors are independent all the same."""
@@ -78,7 +78,7 @@ def neighbourhood(z: np.ndarray, dtype: np.dtype | type, k: int = NEIGHBOURS) ->
 def _detrend() -> np.ndarray:
     """The projection that takes the least-squares parabola out of NEIGHBOURS values."""
     t = np.linspace(-1, 1, NEIGHBOURS)
-    v = np.stack([t ** p for p in range(3)], axis=1)
+    v = np.stack([t**p for p in range(3)], axis=1)
     return np.eye(t.size) - v @ np.linalg.pinv(v)
 
 
@@ -95,7 +95,7 @@ def spread(rows: np.ndarray) -> np.ndarray:
     rows = np.asarray(rows)
     rows = rows if rows.dtype == WIDE else rows.astype(np.float64)  # keep longdouble's digits
     halves = []
-    for half in (rows[..., :NEIGHBOURS], rows[..., NEIGHBOURS + 1:]):
+    for half in (rows[..., :NEIGHBOURS], rows[..., NEIGHBOURS + 1 :]):
         with np.errstate(all="ignore"):
             centred = half - half[..., :1]  # so the projection's own rounding is small
             residual = centred @ _DETREND.T.astype(rows.dtype)
@@ -126,8 +126,8 @@ class Richardson:
 
     value: np.ndarray
     error: np.ndarray
-    left: "Richardson | None" = None
-    right: "Richardson | None" = None
+    left: Richardson | None = None
+    right: Richardson | None = None
 
 
 LADDER = (0.25, 1.0, 4.0, 16.0, 64.0)
@@ -142,7 +142,7 @@ estimates mark a kink: their truncation after extrapolation is O(h³), some 1e-1
 and where g(z) itself is a cancellation's debris both sides carry it, with errors to match."""
 
 
-SHRINK = (2.0 ** -10, 2.0 ** -20)
+SHRINK = (2.0**-10, 2.0**-20)
 """Where the one-sided rules disagree, the ladder is tried again this much smaller: a kink
 *near* z (a clip's edge 1e-5 away) spoils every step that reaches it, and shows as slopes that
 disagree, but is left behind by steps shorter than its distance; a kink *at* z never is."""
@@ -189,17 +189,21 @@ def richardson_at(forward: Callable, z: np.ndarray, shrink: float = 1.0) -> Rich
     offsets = np.array([-1, -0.5, -0.25, 0, 0.25, 0.5, 1], dtype)
     rules = [Richardson(np.zeros(z.shape), np.full(z.shape, np.inf)) for _ in range(3)]  # central, right, left
     for rung in LADDER:
-        h = np.asarray(shrink * rung * u ** 0.2, dtype) * np.maximum(1, np.abs(zw))
+        h = np.asarray(shrink * rung * u**0.2, dtype) * np.maximum(1, np.abs(zw))
         with np.errstate(all="ignore"):
             g = np.asarray(forward(zw[:, None] + offsets[None, :] * h[:, None], np), dtype)
             # The central rule never reads g(z): its rounding is the forward's away from z (which
             # may be a removable singularity's debris), measured a quarter step either side.
-            away = [spread(np.asarray(forward(neighbourhood((zw + s * h / 4).astype(np.float64), dtype), np), dtype))
-                    for s in (-1, 1)]
+            away = [
+                spread(np.asarray(forward(neighbourhood((zw + s * h / 4).astype(np.float64), dtype), np), dtype))
+                for s in (-1, 1)
+            ]
             sizes = np.abs(g).astype(np.float64)
             step = h.astype(np.float64) / 4
-            rounding = [(np.maximum(*away) + 8 * u * np.max(np.delete(sizes, 3, axis=1), axis=1)) / step,
-                        (g_noise + 8 * u * np.max(sizes, axis=1)) / step]
+            rounding = [
+                (np.maximum(*away) + 8 * u * np.max(np.delete(sizes, 3, axis=1), axis=1)) / step,
+                (g_noise + 8 * u * np.max(sizes, axis=1)) / step,
+            ]
             for i, (value, change, factor) in enumerate(_extrapolations(g, h)):
                 error = FD_SAFETY * (np.abs(change).astype(np.float64) + factor * rounding[min(i, 1)])
                 value = value.astype(np.float64)
@@ -209,7 +213,8 @@ def richardson_at(forward: Callable, z: np.ndarray, shrink: float = 1.0) -> Rich
     # Slopes that differ either side of z: a kink there, where no difference is the derivative.
     with np.errstate(invalid="ignore"):  # (beyond 1e-8 of their size, which no truncation reaches)
         kink = np.abs(right.value - left.value) > 4 * (right.error + left.error) + KINK_JUMP * (
-            np.abs(right.value) + np.abs(left.value))
+            np.abs(right.value) + np.abs(left.value)
+        )
     pick = np.argmin(np.stack([r.error for r in rules]), axis=0)
     value = np.choose(pick, [r.value for r in rules])
     error = np.choose(pick, [r.error for r in rules])
@@ -219,12 +224,12 @@ def richardson_at(forward: Callable, z: np.ndarray, shrink: float = 1.0) -> Rich
 def _extrapolations(g: np.ndarray, h: np.ndarray):
     """(value, its last change, rounding factor) of the central and both one-sided rules, from
     g at z + (−1, −½, −¼, 0, ¼, ½, 1)·h."""
-    central = [(g[:, 6 - i] - g[:, i]) / (2 * h * (1 / 2 ** i)) for i in range(3)]  # D(h), D(h/2), D(h/4)
+    central = [(g[:, 6 - i] - g[:, i]) / (2 * h * (1 / 2**i)) for i in range(3)]  # D(h), D(h/2), D(h/4)
     r_h, r_half = (4 * central[1] - central[0]) / 3, (4 * central[2] - central[1]) / 3
     yield r_half, r_half - r_h, 1.0
     for side in (1, -1):  # right, then left
         at = [3 + side * (3 - i) for i in range(3)]  # the points at h, h/2, h/4 on that side
-        d = [(g[:, at[i]] - g[:, 3]) / (side * h / 2 ** i) for i in range(3)]
+        d = [(g[:, at[i]] - g[:, 3]) / (side * h / 2**i) for i in range(3)]
         first = [2 * d[1] - d[0], 2 * d[2] - d[1]]  # the h term gone
         second = (4 * first[1] - first[0]) / 3  # and the h² term
         yield second, second - first[1], 4.0
@@ -267,8 +272,16 @@ analysis: a fixed formula's rounding error is proportional to u); this factor co
 randomness of the proportion."""
 
 
-def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np.ndarray,
-              dtype: np.dtype, hand: np.ndarray, r: np.ndarray, allowed: np.ndarray) -> Verdicts:
+def reexamine(
+    forward: Callable,
+    derivative: Callable,
+    autodiff: Callable,
+    z: np.ndarray,
+    dtype: np.dtype,
+    hand: np.ndarray,
+    r: np.ndarray,
+    allowed: np.ndarray,
+) -> Verdicts:
     """The second look at every z (already in ``dtype``) where |hand − r| > allowed.
 
     The formula in higher precision is held to the same bound ``allowed`` as the hand value
@@ -305,7 +318,8 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
         decisive = fd.error < gap / 2
         hand_near_fd = decisive & (np.abs(hand - fd.value) <= fd.error + allowed + noise)
         high_near_fd = (fd.error < np.abs(high - r) / 2) & (
-            np.abs(high - fd.value) <= fd.error + allowed + NOISE_SAFETY * wide_error)
+            np.abs(high - fd.value) <= fd.error + allowed + NOISE_SAFETY * wide_error
+        )
 
     # Where the difference shows autodiff itself far off (a removable singularity's formula at
     # z ≈ 1e-15 cancels every digit under autodiff too) and the hand value is closer to autodiff
@@ -317,10 +331,15 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
         autodiff_lost = fd.error < off / 2
         if fd.left is not None:  # beside a kink: autodiff lies on neither one-sided slope
             autodiff_lost |= ~np.isfinite(fd.error) & np.all(
-                [side.error < np.abs(r - side.value) / 2 for side in (fd.left, fd.right)], axis=0)
-            off = np.where(np.isfinite(fd.error), off, np.minimum(np.abs(r - fd.left.value), np.abs(r - fd.right.value)))
-        shared = autodiff_lost & (((gap <= off / 4) & np.isfinite(hand))
-                                  | ((np.abs(high - r) <= off / 4) & np.isfinite(high) & (wide is not None)))
+                [side.error < np.abs(r - side.value) / 2 for side in (fd.left, fd.right)], axis=0
+            )
+            off = np.where(
+                np.isfinite(fd.error), off, np.minimum(np.abs(r - fd.left.value), np.abs(r - fd.right.value))
+            )
+        shared = autodiff_lost & (
+            ((gap <= off / 4) & np.isfinite(hand))
+            | ((np.abs(high - r) <= off / 4) & np.isfinite(high) & (wide is not None))
+        )
     # At a kink (or one so close that every step reaches it) no difference is the derivative,
     # but a right hand value is the slope of one side: it is cleared when it lies on either
     # one-sided slope, each decisive against the gap. A wrong value lies on neither.
@@ -328,8 +347,11 @@ def reexamine(forward: Callable, derivative: Callable, autodiff: Callable, z: np
         on_a_side = np.zeros(z.shape, bool)
         if fd.left is not None:
             for side in (fd.left, fd.right):
-                on_a_side |= ((side.error < gap / 2) & (np.abs(hand - side.value) <= side.error + allowed + noise)
-                              & ~np.isfinite(fd.error))
+                on_a_side |= (
+                    (side.error < gap / 2)
+                    & (np.abs(hand - side.value) <= side.error + allowed + noise)
+                    & ~np.isfinite(fd.error)
+                )
     high_ok = (high_right | high_near_fd) & np.isfinite(high)
     # And where autodiff is shown off without the hand value sitting near it, nothing trustworthy
     # is left to judge the hand value against (both are the same formula's debris at z ≈ 1e-77):

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
-from typing import Callable, Sequence
+from functools import cache
 
 import numpy as np
 
@@ -35,12 +35,11 @@ from manual import (
     ParametricActivation,
     VectorActivation,
 )
-from reference import fast
-
+from property_tests.checkers.loading import json_safe
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import Comparison, compare_case, error_bounds, first_failure
-from property_tests.checkers.loading import json_safe
 from property_tests.library.strategies import Case, make_targets
+from reference import fast
 
 DEFAULT_EXAMPLES = 5000
 MAX_DEPTH, MAX_WIDTH, MAX_BATCH = 6, 16, 32
@@ -70,9 +69,14 @@ class Tally:
             self.max_error, self.tolerance = c.error, c.tolerance
 
     def as_dict(self) -> dict:
-        return {"comparisons": self.comparisons, "max_error": self.max_error,
-                "tolerance": self.tolerance, "failures": self.failures, "excused": self.excused,
-                "verified": self.failures == 0}
+        return {
+            "comparisons": self.comparisons,
+            "max_error": self.max_error,
+            "tolerance": self.tolerance,
+            "failures": self.failures,
+            "excused": self.excused,
+            "verified": self.failures == 0,
+        }
 
 
 @dataclass
@@ -131,16 +135,24 @@ class Report:
             "excuse": self.excuse,
             "equations": {eq: self.by_equation[eq].as_dict() for eq in EQUATION_ORDER if eq in self.by_equation},
             "by_activation": {f"{eq} {name}": t.as_dict() for (eq, name), t in sorted(self.by_activation.items())},
-            "losses": {name: {"networks": self.networks_per_loss[name],
-                              "verified": all(t.failures == 0 for t in tallies.values()),
-                              "equations": {eq: tallies[eq].as_dict() for eq in EQUATION_ORDER if eq in tallies}}
-                       for name, tallies in self.by_loss.items()},
+            "losses": {
+                name: {
+                    "networks": self.networks_per_loss[name],
+                    "verified": all(t.failures == 0 for t in tallies.values()),
+                    "equations": {eq: tallies[eq].as_dict() for eq in EQUATION_ORDER if eq in tallies},
+                }
+                for name, tallies in self.by_loss.items()
+            },
             "counterexample": json_safe(self.counterexample),
         }
 
 
-def design(examples: int, rng: np.random.Generator, pool: Sequence[Activation],
-           forced_outputs: Sequence[object | None] | None = None) -> list[list[Activation]]:
+def design(
+    examples: int,
+    rng: np.random.Generator,
+    pool: Sequence[Activation],
+    forced_outputs: Sequence[object | None] | None = None,
+) -> list[list[Activation]]:
     """Activations per layer for every network, covering each (activation, position) slot.
 
     Positions are the layer indices k = 1 … MAX_DEPTH and "output". Each network takes a depth
@@ -208,9 +220,14 @@ def make_case(plan: Sequence[Activation], rng: np.random.Generator, loss: Loss =
             widths[k] = min(-(-widths[k] // g.group), MAX_WIDTH // g.group) * g.group
     network = manual.init_network(widths, plan, rng, scale=float(rng.uniform(0.25, 2.0)))
     if any(isinstance(g, ParametricActivation) for g in plan):
-        network = replace(network, p=(None,) + tuple(
-            draw_parameters(g, w, rng) if isinstance(g, ParametricActivation) else None
-            for g, w in zip(plan, widths[1:])))
+        network = replace(
+            network,
+            p=(None,)
+            + tuple(
+                draw_parameters(g, w, rng) if isinstance(g, ParametricActivation) else None
+                for g, w in zip(plan, widths[1:])
+            ),
+        )
     n = int(rng.integers(1, MAX_BATCH + 1))
     x = rng.uniform(-1, 1, (n, widths[0])) * rng.uniform(0.1, 4.0)
     return Case(network, x, make_targets(loss, (n, network.output_width), rng), loss)
@@ -236,7 +253,7 @@ tried). Their reference is a program of its own."""
 TAME_ATTEMPTS = 5
 """Tries at keeping a network finite, each with every layer's |z| held 8× lower than the last."""
 
-HEADROOM = 2.0 ** -40
+HEADROOM = 2.0**-40
 """Values must stay below the dtype's largest float times this: the error bounds add up sums of
 up to a few thousand such values."""
 
@@ -250,7 +267,7 @@ def biggest(dtype: np.dtype) -> float:
     return min(float(np.finfo(dtype).max) * HEADROOM, LARGE)
 
 
-@lru_cache(maxsize=None)
+@cache
 def finite_radius(g, dtype: np.dtype) -> float:
     """Where a network may take g: the smaller of the two points, one on each side of the
     origin, beyond which g (in ``dtype``) or autodiff's g′ is not below ``biggest(dtype)`` at
@@ -313,10 +330,9 @@ take a network of ``make_case`` (depth ≤ 6, width ≤ 16, weights of scale ≤
 catalogue) are not held."""
 
 
-@lru_cache(maxsize=None)
+@cache
 def needs_holding(g, dtype: np.dtype) -> bool:
-    return isinstance(g, Activation) and (finite_radius(g, dtype) < 1e3
-                                          or tol.profile(g).slope_scale > GROWTH_LIMIT)
+    return isinstance(g, Activation) and (finite_radius(g, dtype) < 1e3 or tol.profile(g).slope_scale > GROWTH_LIMIT)
 
 
 def tame(case: Case, dtype: np.dtype | type) -> Case | None:
@@ -344,9 +360,13 @@ def scaled_until_it_fits(case: Case, dtype: np.dtype) -> Case | None:
     smaller on each further try (``TAME_ATTEMPTS``); ``None`` when it overflows all the same."""
     net = case.network
     for attempt in range(TAME_ATTEMPTS + 1):
-        s = 8.0 ** -attempt
-        tried = replace(case, network=replace(net, theta=(None,) + tuple(t * s for t in net.theta[1:]),
-                                              b=(None,) + tuple(b * s for b in net.b[1:]))).astype(dtype)
+        s = 8.0**-attempt
+        tried = replace(
+            case,
+            network=replace(
+                net, theta=(None,) + tuple(t * s for t in net.theta[1:]), b=(None,) + tuple(b * s for b in net.b[1:])
+            ),
+        ).astype(dtype)
         if fits(tried):
             return tried
     return None
@@ -371,17 +391,18 @@ def judgeable(case: Case, ref) -> bool:
 def _tamed(g) -> bool:
     """Is g an entry of the project's own tables, whose slope scales stay finite wherever verify's
     networks (held by ``tame``) take them?"""
-    return any(g is entry for table in (CATALOGUE, PARAMETRIC, VECTOR_ACTIVATIONS, OUTPUT_MAPS)
-               for entry in table.values())
+    return any(
+        g is entry for table in (CATALOGUE, PARAMETRIC, VECTOR_ACTIVATIONS, OUTPUT_MAPS) for entry in table.values()
+    )
 
 
-def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: Equations,
-                            branches: tuple | None = None) -> dict:
+def smallest_counterexample(
+    failing: list[tuple[Case, Comparison]], equations: Equations, branches: tuple | None = None
+) -> dict:
     """The smallest failing network, cut down to the single example that still fails."""
     case, comparison = min(failing, key=lambda cc: (cc[0].network.depth, sum(cc[0].network.widths), cc[0].n))
     singles = [case.rows([row]) for row in range(case.n)]
-    refs = fast.autodiff_many([(s.network, s.x, s.y) for s in singles], loss=case.loss, batched=True,
-                              branches=branches)
+    refs = fast.autodiff_many([(s.network, s.x, s.y) for s in singles], loss=case.loss, batched=True, branches=branches)
     for single, ref in zip(singles, refs):
         again = first_failure(compare_case(single, ref, equations)[0])
         if again is not None:
@@ -410,16 +431,21 @@ def smallest_counterexample(failing: list[tuple[Case, Comparison]], equations: E
 def references(cases: Sequence[Case], branches: tuple | None = None) -> list:
     """Autodiff for every case, each with its own loss, from ``reference.fast`` (``branches``
     as in ``fast.autodiff_many``)."""
-    return fast.autodiff_many([(c.network, c.x, c.y) for c in cases], losses=[c.loss for c in cases],
-                              branches=branches)
+    return fast.autodiff_many([(c.network, c.x, c.y) for c in cases], losses=[c.loss for c in cases], branches=branches)
 
 
-def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
-               activations: Sequence[Activation] | None = None, equations: Equations = EQUATIONS,
-               losses: Sequence[Loss] | None = None, dtype: np.dtype | type = np.float64,
-               progress: Callable[[int, int], None] | None = None,
-               excuse: Callable[[Case, object], str | None] | None = None,
-               shard: tuple[int, int] = (1, 1)) -> Report:
+def run_verify(
+    examples: int = DEFAULT_EXAMPLES,
+    seed: int = 0,
+    *,
+    activations: Sequence[Activation] | None = None,
+    equations: Equations = EQUATIONS,
+    losses: Sequence[Loss] | None = None,
+    dtype: np.dtype | type = np.float64,
+    progress: Callable[[int, int], None] | None = None,
+    excuse: Callable[[Case, object], str | None] | None = None,
+    shard: tuple[int, int] = (1, 1),
+) -> Report:
     """Check equations (1), (2), (3) on ``examples`` random networks; see the module docstring.
     With ``shard`` = (K, N) only the networks whose index is K − 1 modulo N are checked: every
     network is still drawn, so the N shards of a seed check disjoint parts of the same run and
@@ -441,12 +467,15 @@ def run_verify(examples: int = DEFAULT_EXAMPLES, seed: int = 0, *,
     report = Report(examples=examples, seed=seed, activations=[g.name for g in chosen], shard=shard)
     failing: list[tuple[Case, Comparison]] = []
     coverage, offset, mine = [], 0, 0
-    for pool, count, pool_losses in ((elementwise, examples - n_kinds, list(losses)),
-                                     (kinds, n_kinds, [loss for loss in losses if not loss.outputs] or [MSE])):
+    for pool, count, pool_losses in (
+        (elementwise, examples - n_kinds, list(losses)),
+        (kinds, n_kinds, [loss for loss in losses if not loss.outputs] or [MSE]),
+    ):
         if count:
             ours = [i for i in range(count) if in_shard(offset + i, shard)]
-            coverage.append(_run(report, failing, pool, count, pool_losses, rng, equations, dtype, progress, excuse,
-                                 set(ours)))
+            coverage.append(
+                _run(report, failing, pool, count, pool_losses, rng, equations, dtype, progress, excuse, set(ours))
+            )
             offset, mine = offset + count, mine + len(ours)
     report.examples = mine
     report.coverage_complete = all(coverage)
@@ -467,7 +496,7 @@ def fingerprint(case) -> str:
     a hash of x and of every weight (Θ of a dense network, every parameter of a layer network)."""
     digest = hashlib.sha1(case.x.tobytes())
     net = case.network
-    for weights in (net.theta[1:] if hasattr(net, "theta") else [v for p in net.params[1:] for v in p.values()]):
+    for weights in net.theta[1:] if hasattr(net, "theta") else [v for p in net.params[1:] for v in p.values()]:
         digest.update(np.ascontiguousarray(weights).tobytes())
     return digest.hexdigest()[:16]
 
@@ -496,13 +525,28 @@ def judgeable_pairs(cases: list, branches: tuple, dtype, report: Report) -> list
 def _shrunk(case: Case, dtype) -> Case | None:
     """The network with every Θ⁽ᵏ⁾ and b⁽ᵏ⁾ 8× smaller, if its manual pass fits ``dtype``."""
     net = case.network
-    tried = replace(case, network=replace(net, theta=(None,) + tuple(t / 8 for t in net.theta[1:]),
-                                          b=(None,) + tuple(b / 8 for b in net.b[1:]))).astype(dtype)
+    tried = replace(
+        case,
+        network=replace(
+            net, theta=(None,) + tuple(t / 8 for t in net.theta[1:]), b=(None,) + tuple(b / 8 for b in net.b[1:])
+        ),
+    ).astype(dtype)
     return tried if fits(tried) else None
 
 
-def _run(report: Report, failing: list, pool: list, examples: int, losses: list, rng: np.random.Generator,
-         equations: Equations, dtype, progress, excuse, ours: set[int]) -> bool:
+def _run(
+    report: Report,
+    failing: list,
+    pool: list,
+    examples: int,
+    losses: list,
+    rng: np.random.Generator,
+    equations: Equations,
+    dtype,
+    progress,
+    excuse,
+    ours: set[int],
+) -> bool:
     """``examples`` networks from ``pool``, tallied into ``report`` (failures into ``failing``),
     of which those whose index is in ``ours`` are checked (all are drawn, so that the random
     stream is the same in every shard); returns whether every activation of the pool sat at
@@ -511,8 +555,12 @@ def _run(report: Report, failing: list, pool: list, examples: int, losses: list,
     plans = design(examples, rng, pool, forced)
     branches = fast.branches_for_pool(pool)  # one compiled program for every chunk
     for begin in range(0, examples, CHUNK):
-        drawn = [(i, tame(make_case(plan, rng, loss), dtype)) for i, plan, loss in
-                 zip(range(begin, begin + CHUNK), plans[begin : begin + CHUNK], chosen_losses[begin : begin + CHUNK])]
+        drawn = [
+            (i, tame(make_case(plan, rng, loss), dtype))
+            for i, plan, loss in zip(
+                range(begin, begin + CHUNK), plans[begin : begin + CHUNK], chosen_losses[begin : begin + CHUNK]
+            )
+        ]
         drawn = [case for i, case in drawn if i in ours]
         cases = [case for case in drawn if case is not None]
         report.fingerprints += [fingerprint(case) for case in cases]

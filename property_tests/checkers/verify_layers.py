@@ -15,8 +15,8 @@ hand forward pass (``layer_compare``), as the dense networks are.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -26,12 +26,11 @@ from manual.layers import Dense, LayerNetwork, kind_of
 from manual.norms import BatchNorm, LayerNorm, RMSNorm
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
 from manual.residual import Residual
-from reference.layers import layer_autodiff
-
+from property_tests.checkers.verify import Tally, fingerprint, in_shard
 from property_tests.library import layer_compare as lc
 from property_tests.library.compare import Comparison
 from property_tests.library.layer_strategies import LayerCase
-from property_tests.checkers.verify import Tally, fingerprint, in_shard
+from reference.layers import layer_autodiff
 
 DRAWS = 3
 """Networks per architecture: new weights and images through the same compiled reference."""
@@ -40,33 +39,66 @@ G = object()
 """In ``EXTREMES``, where an activation of the catalogue goes (they take turns)."""
 
 EXTREMES: list[tuple[str, tuple[int, int, int], list]] = [
-    ("conv2d kernel 5, padding 2", (2, 12, 11), [(Conv2D(2, 3, (5, 5), padding=(2, 2)), G),
-                                                  (MaxPool2D((2, 2), (2, 2)), None)]),
-    ("conv2d stride 3, rows unread", (1, 10, 12), [(Conv2D(1, 4, (3, 2), stride=(3, 3)), G),
-                                                    (AvgPool2D((3, 3), (1, 1), (1, 1)), None),
-                                                    (Conv2D(4, 2, (1, 1)), G)]),
-    ("conv2d dilation 2, stride 2", (3, 9, 8), [(Conv2D(3, 2, (2, 3), stride=(2, 2), padding=(1, 0),
-                                                        dilation=(2, 2)), G),
-                                                 (MaxPool2D((3, 3), (2, 2), (1, 1)), None)]),
+    (
+        "conv2d kernel 5, padding 2",
+        (2, 12, 11),
+        [(Conv2D(2, 3, (5, 5), padding=(2, 2)), G), (MaxPool2D((2, 2), (2, 2)), None)],
+    ),
+    (
+        "conv2d stride 3, rows unread",
+        (1, 10, 12),
+        [
+            (Conv2D(1, 4, (3, 2), stride=(3, 3)), G),
+            (AvgPool2D((3, 3), (1, 1), (1, 1)), None),
+            (Conv2D(4, 2, (1, 1)), G),
+        ],
+    ),
+    (
+        "conv2d dilation 2, stride 2",
+        (3, 9, 8),
+        [
+            (Conv2D(3, 2, (2, 3), stride=(2, 2), padding=(1, 0), dilation=(2, 2)), G),
+            (MaxPool2D((3, 3), (2, 2), (1, 1)), None),
+        ],
+    ),
     ("conv2d kernel 1×1 on a 1×1 image", (4, 1, 1), [(Conv2D(4, 3, (1, 1)), G)]),
-    ("conv2d kernel 1×5, stride 1×3, dilation 2×1", (2, 7, 11), [(Conv2D(2, 3, (1, 5), stride=(1, 3),
-                                                                          padding=(0, 2), dilation=(2, 1)), G),
-                                                                  (AvgPool2D((2, 3), (2, 1), (1, 0)), None)]),
-    ("conv2d twice, stride 2", (2, 12, 12), [(Conv2D(2, 4, (3, 3), stride=(2, 2), padding=(1, 1)), G),
-                                              (Conv2D(4, 4, (3, 3), stride=(2, 2)), G)]),
-    ("max_pool exact ties", (1, 8, 7), [(Conv2D(1, 2, (1, 1)), CATALOGUE["relu"]),
-                                         (MaxPool2D((2, 3), (1, 2), (1, 1)), None),
-                                         (Conv2D(2, 2, (2, 2)), G)]),
-    ("dense softmax output, cross-entropy", (1, 6, 6), [(Conv2D(1, 2, (3, 3), padding=(1, 1)), G),
-                                                        (MaxPool2D((2, 2), (2, 2)), None)]),
+    (
+        "conv2d kernel 1×5, stride 1×3, dilation 2×1",
+        (2, 7, 11),
+        [
+            (Conv2D(2, 3, (1, 5), stride=(1, 3), padding=(0, 2), dilation=(2, 1)), G),
+            (AvgPool2D((2, 3), (2, 1), (1, 0)), None),
+        ],
+    ),
+    (
+        "conv2d twice, stride 2",
+        (2, 12, 12),
+        [(Conv2D(2, 4, (3, 3), stride=(2, 2), padding=(1, 1)), G), (Conv2D(4, 4, (3, 3), stride=(2, 2)), G)],
+    ),
+    (
+        "max_pool exact ties",
+        (1, 8, 7),
+        [
+            (Conv2D(1, 2, (1, 1)), CATALOGUE["relu"]),
+            (MaxPool2D((2, 3), (1, 2), (1, 1)), None),
+            (Conv2D(2, 2, (2, 2)), G),
+        ],
+    ),
+    (
+        "dense softmax output, cross-entropy",
+        (1, 6, 6),
+        [(Conv2D(1, 2, (3, 3), padding=(1, 1)), G), (MaxPool2D((2, 2), (2, 2)), None)],
+    ),
     ("layer_norm after a dense layer", (5,), [(Dense(6), None), (LayerNorm(), G)]),
     ("layer_norm on near-constant rows", (7,), [(Dense(6), None), (LayerNorm(), G), (Dense(4), G)]),
     ("rms_norm on near-constant rows", (6,), [(Dense(5), None), (RMSNorm(), G), (Dense(4), G)]),
     ("batch_norm, training mode", (4,), [(Dense(5), None), (BatchNorm(), G)]),
-    ("batch_norm after a convolution", (1, 5, 5), [(Conv2D(1, 2, (3, 3)), G), (Flatten(), None),
-                                                   (BatchNorm(), None)]),
-    ("residual blocks, two in a row", (5,), [(Residual(5, CATALOGUE["tanh"]), None),
-                                              (Residual(5, CATALOGUE["gelu"]), G)]),
+    ("batch_norm after a convolution", (1, 5, 5), [(Conv2D(1, 2, (3, 3)), G), (Flatten(), None), (BatchNorm(), None)]),
+    (
+        "residual blocks, two in a row",
+        (5,),
+        [(Residual(5, CATALOGUE["tanh"]), None), (Residual(5, CATALOGUE["gelu"]), G)],
+    ),
 ]
 """(label, one image's shape, the layers before Flatten with their activations)."""
 
@@ -91,10 +123,15 @@ class LayerReport:
         self.rows.setdefault(key, Tally()).add(c)
 
     def as_dict(self) -> dict:
-        return {"verified": self.verified, "networks": self.networks, "seconds": round(self.seconds, 3),
-                "skipped_in_doubt": self.skipped_in_doubt, "activations": sorted(self.activations),
-                "rows": {f"{eq} {label}": row.as_dict() for (eq, label), row in sorted(self.rows.items())},
-                "counterexample": self.counterexample}
+        return {
+            "verified": self.verified,
+            "networks": self.networks,
+            "seconds": round(self.seconds, 3),
+            "skipped_in_doubt": self.skipped_in_doubt,
+            "activations": sorted(self.activations),
+            "rows": {f"{eq} {label}": row.as_dict() for (eq, label), row in sorted(self.rows.items())},
+            "counterexample": self.counterexample,
+        }
 
 
 def build(label: str, in_shape: tuple, stack: list, turn: Callable[[], object], loss_softmax: bool) -> tuple:
@@ -110,8 +147,9 @@ def build(label: str, in_shape: tuple, stack: list, turn: Callable[[], object], 
     return layers + flatten + [(Dense(3), turn()), (Dense(2), turn())], MSE
 
 
-def draw_case(in_shape: tuple, stack: list, loss, rng: np.random.Generator, ties: bool,
-              flat_rows: bool = False) -> LayerCase:
+def draw_case(
+    in_shape: tuple, stack: list, loss, rng: np.random.Generator, ties: bool, flat_rows: bool = False
+) -> LayerCase:
     """Weights uniform in ±1/√fan_in (biases too), a norm's γ in [0.5, 1.5] and β in ±1, inputs
     uniform in ±1 (five levels with ``ties``), a batch of 3, targets uniform in ±1 or one-hot.
     With ``flat_rows`` the first layer, a dense one, has every row of Θ and every b the same up
@@ -121,8 +159,13 @@ def draw_case(in_shape: tuple, stack: list, loss, rng: np.random.Generator, ties
     for layer, _ in stack:
         template = layer.init(rng, shape)
         if isinstance(layer, (LayerNorm, RMSNorm)):  # BatchNorm is a LayerNorm too
-            params.append({name: (1 if name == "gamma" else 0) + rng.uniform(-0.5, 0.5, v.shape) * (
-                1 if name == "gamma" else 2) for name, v in template.items()})
+            params.append(
+                {
+                    name: (1 if name == "gamma" else 0)
+                    + rng.uniform(-0.5, 0.5, v.shape) * (1 if name == "gamma" else 2)
+                    for name, v in template.items()
+                }
+            )
         else:
             fan_in = int(np.prod(next(iter(template.values())).shape[1:])) if template else 1
             params.append({name: rng.uniform(-1, 1, v.shape) / np.sqrt(fan_in) for name, v in template.items()})
@@ -131,8 +174,9 @@ def draw_case(in_shape: tuple, stack: list, loss, rng: np.random.Generator, ties
         first = params[1]
         first["theta"] = first["theta"][:1] + 1e-6 * rng.uniform(-1, 1, first["theta"].shape)
         first["b"] = first["b"][:1] + 1e-6 * rng.uniform(-1, 1, first["b"].shape)
-    network = LayerNetwork(in_shape, (None,) + tuple(s[0] for s in stack), tuple(params),
-                           (None,) + tuple(s[1] for s in stack))
+    network = LayerNetwork(
+        in_shape, (None,) + tuple(s[0] for s in stack), tuple(params), (None,) + tuple(s[1] for s in stack)
+    )
     x = rng.uniform(-1, 1, (3, *in_shape))
     if ties:
         x = np.round(x * 2) / 2
@@ -151,8 +195,13 @@ def label_of(layer, extreme: str) -> str:
     return extreme if extreme.startswith(kind) else kind
 
 
-def run_layer_verify(seed: int = 0, *, draws: int = DRAWS, progress: Callable[[int, int], None] | None = None,
-                     shard: tuple[int, int] = (1, 1)) -> LayerReport:
+def run_layer_verify(
+    seed: int = 0,
+    *,
+    draws: int = DRAWS,
+    progress: Callable[[int, int], None] | None = None,
+    shard: tuple[int, int] = (1, 1),
+) -> LayerReport:
     """Every architecture of ``EXTREMES``, ``draws`` times each, judged by ``layer_compare``;
     with ``shard`` = (K, N) only the networks whose index is K − 1 modulo N (all are drawn)."""
     start = time.perf_counter()

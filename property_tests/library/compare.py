@@ -11,18 +11,17 @@ the same sums taken on absolute values.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 import manual
 from manual import EQUATIONS, Activation, Equations, Network, ParametricActivation, VectorActivation, as_used
-from reference import Reference
-
-from property_tests.library import tolerances as tol
 from property_tests.checkers.loading import require_finite
+from property_tests.library import tolerances as tol
 from property_tests.library.strategies import Case
+from reference import Reference
 
 
 @dataclass(frozen=True)
@@ -46,9 +45,16 @@ class Comparison:
         where = f" at {self.index}: hand {self.manual_value:.17g}, autodiff {self.autodiff_value:.17g}"
         head = f"equation {self.equation}, layer {self.layer} ({self.activation}): "
         if self.error is None:
-            return head + ("the hand result has the wrong shape" if not self.index else
-                           f"the hand value is not finite where autodiff's is: {verdict}{where}")
-        return head + f"error {self.error:.3g} vs tolerance {self.tolerance:.3g}: {verdict}" + ("" if self.passed else where)
+            return head + (
+                "the hand result has the wrong shape"
+                if not self.index
+                else f"the hand value is not finite where autodiff's is: {verdict}{where}"
+            )
+        return (
+            head
+            + f"error {self.error:.3g} vs tolerance {self.tolerance:.3g}: {verdict}"
+            + ("" if self.passed else where)
+        )
 
 
 @dataclass(frozen=True)
@@ -61,8 +67,9 @@ class RaisedComparison(Comparison):
         return f"equation {self.equation}, layer {self.layer}: the hand derivation raised: {self.reason}"
 
 
-def judge(equation: str, layer: int, activation: str, m: np.ndarray, r: np.ndarray,
-          magnitude: np.ndarray, allowed: np.ndarray) -> Comparison:
+def judge(
+    equation: str, layer: int, activation: str, m: np.ndarray, r: np.ndarray, magnitude: np.ndarray, allowed: np.ndarray
+) -> Comparison:
     """Compare ``m`` (by hand) with ``r`` (autodiff) elementwise: |m − r| ≤ allowed. A NaN or an
     infinity by hand where autodiff is finite always fails, with no error figure (``error`` is
     ``None``), and so does a wrong shape. A tolerance or magnitude that is not finite is a bug
@@ -86,10 +93,15 @@ def judge(equation: str, layer: int, activation: str, m: np.ndarray, r: np.ndarr
     unit = max(float(magnitude[worst]), _TINY)
     finite = bool(np.isfinite(m[worst]))
     return Comparison(
-        equation, layer, activation,
-        error=float(diff[worst]) / unit if finite else None, tolerance=float(allowed[worst]) / unit,
-        passed=passed, index=tuple(int(i) for i in worst),
-        manual_value=float(m[worst]), autodiff_value=float(r[worst]),
+        equation,
+        layer,
+        activation,
+        error=float(diff[worst]) / unit if finite else None,
+        tolerance=float(allowed[worst]) / unit,
+        passed=passed,
+        index=tuple(int(i) for i in worst),
+        manual_value=float(m[worst]),
+        autodiff_value=float(r[worst]),
     )
 
 
@@ -254,8 +266,11 @@ def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
     # exp and log cost ELEMENTARY_ULPS·(1 + |z|) each; softmax's normalising sum over the m
     # output units costs m more (γ_m), as does the Σⱼ aⱼvⱼ of its Jᵀv.
     m_units = net.widths[-1]
-    conditioning = tol.ELEMENTARY_ULPS * (1 + np.abs(z)) + m_units + tol.SECOND_DERIVATIVE_RATIO * np.max(
-        np.broadcast_to(EZ_L, np.shape(z)), axis=-1, keepdims=True)
+    conditioning = (
+        tol.ELEMENTARY_ULPS * (1 + np.abs(z))
+        + m_units
+        + tol.SECOND_DERIVATIVE_RATIO * np.max(np.broadcast_to(EZ_L, np.shape(z)), axis=-1, keepdims=True)
+    )
     if case.loss.fuses(g):  # a·Σy − y
         M = np.abs(a) * np.sum(np.abs(y), axis=-1, keepdims=True) + np.abs(y) + np.abs(a)
         return M, M * (conditioning + 2) + EA_L, np.zeros_like(M)
@@ -301,8 +316,16 @@ def _forward_bounds(case: Case, ref: Reference, theta: tuple) -> _Forward:
     return fw
 
 
-def parameter_bounds(g: ParametricActivation, p: dict, z: np.ndarray, w: np.ndarray, Ew: np.ndarray,
-                     Nw: np.ndarray, EZ: np.ndarray | float, n: int) -> tuple[dict, dict, dict]:
+def parameter_bounds(
+    g: ParametricActivation,
+    p: dict,
+    z: np.ndarray,
+    w: np.ndarray,
+    Ew: np.ndarray,
+    Nw: np.ndarray,
+    EZ: np.ndarray | float,
+    n: int,
+) -> tuple[dict, dict, dict]:
     """M, E (units of u) and N of ∂E/∂p = (1/n) Σ w ∂g/∂p for every parameter of g: w is the
     size of ∂Eₜ/∂a's terms, Ew and Nw its running error and autodiff's noise. The sum runs over
     the examples, and over the units too for a shared parameter."""
@@ -347,8 +370,11 @@ def error_bounds(case: Case, ref: Reference) -> Bounds:
         g = net.g[k]
         if isinstance(g, VectorActivation):
             M["delta", k] = mixed_terms(g, ref.z[k], back)
-            E["delta", k] = (mixed_terms(g, ref.z[k], E_back) + mixed_rounding(ref.z[k], back.shape[-1]) * M["delta", k]
-                             + tol.SECOND_DERIVATIVE_RATIO * M["delta", k] * np.max(EZ[k], axis=-1, keepdims=True))
+            E["delta", k] = (
+                mixed_terms(g, ref.z[k], E_back)
+                + mixed_rounding(ref.z[k], back.shape[-1]) * M["delta", k]
+                + tol.SECOND_DERIVATIVE_RATIO * M["delta", k] * np.max(EZ[k], axis=-1, keepdims=True)
+            )
             N["delta", k] = mixed_terms(g, ref.z[k], N_back)
         else:
             M["delta", k] = back * f[k]
@@ -402,8 +428,7 @@ def equation_2(case: Case, ref: Reference, k: int, equations: Equations = EQUATI
     m = equations.hidden_delta(theta_next, ref.delta[k + 1], ref.z[k], as_used(net, k))
     f, noise = scales(g, ref.z[k], net.p[k])
     E = (terms + 1) * back * f + back * tol.derivative_bound(f, ref.z[k])
-    allowed = (tol.scale(np.float64) * E + tol.NOISE_SAFETY * back * noise
-               + tol.floor(np.float64, terms))
+    allowed = tol.scale(np.float64) * E + tol.NOISE_SAFETY * back * noise + tol.floor(np.float64, terms)
     return judge("(2)", k, g.name, m, ref.delta[k], back * f, allowed)
 
 
@@ -426,8 +451,9 @@ def parameter_equation(case: Case, ref: Reference, k: int, equations: Equations 
     out = []
     for name in M:
         allowed = tol.scale(np.float64) * E[name] + tol.floor(np.float64, w.size)
-        out.append(judge("(3) p", k, f"{g.name}.{name}", np.asarray(m.get(name, np.nan)), ref.p[k][name],
-                         M[name], allowed))
+        out.append(
+            judge("(3) p", k, f"{g.name}.{name}", np.asarray(m.get(name, np.nan)), ref.p[k][name], M[name], allowed)
+        )
     return out
 
 
@@ -441,13 +467,21 @@ def equation_3(case: Case, ref: Reference, bounds: Bounds, grads: manual.Gradien
         name = net.g[k].name
         for part, m, r in (("Θ", grads.theta[k], ref.theta[k]), ("b", grads.b[k], ref.b[k])):
             key = ("theta" if part == "Θ" else "b", k)
-            out.append(judge(f"(3) {part}", k, name, m, r, bounds.M[key],
-                             bounds.allowed(key, net.dtype, terms)))
+            out.append(judge(f"(3) {part}", k, name, m, r, bounds.M[key], bounds.allowed(key, net.dtype, terms)))
         for param, r in (ref.p[k] or {}).items():
             key = ("p", k, param)
             m = np.asarray((grads.p[k] or {}).get(param, np.nan)) if grads.p else np.asarray(np.nan)
-            out.append(judge("(3) p", k, f"{name}.{param}", m, r, bounds.M[key],
-                             bounds.allowed(key, net.dtype, terms * max(net.widths))))
+            out.append(
+                judge(
+                    "(3) p",
+                    k,
+                    f"{name}.{param}",
+                    m,
+                    r,
+                    bounds.M[key],
+                    bounds.allowed(key, net.dtype, terms * max(net.widths)),
+                )
+            )
     return out
 
 
@@ -473,8 +507,10 @@ def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple, a_manual: tuple |
         if isinstance(net.g[k], VectorActivation) and net.g[k].mixes == "groups":
             row = tie_in_doubt(net.g[k].group, z_m, ref.z[k], z_manual[k].dtype)
             if row is not None:
-                return (f"z⁽{k}⁾ of example {row} has a group of {net.g[k].name} whose maxima tie, or nearly, "
-                        f"so rounding may pick a different maximum by hand than in autodiff")
+                return (
+                    f"z⁽{k}⁾ of example {row} has a group of {net.g[k].name} whose maxima tie, or nearly, "
+                    f"so rounding may pick a different maximum by hand than in autodiff"
+                )
         for kink in net.g[k].kinks:
             # A forward may shift z before it meets the kink (hard_sigmoid tests z + 3), so two
             # different z within a few ulps of the kink are in doubt even on the same side.
@@ -483,8 +519,10 @@ def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple, a_manual: tuple |
             flipped |= (z_m != ref.z[k]) & (np.minimum(np.abs(z_m - kink), np.abs(ref.z[k] - kink)) <= near)
             if np.any(flipped):
                 row, unit = (int(i) for i in np.argwhere(flipped)[0])
-                return (f"z⁽{k}⁾ of example {row}, unit {unit} lies on the other side of "
-                        f"{net.g[k].name}'s kink at {kink:g} by hand than in autodiff")
+                return (
+                    f"z⁽{k}⁾ of example {row}, unit {unit} lies on the other side of "
+                    f"{net.g[k].name}'s kink at {kink:g} by hand than in autodiff"
+                )
     if a_manual is not None:
         y = case.y.astype(np.float64)
         for kink in case.loss.kinks:  # the loss's kinks in a − y (mean absolute error at 0)
@@ -507,7 +545,8 @@ def tie_in_doubt(k: int, z_manual: np.ndarray, z_ref: np.ndarray, dtype: np.dtyp
             if np.any(near):
                 return int(np.argwhere(near)[0][0])
     moved = np.argmax(z_manual.reshape(z_manual.shape[0], -1, k), axis=-1) != np.argmax(
-        z_ref.reshape(z_ref.shape[0], -1, k), axis=-1)
+        z_ref.reshape(z_ref.shape[0], -1, k), axis=-1
+    )
     return int(np.argwhere(moved)[0][0]) if np.any(moved) else None
 
 
@@ -529,8 +568,10 @@ def compare_case(case: Case, ref: Reference, equations: Equations = EQUATIONS) -
     (shapes that do not fit, as Θ without its transpose does) fails the equation it raised in."""
     net = case.network
     comparisons = [_guarded("(1)", net.depth, net.g[-1].name, lambda: equation_1(case, ref, equations))]
-    comparisons += [_guarded("(2)", k, net.g[k].name, lambda k=k: equation_2(case, ref, k, equations))
-                    for k in range(net.depth - 1, 0, -1)]
+    comparisons += [
+        _guarded("(2)", k, net.g[k].name, lambda k=k: equation_2(case, ref, k, equations))
+        for k in range(net.depth - 1, 0, -1)
+    ]
     for k in range(1, net.depth + 1):
         if isinstance(net.g[k], ParametricActivation):
             try:
@@ -540,9 +581,11 @@ def compare_case(case: Case, ref: Reference, equations: Equations = EQUATIONS) -
     fwd = manual.forward(net, case.x)
     doubt = kink_in_doubt(case, ref, fwd.z, fwd.a)
     if doubt is None:
+
         def end_to_end():
             grads = manual.backward(net, fwd.z, fwd.a, case.y, loss=case.loss, equations=equations)
             return equation_3(case, ref, error_bounds(case, ref), grads)
+
         try:
             comparisons += end_to_end()
         except (ValueError, IndexError) as error:
@@ -580,8 +623,11 @@ def derivative_check(g: Activation, z: np.ndarray, name: str | None = None) -> C
         # in float64: within a few ulps of a kink the two may take different sides. Not judged.
         m = np.where(near_kink(g, z), r, m)
     f, noise = scales(g, z.astype(np.float64))
-    allowed = (tol.scale(z.dtype) * tol.derivative_bound(f, z.astype(np.float64))
-               + tol.NOISE_SAFETY * noise + tol.derivative_floor(z.dtype, z.astype(np.float64)))
+    allowed = (
+        tol.scale(z.dtype) * tol.derivative_bound(f, z.astype(np.float64))
+        + tol.NOISE_SAFETY * noise
+        + tol.derivative_floor(z.dtype, z.astype(np.float64))
+    )
     if np.shape(m) != np.shape(z):
         return Comparison("g′", 0, name or g.name, None, 0.0, False)
     return judge("g′", 0, name or g.name, m, r, np.abs(r) + f, allowed)
@@ -622,7 +668,9 @@ def finite_differences(case: Case, grads: manual.Gradients) -> tuple[list[Compar
                         moved = list(values)
                         moved[k] = values[k].copy()
                         moved[k][index] += sign * step * h[index]
-                        perturbed = Network(*((tuple(moved), net.b, net.g) if part == "Θ" else (net.theta, tuple(moved), net.g)))
+                        perturbed = Network(
+                            *((tuple(moved), net.b, net.g) if part == "Θ" else (net.theta, tuple(moved), net.g))
+                        )
                         value, z = _mean_error(perturbed, x, y, case.loss)
                         crossed |= any(np.any(s != s0) for s, s0 in zip(_sides(net, z), sides0))
                         e.append(value)

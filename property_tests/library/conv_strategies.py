@@ -16,14 +16,13 @@ fails by its shape or its values.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 from hypothesis import strategies as st
 
 from manual.conv import Conv2D, correlate, crop, insert_zeros, pad, rotate180, windows
-
 from property_tests.library.strategies import unit_arrays
 
 
@@ -40,15 +39,21 @@ class ConvCase:
     def n(self) -> int:
         return self.a_prev.shape[0]
 
-    def astype(self, dtype: np.dtype | type) -> "ConvCase":
-        return ConvCase(self.layer, self.a_prev.astype(dtype),
-                        {name: v.astype(dtype) for name, v in self.params.items()}, self.delta.astype(dtype))
+    def astype(self, dtype: np.dtype | type) -> ConvCase:
+        return ConvCase(
+            self.layer,
+            self.a_prev.astype(dtype),
+            {name: v.astype(dtype) for name, v in self.params.items()},
+            self.delta.astype(dtype),
+        )
 
     def describe(self) -> str:
         """A short, replayable description of the configuration and the shapes."""
         L = self.layer
-        return (f"{self.a_prev.shape} → {self.delta.shape}, kernel {L.kernel}, stride {L.stride}, "
-                f"padding {L.padding}, dilation {L.dilation}, {self.a_prev.dtype}")
+        return (
+            f"{self.a_prev.shape} → {self.delta.shape}, kernel {L.kernel}, stride {L.stride}, "
+            f"padding {L.padding}, dilation {L.dilation}, {self.a_prev.dtype}"
+        )
 
 
 def leftover(size: int, k: int, s: int, p: int, d: int) -> int:
@@ -65,9 +70,17 @@ def _prefer(candidates: Iterable[int], *wishes: Callable[[int], bool]) -> list[i
     return chosen
 
 
-def conv_cases(*, dtype: np.dtype | type = np.float64, max_examples: int = 4, max_channels: int = 4,
-               max_size: int = 12, max_kernel: int = 5, max_stride: int = 3, max_padding: int = 2,
-               max_dilation: int = 2) -> st.SearchStrategy[ConvCase]:
+def conv_cases(
+    *,
+    dtype: np.dtype | type = np.float64,
+    max_examples: int = 4,
+    max_channels: int = 4,
+    max_size: int = 12,
+    max_kernel: int = 5,
+    max_stride: int = 3,
+    max_padding: int = 2,
+    max_dilation: int = 2,
+) -> st.SearchStrategy[ConvCase]:
     """A valid convolution case (see the module's docstring), every array from ``unit_arrays``."""
 
     @st.composite
@@ -91,13 +104,19 @@ def conv_cases(*, dtype: np.dtype | type = np.float64, max_examples: int = 4, ma
         kernel: list[int] = []
         outs: list[int] = []
         for size, s, p, d in zip((h, w), stride, padding, dilation):
+
             def out(k: int, size=size, s=s, p=p, d=d) -> int:
                 return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
             fits = [k for k in range(1, max_kernel + 1) if d * (k - 1) + 1 <= size + 2 * p]
-            k = one_of(fits, lambda k: k not in kernel,
-                       lambda k, size=size, s=s, p=p, d=d: not ragged or s == 1 or leftover(size, k, s, p, d) > 0,
-                       lambda k: out(k) not in outs, unused, lambda k: out(k) not in used)
+            k = one_of(
+                fits,
+                lambda k: k not in kernel,
+                lambda k, size=size, s=s, p=p, d=d: not ragged or s == 1 or leftover(size, k, s, p, d) > 0,
+                lambda k: out(k) not in outs,
+                unused,
+                lambda k: out(k) not in used,
+            )
             kernel.append(k)
             outs.append(out(k))
         kh, kw = kernel
@@ -111,8 +130,10 @@ def conv_cases(*, dtype: np.dtype | type = np.float64, max_examples: int = 4, ma
         return ConvCase(
             layer=layer,
             a_prev=draw_(unit_arrays((n, c_in, *sides), dtype=dtype)),
-            params={"W": draw_(unit_arrays((c_out, c_in, kh, kw), dtype=dtype)),
-                    "b": draw_(unit_arrays((c_out,), dtype=dtype))},
+            params={
+                "W": draw_(unit_arrays((c_out, c_in, kh, kw), dtype=dtype)),
+                "b": draw_(unit_arrays((c_out,), dtype=dtype)),
+            },
             delta=draw_(unit_arrays((n, *out_shape), dtype=dtype)),
         )
 
@@ -164,13 +185,15 @@ def crop_off_by_one(layer, delta, a_prev, params):
     grad = correlate(full, rotate180(params["W"]), (1, 1), layer.dilation)
     grad = np.pad(grad, ((0, 0), (0, 0), (0, 1), (0, 1)))  # room for the shifted crop
     (ph, pw), (h, w) = layer.padding, a_prev.shape[2:]
-    return grad[:, :, ph + 1:ph + 1 + h, pw + 1:pw + 1 + w]
+    return grad[:, :, ph + 1 : ph + 1 + h, pw + 1 : pw + 1 + w]
 
 
 def kernel_flipped_forward(layer, a_prev, params):
     """The forward pass as a true convolution (kernel turned by 180°), not a cross-correlation."""
-    return correlate(pad(a_prev, layer.padding), params["W"][:, :, ::-1, ::-1], layer.stride,
-                     layer.dilation) + params["b"][:, None, None]
+    return (
+        correlate(pad(a_prev, layer.padding), params["W"][:, :, ::-1, ::-1], layer.stride, layer.dilation)
+        + params["b"][:, None, None]
+    )
 
 
 def channels_transposed(layer, delta, a_prev, params):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import numpy as np
 
 from manual.layers import kind_of
-
 from property_tests.library import tolerances as tol
 
 
@@ -94,8 +93,10 @@ def _linear_gradients(layer, P, M, E, N, a, A, EA):
     Ep_a = layer.parameter_gradients(M, EA, P)
     Np = layer.parameter_gradients(N, A, P)
     count = gradient_terms(layer, M)
-    return {name: (Mp[name], Ep_delta[name] + (Ep_a[name] if name != "b" else 0) + (count + 1) * Mp[name], Np[name])
-            for name in Mp}
+    return {
+        name: (Mp[name], Ep_delta[name] + (Ep_a[name] if name != "b" else 0) + (count + 1) * Mp[name], Np[name])
+        for name in Mp
+    }
 
 
 # --- the norms ----------------------------------------------------------------------------------
@@ -143,16 +144,25 @@ def _norm_backward(layer, P, M, E, N, a, A, EA):
         return (g + (mean(g) if centred else 0) + x_abs * mean(g * x_abs)) / s
 
     S = through(M)
-    E_back = (through(E) + (backward_terms(layer, P) * S) + S * Es / s
-              + (E_x_hat * mean(gamma * M * x_abs) + x_abs * mean(gamma * M * E_x_hat)) / s)
+    E_back = (
+        through(E)
+        + (backward_terms(layer, P) * S)
+        + S * Es / s
+        + (E_x_hat * mean(gamma * M * x_abs) + x_abs * mean(gamma * M * E_x_hat)) / s
+    )
     return S, E_back, through(N)
 
 
 def _norm_gradients(layer, P, M, E, N, a, A, EA):
     x_hat, _, E_x_hat, _, _ = _statistics(layer, a, A, EA)
     n, x_abs = M.shape[0], np.abs(x_hat)
-    out = {"gamma": ((M * x_abs).sum(axis=0) / n, (E * x_abs + M * E_x_hat).sum(axis=0) / n
-                     + (n + 1) * (M * x_abs).sum(axis=0) / n, (N * x_abs).sum(axis=0) / n)}
+    out = {
+        "gamma": (
+            (M * x_abs).sum(axis=0) / n,
+            (E * x_abs + M * E_x_hat).sum(axis=0) / n + (n + 1) * (M * x_abs).sum(axis=0) / n,
+            (N * x_abs).sum(axis=0) / n,
+        )
+    }
     if "beta" in P:
         out["beta"] = (M.sum(axis=0) / n, E.sum(axis=0) / n + (n + 1) * M.sum(axis=0) / n, N.sum(axis=0) / n)
     return out
@@ -195,13 +205,15 @@ def _residual_backward(layer, P, M, E, N, a, A, EA):
 def _residual_gradients(layer, P, M, E, N, a, A, EA):
     Mu, Eu, Nu, _ = _residual_inner_delta(layer, P, M, E, N, a, A, EA)
     n = M.shape[0]
-    return {"theta": (Mu.T @ A / n, (Eu.T @ A + Mu.T @ EA + (n + 1) * Mu.T @ A) / n, Nu.T @ A / n),
-            "b": (Mu.sum(axis=0) / n, (Eu.sum(axis=0) + (n + 1) * Mu.sum(axis=0)) / n, Nu.sum(axis=0) / n)}
+    return {
+        "theta": (Mu.T @ A / n, (Eu.T @ A + Mu.T @ EA + (n + 1) * Mu.T @ A) / n, Nu.T @ A / n),
+        "b": (Mu.sum(axis=0) / n, (Eu.sum(axis=0) + (n + 1) * Mu.sum(axis=0)) / n, Nu.sum(axis=0) / n),
+    }
 
 
 _BY_KIND = {
-    **{kind: (_linear_forward, _linear_backward, _linear_gradients) for kind in LINEAR},
-    **{kind: (_norm_forward, _norm_backward, _norm_gradients) for kind in ("layer_norm", "rms_norm", "batch_norm")},
+    **dict.fromkeys(LINEAR, (_linear_forward, _linear_backward, _linear_gradients)),
+    **dict.fromkeys(("layer_norm", "rms_norm", "batch_norm"), (_norm_forward, _norm_backward, _norm_gradients)),
     "residual": (_residual_forward, _residual_backward, _residual_gradients),
 }
 """The three answers of every layer kind of ``manual.layers.LAYER_KINDS``."""

@@ -30,8 +30,6 @@ from manual.layers import (
     layer_forward,
 )
 from manual.pooling import MaxPool2D
-from reference.layers import LayerReference
-
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import KINK_ULPS, Comparison, judge, output_layer, scales
 from property_tests.library.layer_bounds import (
@@ -42,6 +40,7 @@ from property_tests.library.layer_bounds import (
     gradient_terms,
 )
 from property_tests.library.layer_strategies import LayerCase
+from reference.layers import LayerReference
 
 IDENTITY = CATALOGUE["identity"]
 
@@ -90,8 +89,16 @@ def layer_bounds(case: LayerCase, ref: LayerReference) -> LayerBounds:
     M, E, N = {}, {}, {}
     M["delta", L], E["delta", L], N["delta", L] = output_layer(_output_case(case), ref, EA[L], EZ[L])
     for k in range(L - 1, 0, -1):
-        M_back, E_back, N_back = backward_bound(net.layers[k + 1], net.params[k + 1], M["delta", k + 1],
-                                                E["delta", k + 1], N["delta", k + 1], ref.a[k], A[k], EA[k])
+        M_back, E_back, N_back = backward_bound(
+            net.layers[k + 1],
+            net.params[k + 1],
+            M["delta", k + 1],
+            E["delta", k + 1],
+            N["delta", k + 1],
+            ref.a[k],
+            A[k],
+            EA[k],
+        )
         if net.g[k] is None:
             M["delta", k], E["delta", k], N["delta", k] = M_back, E_back, N_back
             continue
@@ -100,8 +107,9 @@ def layer_bounds(case: LayerCase, ref: LayerReference) -> LayerBounds:
         E["delta", k] = E_back * f[k] + M_back * g_prime_error
         N["delta", k] = N_back * f[k] + M_back * eta[k]
     for k in range(1, L + 1):
-        parts = gradient_bounds(net.layers[k], net.params[k], M["delta", k], E["delta", k], N["delta", k],
-                                ref.a[k - 1], A[k - 1], EA[k - 1])
+        parts = gradient_bounds(
+            net.layers[k], net.params[k], M["delta", k], E["delta", k], N["delta", k], ref.a[k - 1], A[k - 1], EA[k - 1]
+        )
         for name, (Mp, Ep, Np) in parts.items():
             M["param", k, name], E["param", k, name], N["param", k, name] = Mp, Ep, Np
     return LayerBounds(M, E, N)
@@ -124,14 +132,15 @@ def in_doubt(case: LayerCase, ref: LayerReference, z_manual: tuple, a_manual: tu
             by_hand = _first_maxima(layer, a_manual[k - 1].astype(np.float64))
             if np.any(by_hand != _first_maxima(layer, ref.a[k - 1])):
                 return f"a window of max pooling in layer {k} has its maximum elsewhere by hand than in autodiff"
-        for kink in (g.kinks if g is not None else ()):
+        for kink in g.kinks if g is not None else ():
             z_m = z_manual[k].astype(np.float64)
             near = KINK_ULPS * np.spacing(np.asarray(max(abs(kink), 1.0), z_manual[k].dtype))
             flipped = np.sign(z_m - kink) != np.sign(ref.z[k] - kink)
             flipped |= (z_m != ref.z[k]) & (np.minimum(np.abs(z_m - kink), np.abs(ref.z[k] - kink)) <= near)
             if np.any(flipped):
-                return (f"a z of layer {k} lies on the other side of {g.name}'s kink at {kink:g} "
-                        "by hand than in autodiff")
+                return (
+                    f"a z of layer {k} lies on the other side of {g.name}'s kink at {kink:g} by hand than in autodiff"
+                )
     return None
 
 
@@ -141,21 +150,38 @@ def _first_maxima(layer: MaxPool2D, a_prev: np.ndarray) -> np.ndarray:
     return np.argmax(windows.reshape(*windows.shape[:4], -1), axis=-1)
 
 
-def end_to_end(case: LayerCase, ref: LayerReference, bounds: LayerBounds,
-               grads: LayerGradients) -> list[Comparison]:
+def end_to_end(case: LayerCase, ref: LayerReference, bounds: LayerBounds, grads: LayerGradients) -> list[Comparison]:
     """Every δ⁽ᵏ⁾ and parameter gradient by hand (in the case's dtype, forward included)
     against ``jax.grad`` in float64, each within its running bound."""
     net, dtype, out = case.network, case.dtype, []
     for k in range(net.depth, 0, -1):
         terms = backward_terms(net.layers[k], net.params[k]) + 1
-        out.append(judge("(1)" if k == net.depth else "(2)", k, _name(case, k), grads.delta[k], ref.delta[k],
-                         bounds.M["delta", k], bounds.allowed(("delta", k), dtype, terms)))
+        out.append(
+            judge(
+                "(1)" if k == net.depth else "(2)",
+                k,
+                _name(case, k),
+                grads.delta[k],
+                ref.delta[k],
+                bounds.M["delta", k],
+                bounds.allowed(("delta", k), dtype, terms),
+            )
+        )
     for k in range(1, net.depth + 1):
         for name, r in ref.params[k].items():
             key = ("param", k, name)
             m = grads.params[k].get(name, np.full(np.shape(r), np.nan))
-            out.append(judge(f"(3) {name}", k, _name(case, k), m, r, bounds.M[key],
-                             bounds.allowed(key, dtype, gradient_terms(net.layers[k], ref.delta[k]) + 1)))
+            out.append(
+                judge(
+                    f"(3) {name}",
+                    k,
+                    _name(case, k),
+                    m,
+                    r,
+                    bounds.M[key],
+                    bounds.allowed(key, dtype, gradient_terms(net.layers[k], ref.delta[k]) + 1),
+                )
+            )
     return out
 
 
@@ -171,33 +197,76 @@ def equation_by_equation(case: LayerCase, ref: LayerReference, backward=None) ->
     out = []
     M, E, N = output_layer(_output_case(case), ref)
     m = last_delta(net.g[L], ref.z[L], ref.a[L], y, case.loss)
-    out.append(judge("(1)", L, _name(case, L), m, ref.delta[L], M,
-                     tol.scale(f64) * E + tol.NOISE_SAFETY * N + tol.floor(f64, net.output_width)))
+    out.append(
+        judge(
+            "(1)",
+            L,
+            _name(case, L),
+            m,
+            ref.delta[L],
+            M,
+            tol.scale(f64) * E + tol.NOISE_SAFETY * N + tol.floor(f64, net.output_width),
+        )
+    )
     for k in range(L - 1, 0, -1):
         layer, g = net.layers[k + 1], net.g[k]
         m = through(layer, ref.delta[k + 1], ref.a[k], params[k + 1], ref.z[k], g)
         zero = np.zeros_like(ref.delta[k + 1])
-        back, E_back, N_back = backward_bound(layer, params[k + 1], np.abs(ref.delta[k + 1]), zero, zero, ref.a[k],
-                                              np.abs(ref.a[k]), np.zeros_like(ref.a[k]))
+        back, E_back, N_back = backward_bound(
+            layer,
+            params[k + 1],
+            np.abs(ref.delta[k + 1]),
+            zero,
+            zero,
+            ref.a[k],
+            np.abs(ref.a[k]),
+            np.zeros_like(ref.a[k]),
+        )
         terms = backward_terms(layer, params[k + 1])
         if g is None:
             M, E, N = back, E_back, N_back
         else:
             f, eta = scales(g, ref.z[k])
             M, E, N = back * f, E_back * f + back * tol.derivative_bound(f, ref.z[k]), N_back * f + back * eta
-        out.append(judge("(2)", k, _name(case, k), m, ref.delta[k], M,
-                         tol.scale(f64) * E + tol.NOISE_SAFETY * N + tol.floor(f64, terms)))
+        out.append(
+            judge(
+                "(2)",
+                k,
+                _name(case, k),
+                m,
+                ref.delta[k],
+                M,
+                tol.scale(f64) * E + tol.NOISE_SAFETY * N + tol.floor(f64, terms),
+            )
+        )
     for k in range(1, L + 1):
         layer = net.layers[k]
         m = layer.parameter_gradients(ref.delta[k], ref.a[k - 1], params[k])
         zero = np.zeros_like(ref.delta[k])
-        parts = gradient_bounds(layer, params[k], np.abs(ref.delta[k]), zero, zero, ref.a[k - 1],
-                                np.abs(ref.a[k - 1]), np.zeros_like(ref.a[k - 1]))
+        parts = gradient_bounds(
+            layer,
+            params[k],
+            np.abs(ref.delta[k]),
+            zero,
+            zero,
+            ref.a[k - 1],
+            np.abs(ref.a[k - 1]),
+            np.zeros_like(ref.a[k - 1]),
+        )
         count = gradient_terms(layer, ref.delta[k])
         for name, r in ref.params[k].items():
             M, E, N = parts[name]
-            out.append(judge(f"(3) {name}", k, _name(case, k), m.get(name, np.full(np.shape(r), np.nan)), r, M,
-                             tol.scale(f64) * E + tol.NOISE_SAFETY * N + tol.floor(f64, count)))
+            out.append(
+                judge(
+                    f"(3) {name}",
+                    k,
+                    _name(case, k),
+                    m.get(name, np.full(np.shape(r), np.nan)),
+                    r,
+                    M,
+                    tol.scale(f64) * E + tol.NOISE_SAFETY * N + tol.floor(f64, count),
+                )
+            )
     return out
 
 

@@ -24,7 +24,6 @@ from manual.layers import Dense, LayerNetwork, kind_of, layer_config
 from manual.norms import BatchNorm, LayerNorm, RMSNorm
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
 from manual.residual import Residual
-
 from property_tests.library.strategies import unit_arrays
 
 
@@ -54,7 +53,7 @@ class LayerCase:
         for layer, g in zip(self.network.layers[1:], self.network.g[1:]):
             settings = ", ".join(f"{k}={v}" for k, v in layer_config(layer).items())
             parts.append(f"{kind_of(layer)}({settings})" + ("" if g is None else f"→{g.name}"))
-        return (f"x {self.x.shape} {self.dtype}, loss {self.loss.name}: " + " · ".join(parts))
+        return f"x {self.x.shape} {self.dtype}, loss {self.loss.name}: " + " · ".join(parts)
 
 
 def _fits(size: int, span: int, padding: int) -> bool:
@@ -85,8 +84,14 @@ def _pool(draw, shape: tuple[int, int, int]):
     return draw(st.sampled_from([MaxPool2D, AvgPool2D]))(window, stride, padding)
 
 
-def layer_architectures(*, activations: list[Activation] | None = None, max_blocks: int = 2,
-                        max_channels: int = 4, max_size: int = 12, pool_first: bool = False) -> st.SearchStrategy:
+def layer_architectures(
+    *,
+    activations: list[Activation] | None = None,
+    max_blocks: int = 2,
+    max_channels: int = 4,
+    max_size: int = 12,
+    pool_first: bool = False,
+) -> st.SearchStrategy:
     """(in_shape, [(layer, activation or None), …]) of a valid layer network; with
     ``pool_first``, a one-channel image goes through a 1×1 convolution and g (which keep equal
     pixels equal, exactly) into max pooling of at least 2 inputs a window, then the blocks."""
@@ -148,23 +153,29 @@ def _with_targets(draw, network: LayerNetwork, x: np.ndarray, softmax: bool) -> 
     return LayerCase(network, x, draw(unit_arrays((n, units), dtype=dtype)), MSE)
 
 
-def layer_cases(*, dtype: np.dtype | type = np.float64, max_examples: int = 4, ties: bool = False,
-                activations: list[Activation] | None = None, max_blocks: int = 2) -> st.SearchStrategy[LayerCase]:
+def layer_cases(
+    *,
+    dtype: np.dtype | type = np.float64,
+    max_examples: int = 4,
+    ties: bool = False,
+    activations: list[Activation] | None = None,
+    max_blocks: int = 2,
+) -> st.SearchStrategy[LayerCase]:
     """A layer network with parameters, a batch and targets; softmax outputs are paired with
     cross-entropy and one-hot targets, every other output with the mean squared error."""
     dtype = np.dtype(dtype)
 
     @st.composite
     def draw(draw_) -> LayerCase:
-        in_shape, stack = draw_(layer_architectures(activations=activations, max_blocks=max_blocks,
-                                                    pool_first=ties))
+        in_shape, stack = draw_(layer_architectures(activations=activations, max_blocks=max_blocks, pool_first=ties))
         scale = draw_(st.sampled_from([0.5, 1.0, 2.0]))
         params, shape = [None], in_shape
         for layer, _ in stack:
             params.append(_parameters(draw_, layer, shape, dtype, scale))
             shape = layer.out_shape(shape)
-        network = LayerNetwork(in_shape, (None,) + tuple(s[0] for s in stack), tuple(params),
-                               (None,) + tuple(s[1] for s in stack))
+        network = LayerNetwork(
+            in_shape, (None,) + tuple(s[0] for s in stack), tuple(params), (None,) + tuple(s[1] for s in stack)
+        )
         n = draw_(st.integers(1, max_examples))
         x = draw_(unit_arrays((n, *in_shape), dtype=dtype))
         if ties:
@@ -197,8 +208,9 @@ def _stage(draw, width: int, pool_of_g: list):
     return draw(st.sampled_from(NORMS))(), g
 
 
-def mixed_layer_architectures(*, activations: list[Activation] | None = None, max_stages: int = 4,
-                              conv_front: bool | None = None) -> st.SearchStrategy:
+def mixed_layer_architectures(
+    *, activations: list[Activation] | None = None, max_stages: int = 4, conv_front: bool | None = None
+) -> st.SearchStrategy:
     """(in_shape, [(layer, activation or None), …]): dense layers, residual blocks and norms in
     any order (a norm may come first, on the input itself), maybe after a convolution and a
     flatten, then a dense output layer."""
@@ -228,13 +240,20 @@ def mixed_layer_architectures(*, activations: list[Activation] | None = None, ma
 
 def _norm_parameters(draw, layer, shape, dtype) -> dict:
     template = layer.init(np.random.default_rng(0), shape, dtype)
-    return {name: (draw(unit_arrays(v.shape, dtype=dtype)) + (1 if name == "gamma" else 0)).astype(dtype)
-            for name, v in template.items()}
+    return {
+        name: (draw(unit_arrays(v.shape, dtype=dtype)) + (1 if name == "gamma" else 0)).astype(dtype)
+        for name, v in template.items()
+    }
 
 
-def mixed_layer_cases(*, dtype: np.dtype | type = np.float64, max_examples: int = 5,
-                      activations: list[Activation] | None = None, flat_rows: bool | None = None,
-                      conv_front: bool | None = None) -> st.SearchStrategy[LayerCase]:
+def mixed_layer_cases(
+    *,
+    dtype: np.dtype | type = np.float64,
+    max_examples: int = 5,
+    activations: list[Activation] | None = None,
+    flat_rows: bool | None = None,
+    conv_front: bool | None = None,
+) -> st.SearchStrategy[LayerCase]:
     """A network of ``mixed_layer_architectures`` with parameters (γ around 1, β around 0,
     weights as ``layer_cases``), a batch and targets. With ``flat_rows`` some examples of x are
     a constant plus noise of 1e-6 or exactly constant, so that a norm on the input meets a
@@ -253,8 +272,9 @@ def mixed_layer_cases(*, dtype: np.dtype | type = np.float64, max_examples: int 
             else:
                 params.append(_parameters(draw_, layer, shape, dtype, scale))
             shape = layer.out_shape(shape)
-        network = LayerNetwork(in_shape, (None,) + tuple(s[0] for s in stack), tuple(params),
-                               (None,) + tuple(s[1] for s in stack))
+        network = LayerNetwork(
+            in_shape, (None,) + tuple(s[0] for s in stack), tuple(params), (None,) + tuple(s[1] for s in stack)
+        )
         least = 2 if any(isinstance(layer, BatchNorm) for layer, _ in stack) else 1
         n = draw_(st.integers(least, max(least, max_examples)))
         x = draw_(unit_arrays((n, *in_shape), dtype=dtype))

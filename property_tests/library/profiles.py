@@ -19,8 +19,15 @@ from hypothesis import HealthCheck, settings
 SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 settings.register_profile("default", max_examples=30, deadline=None, suppress_health_check=SUPPRESSED)
-settings.register_profile("ci", max_examples=30, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=SUPPRESSED, print_blob=True)
+settings.register_profile(
+    "ci",
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=SUPPRESSED,
+    print_blob=True,
+)
 settings.register_profile("thorough", max_examples=10_000, deadline=None, suppress_health_check=SUPPRESSED)
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")

@@ -6,19 +6,28 @@ with a deliberately wrong one (the negative control), which the same property mu
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from hypothesis import assume
 
 import manual
 from manual import EQUATIONS, Activation, Equations
-from reference import fast, plain
-
 from property_tests.library import tolerances as tol
-from property_tests.library.compare import (Comparison, derivative_check, equation_1, equation_2, equation_3, error_bounds,
-                      finite_differences, judge, kink_in_doubt, parameter_equation)
+from property_tests.library.compare import (
+    Comparison,
+    derivative_check,
+    equation_1,
+    equation_2,
+    equation_3,
+    error_bounds,
+    finite_differences,
+    judge,
+    kink_in_doubt,
+    parameter_equation,
+)
 from property_tests.library.strategies import Case
+from reference import fast, plain
 
 Reference = Callable[[manual.Network, np.ndarray, np.ndarray], object]
 
@@ -27,8 +36,9 @@ def _require(comparisons: list[Comparison], case: Case | None = None) -> None:
     failed = [c for c in comparisons if not c.passed]
     if failed:
         context = f"\n  case: {case.describe()}" if case is not None else ""
-        raise AssertionError("\n  ".join(["hand derivation disagrees with autodiff:"]
-                                         + [c.describe() for c in failed]) + context)
+        raise AssertionError(
+            "\n  ".join(["hand derivation disagrees with autodiff:"] + [c.describe() for c in failed]) + context
+        )
 
 
 def equation_1_holds(case: Case, equations: Equations = EQUATIONS) -> None:
@@ -75,11 +85,20 @@ def float32_matches_float64_reference(case: Case, equations: Equations = EQUATIO
 def averaging_constraint_holds(case: Case, equations: Equations = EQUATIONS) -> None:
     """No oracle: the batch gradient is the mean of the per-example gradients."""
     batch = manual.gradients(case.network, case.x, case.y, loss=case.loss, equations=equations)
-    singles = [manual.gradients(case.network, case.x[t:t + 1], case.y[t:t + 1], loss=case.loss,
-                                equations=equations) for t in range(case.n)]
-    _require(_manual_against_manual(case, batch, "mean of singles",
-                                    theta=[np.mean([s.theta[k] for s in singles], axis=0) for k in _layers(case)],
-                                    b=[np.mean([s.b[k] for s in singles], axis=0) for k in _layers(case)]), case)
+    singles = [
+        manual.gradients(case.network, case.x[t : t + 1], case.y[t : t + 1], loss=case.loss, equations=equations)
+        for t in range(case.n)
+    ]
+    _require(
+        _manual_against_manual(
+            case,
+            batch,
+            "mean of singles",
+            theta=[np.mean([s.theta[k] for s in singles], axis=0) for k in _layers(case)],
+            b=[np.mean([s.b[k] for s in singles], axis=0) for k in _layers(case)],
+        ),
+        case,
+    )
 
 
 def permutation_changes_nothing(case: Case, permutation: np.ndarray, equations: Equations = EQUATIONS) -> None:
@@ -87,9 +106,16 @@ def permutation_changes_nothing(case: Case, permutation: np.ndarray, equations: 
     batch = manual.gradients(case.network, case.x, case.y, loss=case.loss, equations=equations)
     moved = case.rows(permutation)
     shuffled = manual.gradients(moved.network, moved.x, moved.y, loss=case.loss, equations=equations)
-    _require(_manual_against_manual(case, batch, "permuted batch",
-                                    theta=[shuffled.theta[k] for k in _layers(case)],
-                                    b=[shuffled.b[k] for k in _layers(case)]), case)
+    _require(
+        _manual_against_manual(
+            case,
+            batch,
+            "permuted batch",
+            theta=[shuffled.theta[k] for k in _layers(case)],
+            b=[shuffled.b[k] for k in _layers(case)],
+        ),
+        case,
+    )
 
 
 def _layers(case: Case) -> range:
@@ -105,10 +131,28 @@ def _manual_against_manual(case: Case, batch: manual.Gradients, what: str, theta
     out = []
     for k in _layers(case):
         name = case.network.g[k].name
-        out.append(judge(f"{what} Θ", k, name, batch.theta[k], theta[k - 1], bounds.M["theta", k],
-                         2 * tol.scale(case.network.dtype) * bounds.E["theta", k] + tol.floor(case.network.dtype, terms)))
-        out.append(judge(f"{what} b", k, name, batch.b[k], b[k - 1], bounds.M["b", k],
-                         2 * tol.scale(case.network.dtype) * bounds.E["b", k] + tol.floor(case.network.dtype, terms)))
+        out.append(
+            judge(
+                f"{what} Θ",
+                k,
+                name,
+                batch.theta[k],
+                theta[k - 1],
+                bounds.M["theta", k],
+                2 * tol.scale(case.network.dtype) * bounds.E["theta", k] + tol.floor(case.network.dtype, terms),
+            )
+        )
+        out.append(
+            judge(
+                f"{what} b",
+                k,
+                name,
+                batch.b[k],
+                b[k - 1],
+                bounds.M["b", k],
+                2 * tol.scale(case.network.dtype) * bounds.E["b", k] + tol.floor(case.network.dtype, terms),
+            )
+        )
     return out
 
 
@@ -131,12 +175,25 @@ def fast_reference_equals_plain(case: Case, fast_autodiff: Reference = fast.auto
     for k in _layers(case):
         for field, key in (("delta", "delta"), ("theta", "theta"), ("b", "b")):
             allowed = tol.scale(np.float64) * bounds.E[key, k] + tol.floor(np.float64, terms)
-            out.append(judge(f"fast {field}", k, case.network.g[k].name, getattr(quick, field)[k],
-                             getattr(slow, field)[k], bounds.M[key, k], allowed))
+            out.append(
+                judge(
+                    f"fast {field}",
+                    k,
+                    case.network.g[k].name,
+                    getattr(quick, field)[k],
+                    getattr(slow, field)[k],
+                    bounds.M[key, k],
+                    allowed,
+                )
+            )
         for name, value in (slow.p[k] or {}).items():
-            allowed = tol.scale(np.float64) * bounds.E["p", k, name] + tol.floor(np.float64, terms * max(case.network.widths))
+            allowed = tol.scale(np.float64) * bounds.E["p", k, name] + tol.floor(
+                np.float64, terms * max(case.network.widths)
+            )
             got = (quick.p[k] or {}).get(name, np.nan) if quick.p else np.nan
-            out.append(judge("fast p", k, f"{case.network.g[k].name}.{name}", got, value, bounds.M["p", k, name], allowed))
+            out.append(
+                judge("fast p", k, f"{case.network.g[k].name}.{name}", got, value, bounds.M["p", k, name], allowed)
+            )
     _require(out, case)
 
 

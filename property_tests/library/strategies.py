@@ -17,15 +17,29 @@ smallest structure that still fails (fewest layers, narrowest widths, fewest exa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from manual import (CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS, Activation, Loss, Network,
-                    OutputMap, ParametricActivation, VectorActivation, activation, output_width)
+from manual import (
+    CATALOGUE,
+    LOSSES,
+    MSE,
+    OUTPUT_MAPS,
+    PARAMETRIC,
+    VECTOR_ACTIVATIONS,
+    Activation,
+    Loss,
+    Network,
+    OutputMap,
+    ParametricActivation,
+    VectorActivation,
+    activation,
+    output_width,
+)
 
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
@@ -55,18 +69,20 @@ class Case:
     def n(self) -> int:
         return self.x.shape[0]
 
-    def astype(self, dtype: np.dtype | type) -> "Case":
+    def astype(self, dtype: np.dtype | type) -> Case:
         return Case(self.network.astype(dtype), self.x.astype(dtype), self.y.astype(dtype), self.loss)
 
-    def rows(self, index: Sequence[int] | np.ndarray) -> "Case":
+    def rows(self, index: Sequence[int] | np.ndarray) -> Case:
         """The same network on a subset (or reordering) of the examples."""
         return Case(self.network, self.x[index], self.y[index], self.loss)
 
     def describe(self) -> str:
         """A short, replayable description: architecture, activations, batch size."""
         names = ", ".join(g.name for g in self.network.g[1:])
-        return (f"widths {self.network.widths}, activations [{names}], {self.n} example(s), "
-                f"{self.network.dtype}, loss {self.loss.name}")
+        return (
+            f"widths {self.network.widths}, activations [{names}], {self.n} example(s), "
+            f"{self.network.dtype}, loss {self.loss.name}"
+        )
 
 
 def _check_range(name: str, low: float, high: float, minimum: float) -> None:
@@ -99,10 +115,15 @@ def activations(*, names: Sequence[str | Activation] | None = None) -> st.Search
     return st.sampled_from(_resolve(names))
 
 
-def architectures(*, min_depth: int = 1, max_depth: int = 6, min_width: int = 1, max_width: int = 16,
-                  activations: Sequence[str | Activation] | None = None,
-                  output_layers: Sequence[str | Activation | OutputMap] | None = None,
-                  ) -> st.SearchStrategy[Architecture]:
+def architectures(
+    *,
+    min_depth: int = 1,
+    max_depth: int = 6,
+    min_width: int = 1,
+    max_width: int = 16,
+    activations: Sequence[str | Activation] | None = None,
+    output_layers: Sequence[str | Activation | OutputMap] | None = None,
+) -> st.SearchStrategy[Architecture]:
     """Depth L in [min_depth, max_depth], every width in [min_width, max_width], and an
     activation per layer drawn independently from ``activations`` (the catalogue by default);
     the output layer's from ``output_layers`` when given (names of activations or of the output
@@ -115,8 +136,7 @@ def architectures(*, min_depth: int = 1, max_depth: int = 6, min_width: int = 1,
     @st.composite
     def draw(draw_) -> Architecture:
         depth = draw_(st.integers(min_depth, max_depth))
-        widths = tuple(draw_(st.lists(st.integers(min_width, max_width), min_size=depth + 1,
-                                      max_size=depth + 1)))
+        widths = tuple(draw_(st.lists(st.integers(min_width, max_width), min_size=depth + 1, max_size=depth + 1)))
         g = tuple(draw_(st.lists(st.sampled_from(pool), min_size=depth - 1, max_size=depth - 1)))
         return Architecture(widths, g + (draw_(st.sampled_from(outputs)),))
 
@@ -162,8 +182,12 @@ def _seeded_unit_array(shape: tuple[int, ...], dtype: np.dtype, seed: int) -> np
         u[repeat] = rng.uniform(-1, 1, int(repeat.sum())).astype(dtype)
 
 
-def networks(architecture: Architecture, *, weight_scale: float | tuple[float, float] = (0.25, 2.0),
-             dtype: np.dtype | type = np.float64) -> st.SearchStrategy[Network]:
+def networks(
+    architecture: Architecture,
+    *,
+    weight_scale: float | tuple[float, float] = (0.25, 2.0),
+    dtype: np.dtype | type = np.float64,
+) -> st.SearchStrategy[Network]:
     """Weights Θ⁽ᵏ⁾ = s·U/√n_{k−1} and biases b⁽ᵏ⁾ = s·U/√n_{k−1}, U elementwise in [−1, 1], s drawn
     from ``weight_scale`` once per network."""
     scales = _scale("weight_scale", weight_scale)
@@ -184,8 +208,9 @@ def networks(architecture: Architecture, *, weight_scale: float | tuple[float, f
     return draw()
 
 
-def parameter_values(g: ParametricActivation, units: int, *,
-                     dtype: np.dtype | type = np.float64) -> st.SearchStrategy[dict[str, np.ndarray]]:
+def parameter_values(
+    g: ParametricActivation, units: int, *, dtype: np.dtype | type = np.float64
+) -> st.SearchStrategy[dict[str, np.ndarray]]:
     """Values for every parameter of g across its valid range [low, high]: each one shared by
     the layer (shape ()) or one per unit (shape (units,), all different, so that a parameter
     broadcast over the wrong axis cannot pass), Hypothesis choosing which."""
@@ -193,8 +218,11 @@ def parameter_values(g: ParametricActivation, units: int, *,
     def one(q) -> st.SearchStrategy[np.ndarray]:
         def within(u: np.ndarray) -> np.ndarray:
             return (q.low + (u.astype(np.float64) + 1) / 2 * (q.high - q.low)).astype(dtype)
-        return st.one_of(unit_arrays((units,), dtype=dtype).map(within),
-                         unit_arrays((1,), dtype=dtype).map(lambda u: within(u).reshape(())))
+
+        return st.one_of(
+            unit_arrays((units,), dtype=dtype).map(within),
+            unit_arrays((1,), dtype=dtype).map(lambda u: within(u).reshape(())),
+        )
 
     return st.fixed_dictionaries({q.name: one(q) for q in g.parameters})
 
@@ -204,10 +232,13 @@ KINDS = [*PARAMETRIC.values(), *VECTOR_ACTIVATIONS.values(), *OUTPUT_MAPS.values
 log_softmax included, which may sit in hidden layers too)."""
 
 
-def mixed_architectures(*, max_depth: int = 4, max_width: int = 12,
-                        kinds: Sequence[Activation | ParametricActivation | VectorActivation] | None = None,
-                        elementwise: Sequence[str | Activation] | None = ("tanh", "relu", "gelu", "sigmoid"),
-                        ) -> st.SearchStrategy[Architecture]:
+def mixed_architectures(
+    *,
+    max_depth: int = 4,
+    max_width: int = 12,
+    kinds: Sequence[Activation | ParametricActivation | VectorActivation] | None = None,
+    elementwise: Sequence[str | Activation] | None = ("tanh", "relu", "gelu", "sigmoid"),
+) -> st.SearchStrategy[Architecture]:
     """Architectures that mix every kind of activation: each layer's g from ``kinds`` (all the
     newer kinds by default) or ``elementwise``; each width a multiple of what its g needs (two
     for a GLU, k for maxout k), and the widths of z and of a all different where the range
@@ -233,10 +264,17 @@ def mixed_architectures(*, max_depth: int = 4, max_width: int = 12,
     return draw()
 
 
-def mixed_cases(*, max_depth: int = 4, max_width: int = 12, kinds=None,
-                elementwise: Sequence[str | Activation] | None = ("tanh", "relu", "gelu", "sigmoid"),
-                max_examples: int = 16, dtype: np.dtype | type = np.float64, loss: Loss = MSE,
-                ties: bool = False) -> st.SearchStrategy[Case]:
+def mixed_cases(
+    *,
+    max_depth: int = 4,
+    max_width: int = 12,
+    kinds=None,
+    elementwise: Sequence[str | Activation] | None = ("tanh", "relu", "gelu", "sigmoid"),
+    max_examples: int = 16,
+    dtype: np.dtype | type = np.float64,
+    loss: Loss = MSE,
+    ties: bool = False,
+) -> st.SearchStrategy[Case]:
     """A case whose network mixes the kinds of activation (``mixed_architectures``), with
     parameter values drawn across their ranges, a batch size unlike every width, and targets for
     ``loss``. With ``ties``, the first two units of every maxout group get the same weights and
@@ -244,8 +282,9 @@ def mixed_cases(*, max_depth: int = 4, max_width: int = 12, kinds=None,
 
     @st.composite
     def draw(draw_) -> Case:
-        arch = draw_(mixed_architectures(max_depth=max_depth, max_width=max_width, kinds=kinds,
-                                         elementwise=elementwise))
+        arch = draw_(
+            mixed_architectures(max_depth=max_depth, max_width=max_width, kinds=kinds, elementwise=elementwise)
+        )
         network = draw_(networks(arch, dtype=dtype))
         if ties:
             network = tied(network)
@@ -266,14 +305,19 @@ def tied(network: Network) -> Network:
         g = network.g[k]
         if isinstance(g, VectorActivation) and g.mixes == "groups" and g.group > 1:
             theta[k], b[k] = theta[k].copy(), b[k].copy()
-            theta[k][1::g.group] = theta[k][0::g.group]
-            b[k][1::g.group] = b[k][0::g.group]
+            theta[k][1 :: g.group] = theta[k][0 :: g.group]
+            b[k][1 :: g.group] = b[k][0 :: g.group]
     return Network(tuple(theta), tuple(b), network.g, network.p)
 
 
-def batches(n_inputs: int, *, min_examples: int = 1, max_examples: int = 32,
-            scale: float | tuple[float, float] = (0.1, 4.0),
-            dtype: np.dtype | type = np.float64) -> st.SearchStrategy[np.ndarray]:
+def batches(
+    n_inputs: int,
+    *,
+    min_examples: int = 1,
+    max_examples: int = 32,
+    scale: float | tuple[float, float] = (0.1, 4.0),
+    dtype: np.dtype | type = np.float64,
+) -> st.SearchStrategy[np.ndarray]:
     """A batch of 1–32 examples (rows), each of ``n_inputs`` values in [−s, s], s drawn from ``scale``."""
     _check_range("examples", min_examples, max_examples, 1)
     if n_inputs < 1:
@@ -288,8 +332,9 @@ def batches(n_inputs: int, *, min_examples: int = 1, max_examples: int = 32,
     return draw()
 
 
-def targets(loss: Loss, shape: tuple[int, int], *, scale: float | tuple[float, float] = 1.0,
-            dtype: np.dtype | type = np.float64) -> st.SearchStrategy[np.ndarray]:
+def targets(
+    loss: Loss, shape: tuple[int, int], *, scale: float | tuple[float, float] = 1.0, dtype: np.dtype | type = np.float64
+) -> st.SearchStrategy[np.ndarray]:
     """Valid targets for ``loss``: reals in [−s, s]; values in [0, 1] (binary cross-entropy);
     or rows that are probability distributions, one-hot half of the time (cross-entropy)."""
     scales = _scale("target_scale", scale)
@@ -298,11 +343,14 @@ def targets(loss: Loss, shape: tuple[int, int], *, scale: float | tuple[float, f
     if loss.targets == "unit":
         return unit_arrays(shape, dtype=dtype).map(lambda u: np.abs(u))
     if loss.targets == "distribution":
+
         def normalise(u):
             w = np.abs(u) + 1e-3
             return (w / w.sum(axis=1, keepdims=True)).astype(dtype)
+
         one_hot = st.lists(st.integers(0, shape[1] - 1), min_size=shape[0], max_size=shape[0]).map(
-            lambda idx: np.eye(shape[1], dtype=dtype)[idx])
+            lambda idx: np.eye(shape[1], dtype=dtype)[idx]
+        )
         return st.one_of(one_hot, unit_arrays(shape, dtype=dtype).map(normalise))
     raise InvalidArgument(f"loss {loss.name!r} has unknown targets {loss.targets!r}")
 
@@ -346,21 +394,34 @@ def output_layers_for(loss: Loss) -> list:
 def loss_cases(*, names: Sequence[str | Loss] | None = None, **kwargs) -> st.SearchStrategy[Case]:
     """A loss from the catalogue, a compatible output layer, valid targets and a case around
     them (``kwargs`` as for ``cases``)."""
-    return losses(names=names).flatmap(
-        lambda loss: cases(loss=loss, output_layers=output_layers_for(loss), **kwargs))
+    return losses(names=names).flatmap(lambda loss: cases(loss=loss, output_layers=output_layers_for(loss), **kwargs))
 
 
-def cases(*, min_depth: int = 1, max_depth: int = 6, min_width: int = 1, max_width: int = 16,
-          activations: Sequence[str | Activation] | None = None,
-          output_layers: Sequence[str | Activation | OutputMap] | None = None,
-          min_examples: int = 1, max_examples: int = 32,
-          weight_scale: float | tuple[float, float] = (0.25, 2.0),
-          input_scale: float | tuple[float, float] = (0.1, 4.0),
-          target_scale: float | tuple[float, float] = 1.0,
-          dtype: np.dtype | type = np.float64, loss: Loss = MSE) -> st.SearchStrategy[Case]:
+def cases(
+    *,
+    min_depth: int = 1,
+    max_depth: int = 6,
+    min_width: int = 1,
+    max_width: int = 16,
+    activations: Sequence[str | Activation] | None = None,
+    output_layers: Sequence[str | Activation | OutputMap] | None = None,
+    min_examples: int = 1,
+    max_examples: int = 32,
+    weight_scale: float | tuple[float, float] = (0.25, 2.0),
+    input_scale: float | tuple[float, float] = (0.1, 4.0),
+    target_scale: float | tuple[float, float] = 1.0,
+    dtype: np.dtype | type = np.float64,
+    loss: Loss = MSE,
+) -> st.SearchStrategy[Case]:
     """A whole case: an architecture, its weights, a batch x and targets y valid for ``loss``."""
-    arch_strategy = architectures(min_depth=min_depth, max_depth=max_depth, min_width=min_width,
-                                  max_width=max_width, activations=activations, output_layers=output_layers)
+    arch_strategy = architectures(
+        min_depth=min_depth,
+        max_depth=max_depth,
+        min_width=min_width,
+        max_width=max_width,
+        activations=activations,
+        output_layers=output_layers,
+    )
     _scale("target_scale", target_scale)
     _scale("weight_scale", weight_scale), _scale("input_scale", input_scale)  # refuse nonsense now
     _check_range("examples", min_examples, max_examples, 1)
@@ -369,8 +430,11 @@ def cases(*, min_depth: int = 1, max_depth: int = 6, min_width: int = 1, max_wid
     def draw(draw_) -> Case:
         arch = draw_(arch_strategy)
         network = draw_(networks(arch, weight_scale=weight_scale, dtype=dtype))
-        x = draw_(batches(arch.widths[0], min_examples=min_examples, max_examples=max_examples,
-                          scale=input_scale, dtype=dtype))
+        x = draw_(
+            batches(
+                arch.widths[0], min_examples=min_examples, max_examples=max_examples, scale=input_scale, dtype=dtype
+            )
+        )
         y = draw_(targets(loss, (x.shape[0], network.output_width), scale=target_scale, dtype=dtype))
         return Case(network, x, y, loss)
 

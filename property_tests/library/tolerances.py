@@ -38,9 +38,9 @@ prints it beside every error, and the negative controls in ``test_equations.py``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Callable
+from functools import cache
 
 import numpy as np
 
@@ -60,7 +60,7 @@ NOISE_NEIGHBOURS = 4
 REFERENCE_DTYPE = np.dtype(np.float64)
 
 
-@lru_cache(maxsize=None)
+@cache
 def unit_roundoff(dtype: np.dtype | type) -> float:
     """u = eps/2: the largest relative error of one rounding."""
     return float(np.finfo(dtype).eps) / 2
@@ -92,7 +92,7 @@ def derivative_floor(dtype: np.dtype | type, z: np.ndarray) -> np.ndarray:
     return floor(dtype, 1) * (1 + np.abs(z))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _smallest_normal(dtype: np.dtype | type) -> float:
     return float(np.finfo(dtype).smallest_normal)
 
@@ -129,11 +129,10 @@ class _TowardOrigin:
     start: int
 
     @classmethod
-    def of(cls, grid: np.ndarray, values: np.ndarray) -> "_TowardOrigin":
+    def of(cls, grid: np.ndarray, values: np.ndarray) -> _TowardOrigin:
         start = int(np.searchsorted(grid, -REACH))
         stop = int(np.searchsorted(grid, REACH, side="right"))
-        return cls(grid, np.maximum.accumulate(values[start:]),
-                   np.maximum.accumulate(values[:stop][::-1])[::-1], start)
+        return cls(grid, np.maximum.accumulate(values[start:]), np.maximum.accumulate(values[:stop][::-1])[::-1], start)
 
     def indices(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where z ≥ 0 reads ``right`` and z < 0 reads ``left``."""
@@ -263,8 +262,11 @@ def measure_profile(g) -> Profile:
         spread[(z.min(axis=1) <= kink) & (z.max(axis=1) >= kink)] = 0.0
     spread[is_step(rows)] = 0.0
     terms = np.where(finite, np.abs(rows[:, NOISE_NEIGHBOURS]), 0.0)
-    return Profile(slope=_TowardOrigin.of(grid, np.maximum(terms, SLOPE_MINIMUM)),
-                   noise=_TowardOrigin.of(grid, np.where(finite, spread, 0.0)), finite=int(np.sum(finite)))
+    return Profile(
+        slope=_TowardOrigin.of(grid, np.maximum(terms, SLOPE_MINIMUM)),
+        noise=_TowardOrigin.of(grid, np.where(finite, spread, 0.0)),
+        finite=int(np.sum(finite)),
+    )
 
 
 def slope_scale(g) -> float:
@@ -297,7 +299,7 @@ def is_step(rows: np.ndarray) -> np.ndarray:
     step = np.zeros(rows.shape[0], bool)
     for split in range(1, width):
         for gap in (0, 1):
-            left, right = rows[:, :split], rows[:, split + gap:]
+            left, right = rows[:, :split], rows[:, split + gap :]
             if right.shape[1] == 0:
                 continue
             left_flat = np.max(left, axis=1) - np.min(left, axis=1) <= flat
@@ -316,8 +318,9 @@ def finite_difference_step(dtype: np.dtype | type = np.float64) -> float:
     return unit_roundoff(dtype) ** (1 / 3)
 
 
-def finite_difference_tolerance(d_h: np.ndarray, d_2h: np.ndarray, error_bound: np.ndarray,
-                                h: np.ndarray, dtype: np.dtype | type = np.float64) -> np.ndarray:
+def finite_difference_tolerance(
+    d_h: np.ndarray, d_2h: np.ndarray, error_bound: np.ndarray, h: np.ndarray, dtype: np.dtype | type = np.float64
+) -> np.ndarray:
     """Error bound of the central difference D(h) = (E(θ+h) − E(θ−h)) / 2h.
 
     Truncation: D(h) − E′ ≈ c·h², so D(2h) − D(h) ≈ 3c·h² estimates it (Richardson).

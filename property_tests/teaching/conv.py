@@ -35,10 +35,9 @@ from manual.layers import (
 from manual.norms import BatchNorm, LayerNorm
 from manual.pooling import Flatten, MaxPool2D
 from manual.residual import Residual
-from reference.layers import layer_autodiff
-
 from property_tests.checkers.loading import UsageError
 from property_tests.teaching.dense import _entry, _line, _wrapped, equation_lines, resolve_activation
+from reference.layers import layer_autodiff
 
 IN_SHAPE = (1, 5, 5)
 
@@ -66,14 +65,24 @@ def tiny_network(g: Activation, seed: int, kind: str = "conv") -> tuple[LayerNet
     rng = np.random.default_rng(seed)
     if kind == "conv":
         in_shape, n = IN_SHAPE, 1
-        stack = [(Conv2D(1, 2, (2, 2)), g), (Conv2D(2, 2, (2, 2), stride=(2, 2)), g), (MaxPool2D((2, 2)), None),
-                 (Flatten(), None), (Dense(2), None)]
+        stack = [
+            (Conv2D(1, 2, (2, 2)), g),
+            (Conv2D(2, 2, (2, 2), stride=(2, 2)), g),
+            (MaxPool2D((2, 2)), None),
+            (Flatten(), None),
+            (Dense(2), None),
+        ]
     else:
         in_shape, n = (3,), 3
         stack = [(Dense(4), None), (LayerNorm(), g), (Residual(4, g), None), (BatchNorm(), None), (Dense(2), None)]
     net = init_layer_network(in_shape, stack, rng)
-    params = (None,) + tuple({name: np.round(v + (rng.uniform(-0.5, 0.5, v.shape) if name in ("gamma", "beta") else 0),
-                                            2) for name, v in p.items()} for p in net.params[1:])
+    params = (None,) + tuple(
+        {
+            name: np.round(v + (rng.uniform(-0.5, 0.5, v.shape) if name in ("gamma", "beta") else 0), 2)
+            for name, v in p.items()
+        }
+        for p in net.params[1:]
+    )
     net = LayerNetwork(net.in_shape, net.layers, params, net.g)  # two decimals: numbers a reader can follow
     x, y = np.round(rng.uniform(-1, 1, (n, *in_shape)), 2), np.round(rng.uniform(-1, 1, (n, 2)), 2)
     return net, x + 0.0, y + 0.0  # + 0.0: no −0 in the printout
@@ -81,18 +90,25 @@ def tiny_network(g: Activation, seed: int, kind: str = "conv") -> tuple[LayerNet
 
 def describe(layer, g) -> str:
     kind = kind_of(layer)
-    settings = {"conv2d": lambda L: f"{L.in_channels}→{L.out_channels}, kernel {L.kernel[0]}×{L.kernel[1]}"
-                                    + (f", stride {L.stride[0]}" if L.stride != (1, 1) else ""),
-                "max_pool": lambda L: f"window {L.window[0]}×{L.window[1]}",
-                "flatten": lambda L: "", "dense": lambda L: f"{L.units} units",
-                "layer_norm": lambda L: f"ε {L.eps:g}", "rms_norm": lambda L: f"ε {L.eps:g}",
-                "batch_norm": lambda L: f"ε {L.eps:g}, training mode",
-                "residual": lambda L: f"a + {L.g.name}(Θa + b), {L.units} units"}[kind](layer)
+    settings = {
+        "conv2d": lambda L: (
+            f"{L.in_channels}→{L.out_channels}, kernel {L.kernel[0]}×{L.kernel[1]}"
+            + (f", stride {L.stride[0]}" if L.stride != (1, 1) else "")
+        ),
+        "max_pool": lambda L: f"window {L.window[0]}×{L.window[1]}",
+        "flatten": lambda L: "",
+        "dense": lambda L: f"{L.units} units",
+        "layer_norm": lambda L: f"ε {L.eps:g}",
+        "rms_norm": lambda L: f"ε {L.eps:g}",
+        "batch_norm": lambda L: f"ε {L.eps:g}, training mode",
+        "residual": lambda L: f"a + {L.g.name}(Θa + b), {L.units} units",
+    }[kind](layer)
     return f"{kind}({settings})" + (f" → {g.name}" if g is not None else "")
 
 
-def explain_conv(activation: str = "tanh", seed: int = 0, *, mistake: tuple | None = None,
-                 network: str = "conv") -> ExplainedConv:
+def explain_conv(
+    activation: str = "tanh", seed: int = 0, *, mistake: tuple | None = None, network: str = "conv"
+) -> ExplainedConv:
     """The forward pass, then (1), (2) through every layer and (3) for every layer with
     parameters, each by hand beside autodiff's numbers. ``mistake`` = (kind, wrong layer class)
     puts a wrong derivation in the hand side (it shows up as a difference from autodiff)."""
@@ -106,14 +122,29 @@ def explain_conv(activation: str = "tanh", seed: int = 0, *, mistake: tuple | No
         net = mistaken(net, *mistake)
     fwd, ref = layer_forward(net, x), layer_autodiff(net, x, y, loss=MSE)
     z, a, L = fwd.z, fwd.a, net.depth
-    forward = [{"layer": k, "what": describe(net.layers[k], net.g[k]),
-                "params": {name: v.tolist() for name, v in net.params[k].items()},
-                "z": z[k].tolist(), "a": a[k].tolist()} for k in range(1, L + 1)]
+    forward = [
+        {
+            "layer": k,
+            "what": describe(net.layers[k], net.g[k]),
+            "params": {name: v.tolist() for name, v in net.params[k].items()},
+            "z": z[k].tolist(),
+            "a": a[k].tolist(),
+        }
+        for k in range(1, L + 1)
+    ]
     delta = [None] * (L + 1)
     entries = []
     delta[L] = last_delta(net.g[L], z[L], a[L], y, MSE)  # (1)
-    entries.append(_entry("(1)", L, "δ⁽ᴸ⁾ = ∇ₐE ⊙ g′(z⁽ᴸ⁾), g′ = 1 (no activation)",
-                          {"∇ₐE = 2(a − y)/m": MSE.gradient(a[L], y, np).tolist()}, delta[L], ref.delta[L]))
+    entries.append(
+        _entry(
+            "(1)",
+            L,
+            "δ⁽ᴸ⁾ = ∇ₐE ⊙ g′(z⁽ᴸ⁾), g′ = 1 (no activation)",
+            {"∇ₐE = 2(a − y)/m": MSE.gradient(a[L], y, np).tolist()},
+            delta[L],
+            ref.delta[L],
+        )
+    )
     for k in range(L - 1, 0, -1):
         layer = net.layers[k + 1]
         delta[k] = delta_through(layer, delta[k + 1], a[k], net.params[k + 1], z[k], net.g[k])  # (2)
@@ -127,10 +158,20 @@ def explain_conv(activation: str = "tanh", seed: int = 0, *, mistake: tuple | No
     biggest = max(e["max_difference"] for e in entries)
     notes = ["weights, biases, x and y rounded to two decimals, so that every number can be followed by hand"]
     if network == "norm":
-        notes.append("δ is n·∂E/∂z, one row per example: with BatchNorm, example t's error depends on every "
-                     "example, and this is the quantity every layer passes back (docs/normalization.md)")
-    return ExplainedConv([describe(layer, g_k) for layer, g_k in zip(net.layers[1:], net.g[1:])], MSE.name,
-                         x.tolist(), y.tolist(), forward, entries, biggest, notes)
+        notes.append(
+            "δ is n·∂E/∂z, one row per example: with BatchNorm, example t's error depends on every "
+            "example, and this is the quantity every layer passes back (docs/normalization.md)"
+        )
+    return ExplainedConv(
+        [describe(layer, g_k) for layer, g_k in zip(net.layers[1:], net.g[1:])],
+        MSE.name,
+        x.tolist(),
+        y.tolist(),
+        forward,
+        entries,
+        biggest,
+        notes,
+    )
 
 
 def _step_2(net: LayerNetwork, k: int, delta: list, a: tuple, z: tuple) -> tuple[str, dict, str]:
@@ -140,45 +181,72 @@ def _step_2(net: LayerNetwork, k: int, delta: list, a: tuple, z: tuple) -> tuple
     times_g = "" if g is None else f" ⊙ g′(z⁽{k}⁾)"
     kind = kind_of(layer)
     if kind == "dense":
-        return (f"δ⁽{k}⁾ = (Θ⁽{k + 1}⁾)ᵀ δ⁽{k + 1}⁾{times_g}",
-                {f"(Θ⁽{k + 1}⁾)ᵀ δ⁽{k + 1}⁾": (delta[k + 1] @ params["theta"]).tolist(), **g_prime}, "")
+        return (
+            f"δ⁽{k}⁾ = (Θ⁽{k + 1}⁾)ᵀ δ⁽{k + 1}⁾{times_g}",
+            {f"(Θ⁽{k + 1}⁾)ᵀ δ⁽{k + 1}⁾": (delta[k + 1] @ params["theta"]).tolist(), **g_prime},
+            "",
+        )
     if kind == "flatten":
-        return (f"δ⁽{k}⁾ = δ⁽{k + 1}⁾ laid back out as (C, H, W){times_g}", g_prime,
-                "flatten only moved numbers, so its (∂z/∂a)ᵀ moves them back")
+        return (
+            f"δ⁽{k}⁾ = δ⁽{k + 1}⁾ laid back out as (C, H, W){times_g}",
+            g_prime,
+            "flatten only moved numbers, so its (∂z/∂a)ᵀ moves them back",
+        )
     if kind in ("layer_norm", "rms_norm", "batch_norm"):
         x_hat, sigma = layer.normalized(a[k])
         g_delta = params["gamma"] * delta[k + 1]
         over = "the batch" if kind == "batch_norm" else "each example's units"
-        return (f"δ⁽{k}⁾ = (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / σ{times_g},  g = γ ⊙ δ⁽{k + 1}⁾, means over {over}",
-                {"x̂": x_hat.tolist(), "σ": sigma.tolist(), "g = γ ⊙ δ": g_delta.tolist(),
-                 "mean(g)": layer.mean(g_delta).tolist(), "mean(g ⊙ x̂)": layer.mean(g_delta * x_hat).tolist(),
-                 **g_prime},
-                "three paths: straight through, through μ, through σ" + (
-                    "; BatchNorm's statistics run over the batch, so every example's δ reaches every other"
-                    if kind == "batch_norm" else ""))
+        return (
+            f"δ⁽{k}⁾ = (g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)) / σ{times_g},  g = γ ⊙ δ⁽{k + 1}⁾, means over {over}",
+            {
+                "x̂": x_hat.tolist(),
+                "σ": sigma.tolist(),
+                "g = γ ⊙ δ": g_delta.tolist(),
+                "mean(g)": layer.mean(g_delta).tolist(),
+                "mean(g ⊙ x̂)": layer.mean(g_delta * x_hat).tolist(),
+                **g_prime,
+            },
+            "three paths: straight through, through μ, through σ"
+            + (
+                "; BatchNorm's statistics run over the batch, so every example's δ reaches every other"
+                if kind == "batch_norm"
+                else ""
+            ),
+        )
     if kind == "residual":
         dense_path = layer.inner_delta(delta[k + 1], a[k], params) @ params["theta"]
-        return (f"δ⁽{k}⁾ = (δ⁽{k + 1}⁾ + Θᵀ(δ⁽{k + 1}⁾ ⊙ g′(u))){times_g},  u = Θa⁽{k}⁾ + b",
-                {"skip path: δ": delta[k + 1].tolist(), "dense path: Θᵀ(δ ⊙ g′(u))": dense_path.tolist(), **g_prime},
-                "the block's input reaches its output along two paths, and their δs add")
+        return (
+            f"δ⁽{k}⁾ = (δ⁽{k + 1}⁾ + Θᵀ(δ⁽{k + 1}⁾ ⊙ g′(u))){times_g},  u = Θa⁽{k}⁾ + b",
+            {"skip path: δ": delta[k + 1].tolist(), "dense path: Θᵀ(δ ⊙ g′(u))": dense_path.tolist(), **g_prime},
+            "the block's input reaches its output along two paths, and their δs add",
+        )
     if kind == "max_pool":
         routed = layer.input_delta(delta[k + 1], a[k], params)
-        return (f"δ⁽{k}⁾ = δ⁽{k + 1}⁾ routed to each window's first maximum{times_g}",
-                {f"a⁽{k}⁾ (pooled)": a[k].tolist(), "routed": routed.tolist(), **g_prime},
-                "each window's δ goes to its largest input (the first, row-major, at a tie), as jax.grad does")
+        return (
+            f"δ⁽{k}⁾ = δ⁽{k + 1}⁾ routed to each window's first maximum{times_g}",
+            {f"a⁽{k}⁾ (pooled)": a[k].tolist(), "routed": routed.tolist(), **g_prime},
+            "each window's δ goes to its largest input (the first, row-major, at a tie), as jax.grad does",
+        )
     spread = insert_zeros(delta[k + 1], layer.stride)
     (kh, kw), (dh, dw), (ph, pw) = layer.kernel, layer.dilation, layer.padding
     h, w = a[k].shape[2:]
     before, after = (dh * (kh - 1), dw * (kw - 1)), (h + 2 * ph - spread.shape[2], w + 2 * pw - spread.shape[3])
     full = np.pad(spread, ((0, 0), (0, 0), (before[0], after[0]), (before[1], after[1])))
     correlated = correlate(full, rotate180(params["W"]), (1, 1), layer.dilation)
-    parts = {f"δ⁽{k + 1}⁾ with s − 1 zeros inserted": spread.tolist(), "padded by k − 1": full.tolist(),
-             f"W⁽{k + 1}⁾ rotated by 180°, channels swapped": rotate180(params["W"]).tolist(),
-             "full correlation": correlated.tolist(),
-             "cropped (padding p)": crop(correlated, layer.padding, (h, w)).tolist(), **g_prime}
-    return (f"δ⁽{k}⁾ = (δ⁽{k + 1}⁾ ⋆full rot180(W⁽{k + 1}⁾)){times_g}", parts,
-            "the rows the stride skipped get the zeros, the padding k − 1 lets every weight meet every δ, "
-            "and the rotation turns the forward's window into the backward's")
+    parts = {
+        f"δ⁽{k + 1}⁾ with s − 1 zeros inserted": spread.tolist(),
+        "padded by k − 1": full.tolist(),
+        f"W⁽{k + 1}⁾ rotated by 180°, channels swapped": rotate180(params["W"]).tolist(),
+        "full correlation": correlated.tolist(),
+        "cropped (padding p)": crop(correlated, layer.padding, (h, w)).tolist(),
+        **g_prime,
+    }
+    return (
+        f"δ⁽{k}⁾ = (δ⁽{k + 1}⁾ ⋆full rot180(W⁽{k + 1}⁾)){times_g}",
+        parts,
+        "the rows the stride skipped get the zeros, the padding k − 1 lets every weight meet every δ, "
+        "and the rotation turns the forward's window into the backward's",
+    )
 
 
 def _formula_3(layer, name: str, k: int) -> str:
@@ -186,11 +254,17 @@ def _formula_3(layer, name: str, k: int) -> str:
     if kind in ("layer_norm", "rms_norm", "batch_norm"):
         return f"∂E/∂γ⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾ ⊙ x̂" if name == "gamma" else f"∂E/∂β⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾"
     if kind == "residual":
-        return (f"∂E/∂Θ⁽{k}⁾ = (1/n) Σₜ (δ⁽{k}⁾ ⊙ g′(u)) (a⁽{k - 1}⁾)ᵀ" if name == "theta"
-                else f"∂E/∂b⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾ ⊙ g′(u)")
+        return (
+            f"∂E/∂Θ⁽{k}⁾ = (1/n) Σₜ (δ⁽{k}⁾ ⊙ g′(u)) (a⁽{k - 1}⁾)ᵀ"
+            if name == "theta"
+            else f"∂E/∂b⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾ ⊙ g′(u)"
+        )
     if kind == "conv2d":
-        return (f"∂E/∂W⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾ ⋆ a⁽{k - 1}⁾ (a valid correlation of the input with δ)" if name == "W"
-                else f"∂E/∂b⁽{k}⁾_f = (1/n) Σₜ Σ_ij δ⁽{k}⁾_f,ij")
+        return (
+            f"∂E/∂W⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾ ⋆ a⁽{k - 1}⁾ (a valid correlation of the input with δ)"
+            if name == "W"
+            else f"∂E/∂b⁽{k}⁾_f = (1/n) Σₜ Σ_ij δ⁽{k}⁾_f,ij"
+        )
     return f"∂E/∂Θ⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾ (a⁽{k - 1}⁾)ᵀ" if name == "theta" else f"∂E/∂b⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾"
 
 
@@ -203,6 +277,8 @@ def format_explained_conv(e: ExplainedConv) -> str:
         lines.append(f"  layer {k}: {layer['what']}")
         for name, value in layer["params"].items():
             lines.append(_line(f"    {name + '⁽' + str(k) + '⁾':<14}= ", value))
-        lines += [_line(f"    {'z⁽' + str(k) + '⁾':<14}= ", layer["z"]),
-                  _line(f"    {'a⁽' + str(k) + '⁾':<14}= ", layer["a"])]
+        lines += [
+            _line(f"    {'z⁽' + str(k) + '⁾':<14}= ", layer["z"]),
+            _line(f"    {'a⁽' + str(k) + '⁾':<14}= ", layer["a"]),
+        ]
     return "\n".join(lines + equation_lines(e.equations, e.max_difference))

@@ -26,9 +26,8 @@ from manual import (
     ParametricActivation,
     VectorActivation,
 )
-from reference import plain
-
 from property_tests.checkers.loading import UsageError
+from reference import plain
 
 
 @dataclass
@@ -67,9 +66,11 @@ def resolve_activation(name: str) -> AnyActivation:
     for table in (PARAMETRIC, VECTOR_ACTIVATIONS, OUTPUT_MAPS):
         if name in table:
             return table[name]
-    raise UsageError(f"unknown activation {name!r}; known: {', '.join(sorted(CATALOGUE) + sorted(ALIASES))} (elementwise), "
-                     f"{', '.join(PARAMETRIC)} (with trainable parameters), "
-                     f"{', '.join([*VECTOR_ACTIVATIONS, *OUTPUT_MAPS])} (mixing units)")
+    raise UsageError(
+        f"unknown activation {name!r}; known: {', '.join(sorted(CATALOGUE) + sorted(ALIASES))} (elementwise), "
+        f"{', '.join(PARAMETRIC)} (with trainable parameters), "
+        f"{', '.join([*VECTOR_ACTIVATIONS, *OUTPUT_MAPS])} (mixing units)"
+    )
 
 
 def _resolve(activation: str, loss: str) -> tuple[AnyActivation, Loss]:
@@ -97,12 +98,22 @@ def fit_widths(widths: list[int], layers: list) -> tuple[list[int], str | None]:
     if not changed:
         return fitted, None
     g = changed[0]
-    return fitted, (f"{g.name} {_what_it_does(g)}, so each of its layers needs a multiple of {g.group} "
-                    f"units of z: the widths {'-'.join(map(str, widths))} became {'-'.join(map(str, fitted))}.")
+    return fitted, (
+        f"{g.name} {_what_it_does(g)}, so each of its layers needs a multiple of {g.group} "
+        f"units of z: the widths {'-'.join(map(str, widths))} became {'-'.join(map(str, fitted))}."
+    )
 
 
-def build(widths: list[int], activation: str, loss: str, seed: int, examples: int = 2, *,
-          parameters: str = "default", notes: list[str] | None = None):
+def build(
+    widths: list[int],
+    activation: str,
+    loss: str,
+    seed: int,
+    examples: int = 2,
+    *,
+    parameters: str = "default",
+    notes: list[str] | None = None,
+):
     """A tiny network with ``activation`` in every hidden layer; the output layer is the one the
     loss needs (softmax for cross-entropy, …) or ``activation`` too. ``widths`` are the units of
     z per layer; a layer whose g needs a multiple of its group gets the next one up (said in
@@ -113,8 +124,10 @@ def build(widths: list[int], activation: str, loss: str, seed: int, examples: in
         raise UsageError(f"--parameters must be one of {', '.join(PARAMETER_SHAPES)}, got {parameters!r}")
     g, loss_ = _resolve(activation, loss)
     if parameters != "default" and not isinstance(g, ParametricActivation):
-        raise UsageError(f"--parameters {parameters} needs an activation with trainable parameters "
-                         f"({', '.join(PARAMETRIC)}), and {g.name} has none")
+        raise UsageError(
+            f"--parameters {parameters} needs an activation with trainable parameters "
+            f"({', '.join(PARAMETRIC)}), and {g.name} has none"
+        )
     output = OUTPUT_MAPS.get(loss_.outputs[0]) or CATALOGUE[loss_.outputs[0]] if loss_.outputs else g
     layers = [g] * (len(widths) - 2) + [output]
     widths, note = fit_widths(widths, layers)
@@ -123,9 +136,14 @@ def build(widths: list[int], activation: str, loss: str, seed: int, examples: in
     rng = np.random.default_rng(seed)
     net = manual.init_network(widths, layers, rng)
     if parameters != "default":
-        net = replace(net, p=(None,) + tuple(
-            g_k.defaults(w, per_unit=parameters == "per-unit") if isinstance(g_k, ParametricActivation) else None
-            for g_k, w in zip(layers, widths[1:])))
+        net = replace(
+            net,
+            p=(None,)
+            + tuple(
+                g_k.defaults(w, per_unit=parameters == "per-unit") if isinstance(g_k, ParametricActivation) else None
+                for g_k, w in zip(layers, widths[1:])
+            ),
+        )
     x = np.round(rng.uniform(-1, 1, (examples, widths[0])), 2) + 0.0  # + 0.0: no −0 in the printout
     out = net.output_width
     if loss_.targets == "distribution":
@@ -169,8 +187,10 @@ def _width_change(g: VectorActivation, k: int, units: int, out: int, hidden: boo
     if out == units:
         return f"J_g(z⁽{k}⁾) is {out}×{units} for each example: {g.name} keeps the width"
     ratio = {2: "half", 3: "a third"}.get(units // out, f"1/{units // out}")
-    said = (f"J_g(z⁽{k}⁾) is {out}×{units} for each example: {g.name} turns {units} units of z⁽{k}⁾ into {out} "
-            f"of a⁽{k}⁾ ({ratio} as many)")
+    said = (
+        f"J_g(z⁽{k}⁾) is {out}×{units} for each example: {g.name} turns {units} units of z⁽{k}⁾ into {out} "
+        f"of a⁽{k}⁾ ({ratio} as many)"
+    )
     return said + (f", so Θ⁽{k + 1}⁾ has {out} columns and Θᵀδ has {out} entries per example" if hidden else "")
 
 
@@ -179,16 +199,31 @@ def _parameter_note(g: ParametricActivation, name: str, value: np.ndarray, k: in
     parameter may be called a, as prelu's slope is: not the activations a⁽ᵏ⁾)."""
     product = f"Gₜᵢ = (∂Eₜ/∂a⁽{k}⁾ₜᵢ) · ∂g/∂p(z⁽{k}⁾ₜᵢ; p)"
     if np.ndim(value) == 0:
-        return (f"∂E/∂p = (1/n) Σₜ Σᵢ Gₜᵢ,   {product},   p = {g.name}'s {name}",
-                (f"p is shared by the layer (shape ()): it reaches every unit, so G is summed over the "
-                 f"examples and the {units} units alike, one number"))
-    return (f"∂E/∂pᵢ = (1/n) Σₜ Gₜᵢ,   {product},   p = {g.name}'s {name}",
-            (f"p is per unit (shape ({units},)): pᵢ reaches unit i only, so G is summed over the examples "
-             f"alone, one sum per unit"))
+        return (
+            f"∂E/∂p = (1/n) Σₜ Σᵢ Gₜᵢ,   {product},   p = {g.name}'s {name}",
+            (
+                f"p is shared by the layer (shape ()): it reaches every unit, so G is summed over the "
+                f"examples and the {units} units alike, one number"
+            ),
+        )
+    return (
+        f"∂E/∂pᵢ = (1/n) Σₜ Gₜᵢ,   {product},   p = {g.name}'s {name}",
+        (
+            f"p is per unit (shape ({units},)): pᵢ reaches unit i only, so G is summed over the examples "
+            f"alone, one sum per unit"
+        ),
+    )
 
 
-def explain(widths: list[int], activation: str = "tanh", loss: str = "mse", seed: int = 0, *,
-            parameters: str = "default", equations: Equations = EQUATIONS) -> Explained:
+def explain(
+    widths: list[int],
+    activation: str = "tanh",
+    loss: str = "mse",
+    seed: int = 0,
+    *,
+    parameters: str = "default",
+    equations: Equations = EQUATIONS,
+) -> Explained:
     """Forward pass, then equations (1), (2), (3) by hand beside autodiff's numbers; for an
     activation with parameters, their gradient ∂E/∂p too, and for a map that mixes units, (1) or
     (2) in its general form with J_g. ``equations`` swaps the hand derivation (a wrong one shows
@@ -202,14 +237,23 @@ def explain(widths: list[int], activation: str = "tanh", loss: str = "mse", seed
     for k in range(1, L + 1):
         g, units = net.g[k], net.widths[k]
         out = manual.output_width(g, units)
-        layer = {"layer": k, "theta": net.theta[k].tolist(), "b": net.b[k].tolist(),
-                 "z": fwd.z[k].tolist(), "a": fwd.a[k].tolist(), "g": g.name,
-                 "p": None if net.p[k] is None else {name: np.asarray(v).tolist() for name, v in net.p[k].items()},
-                 "note": ""}
+        layer = {
+            "layer": k,
+            "theta": net.theta[k].tolist(),
+            "b": net.b[k].tolist(),
+            "z": fwd.z[k].tolist(),
+            "a": fwd.a[k].tolist(),
+            "g": g.name,
+            "p": None if net.p[k] is None else {name: np.asarray(v).tolist() for name, v in net.p[k].items()},
+            "note": "",
+        }
         if out != units:
-            nxt = (f"Θ⁽{k + 1}⁾ is {net.widths[k + 1]}×{out}, one column per unit of a⁽{k}⁾" if k < L
-                   else f"y has {out} column{'s' if out > 1 else ''} too")
-            layer["note"] = (f"{g.name} {_what_it_does(g)}: z⁽{k}⁾ has {units} units, a⁽{k}⁾ has {out}; {nxt}")
+            nxt = (
+                f"Θ⁽{k + 1}⁾ is {net.widths[k + 1]}×{out}, one column per unit of a⁽{k}⁾"
+                if k < L
+                else f"y has {out} column{'s' if out > 1 else ''} too"
+            )
+            layer["note"] = f"{g.name} {_what_it_does(g)}: z⁽{k}⁾ has {units} units, a⁽{k}⁾ has {out}; {nxt}"
         elif isinstance(g, VectorActivation):
             layer["note"] = f"{g.name} mixes units: every a⁽{k}⁾ⱼ depends on the whole row of z⁽{k}⁾"
         forward.append(layer)
@@ -226,8 +270,10 @@ def explain(widths: list[int], activation: str = "tanh", loss: str = "mse", seed
         note = _how(g_L) + "; " + _width_change(g_L, L, net.widths[L], net.output_width, hidden=False)
     elif isinstance(g_L, ParametricActivation):
         formula = "δ⁽ᴸ⁾ = ∇ₐE ⊙ ∂g/∂z(z⁽ᴸ⁾; p)   (g′ at the current p)"
-        parts = {"∇ₐE": loss_.gradient(fwd.a[L], y, np).tolist(),
-                 "∂g/∂z(z⁽ᴸ⁾; p)": manual.as_used(net, L).derivative(fwd.z[L], np).tolist()}
+        parts = {
+            "∇ₐE": loss_.gradient(fwd.a[L], y, np).tolist(),
+            "∂g/∂z(z⁽ᴸ⁾; p)": manual.as_used(net, L).derivative(fwd.z[L], np).tolist(),
+        }
     else:
         formula = "δ⁽ᴸ⁾ = ∇ₐE ⊙ g′(z⁽ᴸ⁾)"
         parts = {"∇ₐE": loss_.gradient(fwd.a[L], y, np).tolist(), "g′(z⁽ᴸ⁾)": g_L.derivative(fwd.z[L], np).tolist()}
@@ -236,10 +282,11 @@ def explain(widths: list[int], activation: str = "tanh", loss: str = "mse", seed
         g = net.g[k]
         back = {f"(Θ⁽{k + 1}⁾)ᵀδ⁽{k + 1}⁾": (grads.delta[k + 1] @ net.theta[k + 1]).tolist()}
         if isinstance(g, VectorActivation):
-            formula = (f"δ⁽{k}⁾ = J_g(z⁽{k}⁾)ᵀ ((Θ⁽{k + 1}⁾)ᵀ δ⁽{k + 1}⁾)   (the general form: {g.name} mixes units)")
+            formula = f"δ⁽{k}⁾ = J_g(z⁽{k}⁾)ᵀ ((Θ⁽{k + 1}⁾)ᵀ δ⁽{k + 1}⁾)   (the general form: {g.name} mixes units)"
             parts = {**back, f"J_g(z⁽{k}⁾)": jacobian(g, fwd.z[k]).tolist()}
-            note = _how(g) + "; " + _width_change(g, k, net.widths[k], manual.output_width(g, net.widths[k]),
-                                                  hidden=True)
+            note = (
+                _how(g) + "; " + _width_change(g, k, net.widths[k], manual.output_width(g, net.widths[k]), hidden=True)
+            )
         else:
             name = "∂g/∂z" if isinstance(g, ParametricActivation) else "g′"
             arg = f"(z⁽{k}⁾; p)" if isinstance(g, ParametricActivation) else f"(z⁽{k}⁾)"
@@ -248,14 +295,24 @@ def explain(widths: list[int], activation: str = "tanh", loss: str = "mse", seed
             note = ""
         entries.append(_entry("(2)", k, formula, parts, grads.delta[k], ref.delta[k], note))
     for k in range(1, L + 1):
-        entries.append(_entry("(3) Θ", k, f"∂E/∂Θ⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾ (a⁽{k - 1}⁾)ᵀ", {},
-                              grads.theta[k], ref.theta[k]))
+        entries.append(
+            _entry("(3) Θ", k, f"∂E/∂Θ⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾ (a⁽{k - 1}⁾)ᵀ", {}, grads.theta[k], ref.theta[k])
+        )
         entries.append(_entry("(3) b", k, f"∂E/∂b⁽{k}⁾ = (1/n) Σₜ δ⁽{k}⁾", {}, grads.b[k], ref.b[k]))
         if isinstance(net.g[k], ParametricActivation):
             entries += _parameter_entries(net, k, fwd, grads, ref, loss_, y)
     biggest = max(e["max_difference"] for e in entries)
-    return Explained(list(net.widths), [g.name for g in net.g[1:]], loss_.name, x.tolist(), y.tolist(),
-                     forward, entries, biggest, notes)
+    return Explained(
+        list(net.widths),
+        [g.name for g in net.g[1:]],
+        loss_.name,
+        x.tolist(),
+        y.tolist(),
+        forward,
+        entries,
+        biggest,
+        notes,
+    )
 
 
 def _parameter_entries(net, k, fwd, grads, ref, loss_, y) -> list[dict]:
@@ -272,8 +329,12 @@ def _parameter_entries(net, k, fwd, grads, ref, loss_, y) -> list[dict]:
         value = np.asarray(p[q.name])
         formula, note = _parameter_note(g, q.name, value, k, net.widths[k])
         partial = np.broadcast_to(partials[q.name], w.shape) + 0.0  # + 0.0: no −0 in the printout
-        parts = {f"p = {q.name}": value.tolist(), w_name: w.tolist(), f"∂g/∂p(z⁽{k}⁾; p)": partial.tolist(),
-                 "G": (w * partial + 0.0).tolist()}
+        parts = {
+            f"p = {q.name}": value.tolist(),
+            w_name: w.tolist(),
+            f"∂g/∂p(z⁽{k}⁾; p)": partial.tolist(),
+            "G": (w * partial + 0.0).tolist(),
+        }
         hand = (grads.p[k] or {}).get(q.name, np.nan) if grads.p else np.nan
         out.append(_entry("(3) p", k, formula, parts, hand, ref.p[k][q.name], note))
     return out
@@ -285,14 +346,21 @@ def _entry(equation, layer, formula, parts, hand, autodiff, note: str = "") -> d
         difference = float("inf")
     else:
         difference = float(np.max(np.abs(hand - autodiff), initial=0.0))
-    return {"equation": equation, "layer": layer, "formula": formula, "note": note, "parts": parts,
-            "hand": hand.tolist(), "autodiff": autodiff.tolist(), "max_difference": difference}
+    return {
+        "equation": equation,
+        "layer": layer,
+        "formula": formula,
+        "note": note,
+        "parts": parts,
+        "hand": hand.tolist(),
+        "autodiff": autodiff.tolist(),
+        "max_difference": difference,
+    }
 
 
 def _line(prefix: str, values) -> str:
     """``prefix`` then the array, its later rows aligned under its first."""
-    text = np.array2string(np.asarray(values), precision=6, floatmode="fixed", max_line_width=110,
-                           separator="  ")
+    text = np.array2string(np.asarray(values), precision=6, floatmode="fixed", max_line_width=110, separator="  ")
     return "\n".join(line.rstrip() for line in (prefix + text.replace("\n", "\n" + " " * len(prefix))).split("\n"))
 
 
@@ -315,30 +383,44 @@ def equation_lines(equations: list[dict], max_difference: float) -> list[str]:
         pad = _pad(eq["parts"])
         for name, value in eq["parts"].items():
             lines.append(_line(f"    {name:<{pad}}= ", value))
-        lines += [_line(f"    {'hand':<{pad}}= ", eq["hand"]), _line(f"    {'autodiff':<{pad}}= ", eq["autodiff"]),
-                  f"    largest |hand − autodiff| = {eq['max_difference']:.2e}"]
+        lines += [
+            _line(f"    {'hand':<{pad}}= ", eq["hand"]),
+            _line(f"    {'autodiff':<{pad}}= ", eq["autodiff"]),
+            f"    largest |hand − autodiff| = {eq['max_difference']:.2e}",
+        ]
     return lines + ["", f"Every number by hand equals autodiff's to within {max_difference:.1e}."]
 
 
 def format_explained(e: Explained) -> str:
-    lines = [(f"Network {'-'.join(map(str, e.widths))} (units of z, input first), activations "
-              f"{', '.join(e.activations)}, loss {e.loss}, {len(e.x)} examples (one per row)")]
+    lines = [
+        (
+            f"Network {'-'.join(map(str, e.widths))} (units of z, input first), activations "
+            f"{', '.join(e.activations)}, loss {e.loss}, {len(e.x)} examples (one per row)"
+        )
+    ]
     lines += [line for note in e.notes for line in _wrapped(f"({note})", "  ")]
-    lines += [_line("  x = ", e.x), _line("  y = ", e.y), "",
-              "Forward pass: z⁽ᵏ⁾ = Θ⁽ᵏ⁾a⁽ᵏ⁻¹⁾ + b⁽ᵏ⁾, a⁽ᵏ⁾ = g(z⁽ᵏ⁾)"
-              + (", or g(z⁽ᵏ⁾; p) with trainable p" if any(layer["p"] for layer in e.forward) else "")]
+    lines += [
+        _line("  x = ", e.x),
+        _line("  y = ", e.y),
+        "",
+        "Forward pass: z⁽ᵏ⁾ = Θ⁽ᵏ⁾a⁽ᵏ⁻¹⁾ + b⁽ᵏ⁾, a⁽ᵏ⁾ = g(z⁽ᵏ⁾)"
+        + (", or g(z⁽ᵏ⁾; p) with trainable p" if any(layer["p"] for layer in e.forward) else ""),
+    ]
     for layer in e.forward:
         k = layer["layer"]
         lines += _wrapped(f"layer {k} ({layer['g']})" + (f": {layer['note']}" if layer["note"] else ""), "  ")
         for name, value in (layer["p"] or {}).items():
             label = f"p: {name} ({'shared' if np.ndim(value) == 0 else 'per unit'})"
             lines.append(_line(f"    {label:<{_pad(layer['p'], label)}}= ", value))
-        lines += [_line(f"    {'z⁽' + str(k) + '⁾':<14}= ", layer["z"]),
-                  _line(f"    {'a⁽' + str(k) + '⁾':<14}= ", layer["a"])]
+        lines += [
+            _line(f"    {'z⁽' + str(k) + '⁾':<14}= ", layer["z"]),
+            _line(f"    {'a⁽' + str(k) + '⁾':<14}= ", layer["a"]),
+        ]
     return "\n".join(lines + equation_lines(e.equations, e.max_difference))
 
 
 # --- plots ----------------------------------------------------------------------------------
+
 
 def resolve_target(target: str) -> Activation:
     """A catalogue name (or alias), or path/to/file.py:NAME / package.module:NAME."""
@@ -380,16 +462,31 @@ def plot(g: Activation, output: str, *, low: float = -6.0, high: float = 6.0, se
     for k in kinks:
         for ax in (top, middle):
             ax.axvline(k, color="tab:red", linestyle=":", linewidth=1)
-    top.set_title(f"{g.name}: hand derivative against autodiff" + (f" (kinks at {', '.join(f'{k:g}' for k in kinks)})" if kinks else ""))
+    top.set_title(
+        f"{g.name}: hand derivative against autodiff"
+        + (f" (kinks at {', '.join(f'{k:g}' for k in kinks)})" if kinks else "")
+    )
     top.legend()
     with np.errstate(invalid="ignore"):
         diff = np.where(judged.usable, np.abs(hand - auto), np.nan)
     middle.semilogy(z, np.maximum(diff, 1e-18), color="tab:purple", label="|hand − autodiff|")
-    middle.fill_between(z, 1e-18, np.where(judged.usable, np.maximum(judged.allowed, 1e-18), np.nan),
-                        color="tab:green", alpha=0.2, label="tolerance (first look)")
+    middle.fill_between(
+        z,
+        1e-18,
+        np.where(judged.usable, np.maximum(judged.allowed, 1e-18), np.nan),
+        color="tab:green",
+        alpha=0.2,
+        label="tolerance (first look)",
+    )
     if not np.all(judged.usable):
-        middle.scatter(z[~judged.usable], np.full(int(np.sum(~judged.usable)), 1e-18), marker="x",
-                       color="0.4", s=10, label="skipped: g or autodiff not finite")
+        middle.scatter(
+            z[~judged.usable],
+            np.full(int(np.sum(~judged.usable)), 1e-18),
+            marker="x",
+            color="0.4",
+            s=10,
+            label="skipped: g or autodiff not finite",
+        )
     middle.set_ylabel("|hand − autodiff| (0 drawn at 1e-18)")
     middle.set_xlabel("z")
     middle.legend(fontsize=7)

@@ -3,8 +3,8 @@ verified (kinks included), its wrong ones are all caught with a counterexample, 
 of unusable input is one sentence with exit code 2."""
 
 import json
-import subprocess
 import shutil
+import subprocess
 import sys
 import textwrap
 
@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 from manual import CATALOGUE
-
 from property_tests.banks import activation_bank as bank
 from property_tests.checkers.activation_check import assert_activation_correct, check_activation
-from property_tests.command.cli import main
 from property_tests.checkers.loading import UsageError
+from property_tests.command.cli import main
 
 QUICK = dict(examples=10)
 
@@ -71,8 +70,10 @@ def test_the_counterexample_check_can_fail():
     from property_tests.checkers.activation_check import PointCounterexample
 
     class Fake:
-        counterexample = PointCounterexample(z=1.0, hand=1.0, autodiff=1.0, finite_difference=1.0,
-                                             relative_error=1e-16, tolerance=1e-14)
+        counterexample = PointCounterexample(
+            z=1.0, hand=1.0, autodiff=1.0, finite_difference=1.0, relative_error=1e-16, tolerance=1e-14
+        )
+
     with pytest.raises(AssertionError):
         self_consistent(Fake())
     with pytest.raises(AssertionError):
@@ -109,7 +110,10 @@ def test_a_right_formula_that_loses_digits_is_a_warning_or_with_strict_a_failure
 def test_points_where_the_forward_is_not_finite_are_skipped_and_reported():
     report = check_activation(bank.RIGHT_NAIVE_SIGMOID, examples=5, networks=0)
     assert report.verdict == "verified" and report.skipped is not None
-    assert report.skipped.high < -700 and "skipped where the forward, autodiff or the bound is not finite" in report.message()
+    assert (
+        report.skipped.high < -700
+        and "skipped where the forward, autodiff or the bound is not finite" in report.message()
+    )
 
 
 def test_networks_that_would_overflow_are_held_finite():
@@ -135,11 +139,15 @@ def test_a_nan_tolerance_is_an_internal_error_exit_4(monkeypatch, capsys):
     assert "internal error" in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("g, low, high", [
-    (bank.WRONG_INTERVAL_NEGATIVE, -9.7, -9.2),
-    (bank.WRONG_INTERVAL_MIDDLE, 2.13, 2.63),
-    (bank.WRONG_INTERVAL_EDGE, 9.45, 9.95),
-], ids=lambda v: getattr(v, "name", str(v)))
+@pytest.mark.parametrize(
+    "g, low, high",
+    [
+        (bank.WRONG_INTERVAL_NEGATIVE, -9.7, -9.2),
+        (bank.WRONG_INTERVAL_MIDDLE, 2.13, 2.63),
+        (bank.WRONG_INTERVAL_EDGE, 9.45, 9.95),
+    ],
+    ids=lambda v: getattr(v, "name", str(v)),
+)
 def test_counterexample_lies_where_the_derivative_is_wrong(g, low, high):
     ce = check_activation(g, **QUICK).counterexample
     assert ce is not None and low < ce.z < high
@@ -178,17 +186,18 @@ def test_kinks_are_reported_with_both_slopes_never_failed():
 
 
 def test_a_hand_value_outside_the_slopes_at_a_kink_is_a_warning_but_nan_there_is_wrong():
-    odd = bank.RIGHT_ABS.__class__("abs_odd", bank.RIGHT_ABS.forward,
-                                   lambda z, xp: xp.where(z == 0, 3.0, xp.sign(z)))
+    odd = bank.RIGHT_ABS.__class__("abs_odd", bank.RIGHT_ABS.forward, lambda z, xp: xp.where(z == 0, 3.0, xp.sign(z)))
     report = check_activation(odd, **QUICK)
     assert report.verdict == "verified" and "outside both one-sided slopes" in report.message()
-    nan = bank.RIGHT_ABS.__class__("abs_nan", bank.RIGHT_ABS.forward,
-                                   lambda z, xp: xp.where(z == 0, np.nan, xp.sign(z)))
+    nan = bank.RIGHT_ABS.__class__(
+        "abs_nan", bank.RIGHT_ABS.forward, lambda z, xp: xp.where(z == 0, np.nan, xp.sign(z))
+    )
     report = check_activation(nan, **QUICK)  # negative control: not finite at the kink
     assert report.verdict == "wrong" and report.counterexample.z == 0.0
     # and a value outside the slopes just beside the kink is a mistake, not a convention
-    beside = bank.RIGHT_ABS.__class__("abs_beside", bank.RIGHT_ABS.forward,
-                                      lambda z, xp: xp.where((z > 0) & (z < 1e-3), 3.0, xp.sign(z)))
+    beside = bank.RIGHT_ABS.__class__(
+        "abs_beside", bank.RIGHT_ABS.forward, lambda z, xp: xp.where((z > 0) & (z < 1e-3), 3.0, xp.sign(z))
+    )
     assert check_activation(beside, **QUICK).verdict == "wrong"
 
 
@@ -210,6 +219,7 @@ def test_pytest_helper_fails_with_the_report():
 
 # --- the command line ---------------------------------------------------------------------
 
+
 def run_cli(*args):
     script = shutil.which("backprop-check")
     command = [script] if script else [sys.executable, "-m", "property_tests.command.cli"]
@@ -218,18 +228,22 @@ def run_cli(*args):
 
 def test_cli_exit_0_for_a_right_activation_from_a_file(tmp_path, capsys):
     path = tmp_path / "mine.py"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         from manual import Activation
         MINE = Activation("cube_root_ish", lambda z, xp: z / (1 + z * z) ** 0.5,
                           lambda z, xp: (1 + z * z) ** -1.5)
-    """))
+    """)
+    )
     assert main(["activation", f"{path}:MINE", "--examples", "20", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["verdict"] == "verified" and report["points"] > 6000 and report["networks"] == 20
 
 
 def test_cli_exit_1_with_counterexample_for_a_wrong_one(capsys):
-    assert main(["activation", "property_tests.banks.activation_bank:WRONG_MISSING_CHAIN_FACTOR", "--examples", "20"]) == 1
+    assert (
+        main(["activation", "property_tests.banks.activation_bank:WRONG_MISSING_CHAIN_FACTOR", "--examples", "20"]) == 1
+    )
     out = capsys.readouterr().out
     assert "WRONG DERIVATIVE at z = " in out and "central finite difference" in out
     assert "IN A NETWORK the hand result first leaves autodiff's at equation (1)" in out
@@ -253,16 +267,22 @@ def test_unusable_files_exit_2_with_one_sentence(tmp_path, capsys, filename):
     assert phrase in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args, phrase", [
-    (["activation", "no/such/file.py:MINE"], "does not exist"),
-    (["activation", "no_such_module_xyz:MINE"], "no module named"),
-    (["activation", "just_a_name"], "TARGET must look like"),
-    (["activation", "property_tests.banks.activation_bank:NOT_AN_ACTIVATION"], "not an Activation"),
-    (["activation", "property_tests.banks.activation_bank:UNUSABLE_RAISES"], "the derivative raises AttributeError"),
-    (["activation", "property_tests.banks.activation_bank:UNUSABLE_SHAPE"], "returns shape ()"),
-    (["activation", "property_tests.banks.activation_bank:RIGHT_ABS", "--examples", "-5"], "must be at least 1"),
-    (["activation", "property_tests.banks.activation_bank:RIGHT_ABS", "--dtype", "float16"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["activation", "no/such/file.py:MINE"], "does not exist"),
+        (["activation", "no_such_module_xyz:MINE"], "no module named"),
+        (["activation", "just_a_name"], "TARGET must look like"),
+        (["activation", "property_tests.banks.activation_bank:NOT_AN_ACTIVATION"], "not an Activation"),
+        (
+            ["activation", "property_tests.banks.activation_bank:UNUSABLE_RAISES"],
+            "the derivative raises AttributeError",
+        ),
+        (["activation", "property_tests.banks.activation_bank:UNUSABLE_SHAPE"], "returns shape ()"),
+        (["activation", "property_tests.banks.activation_bank:RIGHT_ABS", "--examples", "-5"], "must be at least 1"),
+        (["activation", "property_tests.banks.activation_bank:RIGHT_ABS", "--dtype", "float16"], "invalid choice"),
+    ],
+)
 def test_unusable_input_exits_2_with_one_sentence(capsys, args, phrase):
     assert main(args) == 2
     err = capsys.readouterr().err
@@ -284,8 +304,9 @@ def test_an_undeclared_kink_does_not_widen_the_tolerance():
     # every tolerance would be as wide as the jump and this 1e-3 mistake would pass pointwise.
     from manual import Activation
 
-    wrong = Activation("shifted_relu_wrong", lambda z, xp: xp.where(z > 1, z - 1, 0),
-                       lambda z, xp: (z > 1).astype(z.dtype) * 1.001)
+    wrong = Activation(
+        "shifted_relu_wrong", lambda z, xp: xp.where(z > 1, z - 1, 0), lambda z, xp: (z > 1).astype(z.dtype) * 1.001
+    )
     ce = check_activation(wrong, **QUICK).counterexample
     assert ce is not None and ce.z > 1 and ce.tolerance < 1e-12
 
@@ -294,14 +315,19 @@ def test_steps_are_told_from_noise():
     from property_tests.library.tolerances import is_step
 
     ulp = np.spacing(1.0)
-    rows = np.array([[1, 1, 1, 1, 2, 2, 2, 2, 2],            # a jump
-                     [0, 0, 0, 0, 0.25, 0.5, 0.5, 0.5, 0.5],  # a jump with the mean at the kink
-                     [1, 1, 1, 1, 1, 1, 1, 1, 1.001],         # a jump next to the row's end
-                     [1, 2, 1, 2, 1, 2, 1, 2, 1],            # scatter
-                     [0, 1, 0, 0, 0, 0, 0, 0, 0],            # an outlier in a flat row
-                     [1, 1, 1, 1, 1 + ulp, 1 + ulp, 1 + ulp, 1 + ulp, 1 + ulp],  # a one-ulp staircase
-                     [1 + 300 * ulp, 1, 1, 1, 1, 1, 1, 1, 1],  # rounding noise at the row's end
-                     [3, 3, 3, 3, 3, 3, 3, 3, 3]], float)    # flat
+    rows = np.array(
+        [
+            [1, 1, 1, 1, 2, 2, 2, 2, 2],  # a jump
+            [0, 0, 0, 0, 0.25, 0.5, 0.5, 0.5, 0.5],  # a jump with the mean at the kink
+            [1, 1, 1, 1, 1, 1, 1, 1, 1.001],  # a jump next to the row's end
+            [1, 2, 1, 2, 1, 2, 1, 2, 1],  # scatter
+            [0, 1, 0, 0, 0, 0, 0, 0, 0],  # an outlier in a flat row
+            [1, 1, 1, 1, 1 + ulp, 1 + ulp, 1 + ulp, 1 + ulp, 1 + ulp],  # a one-ulp staircase
+            [1 + 300 * ulp, 1, 1, 1, 1, 1, 1, 1, 1],  # rounding noise at the row's end
+            [3, 3, 3, 3, 3, 3, 3, 3, 3],
+        ],
+        float,
+    )  # flat
     assert is_step(rows).tolist() == [True, True, True, False, False, False, False, False]
 
 
@@ -339,16 +365,17 @@ def test_richardson_steps_past_a_kink_near_the_point_but_not_one_at_it():
     from property_tests.checkers import second_look
 
     def clip(z, xp):
-        return xp.clip(z, -1.0, 2 ** 0.5)
+        return xp.clip(z, -1.0, 2**0.5)
 
-    near = second_look.richardson(clip, np.array([2 ** 0.5 - 1.4e-5]))
+    near = second_look.richardson(clip, np.array([2**0.5 - 1.4e-5]))
     assert np.isfinite(near.error[0]) and abs(near.value[0] - 1) <= near.error[0] + 1e-9
     at = second_look.richardson(clip, np.array([-1.0]))  # negative control: a kink at z stays one
     assert not np.isfinite(at.error[0])
 
 
-@pytest.mark.parametrize("g", [bank.RIGHT_TRIPLE_EXPONENTIAL, bank.RIGHT_DOUBLE_EXPONENTIAL_QUOTIENT],
-                         ids=lambda g: g.name)
+@pytest.mark.parametrize(
+    "g", [bank.RIGHT_TRIPLE_EXPONENTIAL, bank.RIGHT_DOUBLE_EXPONENTIAL_QUOTIENT], ids=lambda g: g.name
+)
 def test_networks_retried_for_their_bounds_still_catch_a_1e_6_mistake(g):
     # The networks whose bounds overflow are tried again with smaller weights, not excused:
     # the same activations off by a relative 1e-6 are WRONG.

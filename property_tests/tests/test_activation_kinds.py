@@ -46,6 +46,7 @@ VECTOR_NAMES = sorted(VECTOR_ACTIVATIONS)
 
 # --- the comparison ---------------------------------------------------------------------------
 
+
 def disagreement(hand, autodiff, scale=1.0) -> np.ndarray:
     """Where |hand − autodiff| > 64·eps·(|autodiff| + scale); a NaN anywhere disagrees."""
     hand, autodiff = np.asarray(hand, np.float64), np.asarray(autodiff, np.float64)
@@ -61,8 +62,10 @@ def assert_agree(hand, autodiff, what: str, scale=1.0, z=None) -> None:
     if bad.any():
         i = tuple(np.argwhere(bad)[0])
         at = "" if z is None else f" at z = {np.asarray(z)[i]!r}"
-        raise AssertionError(f"{what}: {bad.sum()} of {bad.size} disagree; first, index {list(i)}{at}: "
-                             f"hand {np.asarray(hand)[i]!r}, autodiff {np.asarray(autodiff)[i]!r}")
+        raise AssertionError(
+            f"{what}: {bad.sum()} of {bad.size} disagree; first, index {list(i)}{at}: "
+            f"hand {np.asarray(hand)[i]!r}, autodiff {np.asarray(autodiff)[i]!r}"
+        )
 
 
 # --- points and parameters --------------------------------------------------------------------
@@ -78,13 +81,25 @@ def pool(kinks, rng) -> np.ndarray:
     subnormal z autodiff takes the kink's convention while NumPy, rightly, does not."""
     kinks = np.asarray([0.0, *kinks])
     step = np.maximum(TINY, EPS * np.abs(kinks))
-    near = np.concatenate([np.nextafter(kinks, np.inf), np.nextafter(kinks, -np.inf), kinks + 4 * step,
-                           kinks - 4 * step])
+    near = np.concatenate(
+        [np.nextafter(kinks, np.inf), np.nextafter(kinks, -np.inf), kinks + 4 * step, kinks - 4 * step]
+    )
     near = np.where(np.abs(near) < TINY, np.sign(near) * TINY, near)
     magnitudes = np.geomspace(1e-8, 1e3, 56)
     extremes = [1e3, 999.0, 700.0, 100.0, 37.5, 20.0]
-    return np.concatenate([kinks, [-0.0], near, magnitudes, -magnitudes, extremes, np.negative(extremes),
-                           rng.uniform(-10, 10, 120), rng.uniform(-1e3, 1e3, 20)])
+    return np.concatenate(
+        [
+            kinks,
+            [-0.0],
+            near,
+            magnitudes,
+            -magnitudes,
+            extremes,
+            np.negative(extremes),
+            rng.uniform(-10, 10, 120),
+            rng.uniform(-1e3, 1e3, 20),
+        ]
+    )
 
 
 def z_for(g, rng, units=UNITS) -> np.ndarray:
@@ -115,6 +130,7 @@ def parameter_sets(g, seed):
 
 
 # --- autodiff -----------------------------------------------------------------------------------
+
 
 @cache
 def _elementwise_partials(g: ParametricActivation):
@@ -149,8 +165,12 @@ def _acon_c_scales(z, p):
     d = p["p1"] - p["p2"]
     s = p["beta"] * d * z
     e = _sigma_prime_error(s)
-    return {"z": 1 + np.abs(d * s) * e, "p1": 1 + np.abs(z * s) * e,
-            "p2": 1 + np.abs(z) + np.abs(z * s) * e, "beta": 1 + (d * z) ** 2 * e}
+    return {
+        "z": 1 + np.abs(d * s) * e,
+        "p1": 1 + np.abs(z * s) * e,
+        "p2": 1 + np.abs(z) + np.abs(z * s) * e,
+        "beta": 1 + (d * z) ** 2 * e,
+    }
 
 
 SCALES = {"swish_beta": _swish_beta_scales, "acon_c": _acon_c_scales}
@@ -171,6 +191,7 @@ def hand_partials(g, z, p) -> dict[str, np.ndarray]:
 
 # --- parametric: the catalogue ------------------------------------------------------------------
 
+
 def test_parametric_catalogue():
     assert PARAMETRIC_NAMES == ["acon_c", "pau", "prelu", "snake", "swish_beta"]
     for name, g in PARAMETRIC.items():
@@ -180,7 +201,10 @@ def test_parametric_catalogue():
             assert q.low < q.high and q.low <= q.default <= q.high and q.description
         assert all(q.per_unit for q in g.parameters) == (name != "pau")
     assert not any(q.per_unit for q in PARAMETRIC["pau"].parameters)
-    assert [q.name for q in PARAMETRIC["pau"].parameters] == [*(f"a{j}" for j in range(6)), *(f"b{k}" for k in range(1, 5))]
+    assert [q.name for q in PARAMETRIC["pau"].parameters] == [
+        *(f"a{j}" for j in range(6)),
+        *(f"b{k}" for k in range(1, 5)),
+    ]
     with pytest.raises(KeyError, match="known: acon_c, pau, prelu, snake, swish_beta"):
         parametric("maxout")
 
@@ -212,6 +236,7 @@ def test_defaults_reproduce_named_cases():
 
 
 # --- parametric: the derivatives against jax.grad -----------------------------------------------
+
 
 def partials_match(g, z, p) -> None:
     hand = hand_partials(g, z, p)
@@ -261,8 +286,7 @@ def gradient_in_parameters_matches(g, z, p, w, hand=None) -> None:
     the reduction the module docstring describes, done here as the backward pass will do it."""
     hand = g.parameter_derivatives(z, p, np) if hand is None else hand
     with jax.enable_x64(True):
-        _, pullback = jax.vjp(lambda q: g.forward(jnp.asarray(z), q, jnp),
-                              {k: jnp.asarray(v) for k, v in p.items()})
+        _, pullback = jax.vjp(lambda q: g.forward(jnp.asarray(z), q, jnp), {k: jnp.asarray(v) for k, v in p.items()})
         (expected,) = pullback(jnp.asarray(w))
     _, elementwise = autodiff_partials(g, z, p)
     size = scales(g, z, p)
@@ -286,6 +310,7 @@ def test_gradient_in_parameters_sums_examples_and_shared_units(name):
 
 
 # --- parametric: kinks, dtypes, finiteness, bind ------------------------------------------------
+
 
 def test_kink_conventions():
     z = np.array([[0.0, -0.0, 1.0, -1.0]])
@@ -320,8 +345,11 @@ def test_float32_stays_float32(name, xp):
     with jax.enable_x64(True):  # so that a float64 parameter could promote under jax.numpy too
         for _, p in parameter_sets(g, 5):
             for values in (p, {k: v.astype(np.float32) for k, v in p.items()}):
-                outputs = [g.forward(xp.asarray(z), values, xp), g.derivative(xp.asarray(z), values, xp),
-                           *g.parameter_derivatives(xp.asarray(z), values, xp).values()]
+                outputs = [
+                    g.forward(xp.asarray(z), values, xp),
+                    g.derivative(xp.asarray(z), values, xp),
+                    *g.parameter_derivatives(xp.asarray(z), values, xp).values(),
+                ]
                 assert all(out.dtype == np.float32 and out.shape == z.shape for out in outputs)
 
 
@@ -363,6 +391,7 @@ def test_bind_gives_a_plain_activation(name):
 
 # --- parametric: negative controls --------------------------------------------------------------
 
+
 def off_by_relative(value):
     return value * (1 + RELATIVE_ERROR)
 
@@ -391,8 +420,10 @@ def test_control_reduction_over_the_wrong_axes_is_rejected(name):
     z = rng.uniform(-5, 5, (30, UNITS))
     w = rng.normal(size=z.shape)
     p = per_unit(g, rng)
-    wrong = {k: np.broadcast_to(np.sum(v, axis=-1, keepdims=True), z.shape) / UNITS
-             for k, v in g.parameter_derivatives(z, p, np).items()}
+    wrong = {
+        k: np.broadcast_to(np.sum(v, axis=-1, keepdims=True), z.shape) / UNITS
+        for k, v in g.parameter_derivatives(z, p, np).items()
+    }
     with pytest.raises(AssertionError):
         gradient_in_parameters_matches(g, z, p, w, hand=wrong)
     off = {k: off_by_relative(v) for k, v in g.parameter_derivatives(z, p, np).items()}
@@ -427,6 +458,7 @@ def test_control_wrong_kink_conventions_are_rejected():
 
 # --- parametric: hand more exact than autodiff where SCALES widen -------------------------------
 
+
 def _mp_partial(f, at: float) -> float:
     with mpmath.workdps(60):
         return float(mpmath.diff(f, mpmath.mpf(at)))
@@ -446,12 +478,17 @@ def test_hand_partials_are_exact_where_autodiff_rounds():
     hand = g.parameter_derivatives(z, {"beta": beta}, np)["beta"]
     _, dp = autodiff_partials(g, z, {"beta": beta})
     assert disagreement(hand, dp["beta"]).any()
-    exact = np.array([_mp_partial(lambda b, zz=zz: mpmath.mpf(zz) * _mp_sigma(b * mpmath.mpf(zz)), bb)
-                      for zz, bb in zip(z, beta, strict=True)])
+    exact = np.array(
+        [
+            _mp_partial(lambda b, zz=zz: mpmath.mpf(zz) * _mp_sigma(b * mpmath.mpf(zz)), bb)
+            for zz, bb in zip(z, beta, strict=True)
+        ]
+    )
     assert np.all(np.abs(hand - exact) <= 8 * EPS * np.abs(exact))
 
 
 # --- vector activations -------------------------------------------------------------------------
+
 
 def test_vector_catalogue():
     assert VECTOR_NAMES == ["geglu", "glu", "maxout2", "maxout3", "reglu", "swiglu"]
@@ -477,15 +514,24 @@ def test_width_refuses_a_wrong_width(name):
         g.forward(np.zeros((2, 2 * k + 1)), np)
 
 
-JAX_GATES = {"glu": jax.nn.sigmoid, "reglu": jax.nn.relu, "geglu": lambda s: jax.nn.gelu(s, approximate=False),
-             "swiglu": jax.nn.silu}
+JAX_GATES = {
+    "glu": jax.nn.sigmoid,
+    "reglu": jax.nn.relu,
+    "geglu": lambda s: jax.nn.gelu(s, approximate=False),
+    "swiglu": jax.nn.silu,
+}
 
 
 def rows(g: VectorActivation, rng, width: int) -> np.ndarray:
     """Random rows across magnitudes, with exact zeros (the ReLU gate's kink) and ties for maxout."""
     scale = rng.choice([1e-3, 1.0, 10.0, 1e3], size=(40, 1))
-    z = np.concatenate([scale * rng.normal(size=(40, width)), np.zeros((2, width)),
-                        rng.choice([-1e3, -1.0, -0.0, 0.0, 2.0, 1e3], size=(20, width))])
+    z = np.concatenate(
+        [
+            scale * rng.normal(size=(40, width)),
+            np.zeros((2, width)),
+            rng.choice([-1e3, -1.0, -0.0, 0.0, 2.0, 1e3], size=(20, width)),
+        ]
+    )
     for row in z[:10]:  # sprinkle exact zeros
         row[rng.integers(width, size=3)] = 0.0
     z[-6:] = tie_rows(g.group, width, rng, 6) if g.name.startswith("maxout") else z[-6:]
@@ -545,13 +591,19 @@ def test_glu_forwards_gate_the_second_half_as_jax_nn_glu(name):
             assert_agree(np.asarray(g.forward(xp.asarray(z), xp)), expected, name, np.abs(u) + 1)
 
 
-@pytest.mark.parametrize("k, z, expected", [
-    # [3, 3 | 1, 2] and [0, −0 | 7, 6]: 0.0 == −0.0, so those two tie as well
-    (2, [[3.0, 3.0, 1.0, 2.0], [0.0, -0.0, 7.0, 6.0]], [[3.0, 3.0, 0.0, -3.0], [0.75, 0.75, 2.0, 0.0]]),
-    # [3, 3, 3 | 1, 4, 4] and [0, −0, −1 | 2, 9, 2]: a tie below the maximum (2, 2) takes nothing
-    (3, [[3.0, 3.0, 3.0, 1.0, 4.0, 4.0], [0.0, -0.0, -1.0, 2.0, 9.0, 2.0]],
-     [[2.0, 2.0, 2.0, 0.0, -1.5, -1.5], [0.75, 0.75, 0.0, 0.0, 2.0, 0.0]]),
-])
+@pytest.mark.parametrize(
+    "k, z, expected",
+    [
+        # [3, 3 | 1, 2] and [0, −0 | 7, 6]: 0.0 == −0.0, so those two tie as well
+        (2, [[3.0, 3.0, 1.0, 2.0], [0.0, -0.0, 7.0, 6.0]], [[3.0, 3.0, 0.0, -3.0], [0.75, 0.75, 2.0, 0.0]]),
+        # [3, 3, 3 | 1, 4, 4] and [0, −0, −1 | 2, 9, 2]: a tie below the maximum (2, 2) takes nothing
+        (
+            3,
+            [[3.0, 3.0, 3.0, 1.0, 4.0, 4.0], [0.0, -0.0, -1.0, 2.0, 9.0, 2.0]],
+            [[2.0, 2.0, 2.0, 0.0, -1.5, -1.5], [0.75, 0.75, 0.0, 0.0, 2.0, 0.0]],
+        ),
+    ],
+)
 def test_maxout_forward_and_equal_split_at_ties(k, z, expected):
     g = VECTOR_ACTIVATIONS[f"maxout{k}"]
     z = np.array(z)
@@ -587,13 +639,21 @@ def test_vector_finite_and_quiet_up_to_1e3(name):
 
 # --- vector activations: negative controls ------------------------------------------------------
 
+
 def _first_half_gating(g: VectorActivation) -> VectorActivation:
     """The same gate on the FIRST half, consistent with itself (forward and vjp both swapped)."""
+
     def swap(x):
         m = x.shape[-1] // 2
         return np.concatenate([x[..., m:], x[..., :m]], axis=-1)
-    return VectorActivation(g.name + "_swapped", lambda z, xp: g.forward(swap(z), xp),
-                            lambda z, v, xp: swap(g.vjp(swap(z), v, xp)), group=2, shrink=2)
+
+    return VectorActivation(
+        g.name + "_swapped",
+        lambda z, xp: g.forward(swap(z), xp),
+        lambda z, v, xp: swap(g.vjp(swap(z), v, xp)),
+        group=2,
+        shrink=2,
+    )
 
 
 @pytest.mark.parametrize("name", [n for n in VECTOR_NAMES if not n.startswith("maxout")])
@@ -617,10 +677,12 @@ def test_control_glu_with_halves_swapped_is_rejected(name):
 def _one_hot_maxout(k: int) -> VectorActivation:
     """Maxout whose vjp sends each group's cotangent to its first maximum (argmax), as a hand
     derivation easily might: right without ties, wrong at every tie."""
+
     def vjp(z, v, xp):
         grouped = z.reshape(z.shape[:-1] + (-1, k))
         one_hot = np.eye(k)[np.argmax(grouped, axis=-1)]
         return (one_hot * v[..., None]).reshape(z.shape)
+
     return VectorActivation(f"maxout{k}_one_hot", maxout(k).forward, vjp, group=k, shrink=k)
 
 

@@ -10,14 +10,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from manual import ALIASES, CATALOGUE, activation
-from reference import JAX_NN
-
 from property_tests.banks import broken
+from property_tests.banks.controls import rejects
 from property_tests.library import properties
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import judge
-from property_tests.banks.controls import rejects
 from property_tests.library.conventions import ACTIVATION_KINK_SLOPES
+from reference import JAX_NN
 
 NAMES = sorted(CATALOGUE)
 GRID = np.linspace(-50, 50, 200_001)
@@ -83,7 +82,7 @@ def _ulps_from_integer(pair):
 def points():
     """Arrays of z: sign · 10^e with e in [−3, log10 50], plain floats in [−50, 50], and points a
     few ulps from the integers −6 … 6, where every catalogue kink lies."""
-    magnitude = st.floats(-3, np.log10(50)).map(lambda e: 10.0 ** e)
+    magnitude = st.floats(-3, np.log10(50)).map(lambda e: 10.0**e)
     signed = st.tuples(st.sampled_from([-1.0, 1.0]), magnitude).map(lambda p: p[0] * p[1])
     near_integers = st.tuples(st.integers(-6, 6), st.integers(-8, 8)).map(_ulps_from_integer)
     element = st.one_of(signed, st.floats(-50, 50, allow_subnormal=False), near_integers)
@@ -124,14 +123,14 @@ def test_kink_convention_matches_jax_nn(name):
     g = CATALOGUE[name]
     with jax.enable_x64(True):
         jax_value = [float(jax.grad(JAX_NN[name])(jax.numpy.float64(k))) for k in g.kinks]
-        mine_under_jax = [float(jax.grad(lambda s: g.forward(s, jax.numpy))(jax.numpy.float64(k)))
-                          for k in g.kinks]
+        mine_under_jax = [float(jax.grad(lambda s: g.forward(s, jax.numpy))(jax.numpy.float64(k))) for k in g.kinks]
     mine = g.derivative(np.asarray(g.kinks), np).tolist()
     assert mine == jax_value, f"{name}: g′ at kinks {g.kinks} is {mine}, jax.nn gives {jax_value}"
     assert mine_under_jax == jax_value, "the forward's own autodiff must follow jax.nn's convention"
     recorded = ACTIVATION_KINK_SLOPES[name]
-    assert list(recorded) == list(g.kinks) and list(recorded.values()) == jax_value, \
+    assert list(recorded) == list(g.kinks) and list(recorded.values()) == jax_value, (
         f"conventions.ACTIVATION_KINK_SLOPES[{name!r}] must be {dict(zip(g.kinks, jax_value))}"
+    )
 
 
 def test_kink_convention_check_rejects_other_convention():

@@ -10,11 +10,10 @@ import pytest
 from manual import CATALOGUE, LOSSES, MSE, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS
 from manual.conv import Conv2D
 from manual.layers import layer_config
-
 from property_tests.banks import broken
 from property_tests.checkers import verify, verify_layers
-from property_tests.command.cli import main
 from property_tests.checkers.verify import run_verify
+from property_tests.command.cli import main
 
 
 def backprop_check(*args):
@@ -33,7 +32,9 @@ def test_verify_json_reports_success(capsys):
     kinds = [*PARAMETRIC, *VECTOR_ACTIVATIONS, *OUTPUT_MAPS]
     assert sorted(report["activations"]) == sorted([*CATALOGUE, *kinds])
     assert report["coverage_complete"] is True
-    assert {f"(3) p {name}.{q.name}" for name, g in PARAMETRIC.items() for q in g.parameters} <= set(report["by_activation"])
+    assert {f"(3) p {name}.{q.name}" for name, g in PARAMETRIC.items() for q in g.parameters} <= set(
+        report["by_activation"]
+    )
     assert {f"(2) {name}" for name in kinds} <= set(report["by_activation"])
     for equation in ("(1)", "(2)", "(3) Θ", "(3) b", "(3) p"):
         entry = report["equations"][equation]
@@ -44,7 +45,6 @@ def test_verify_json_reports_success(capsys):
     assert err == ""
 
 
-
 def test_verify_table(monkeypatch, capsys):
     monkeypatch.setattr(verify, "LOSSES", {"mse": MSE})  # one loss: one compilation
     assert main(["verify", "--examples", "60", "--networks", "dense"]) == 0
@@ -52,14 +52,17 @@ def test_verify_table(monkeypatch, capsys):
     assert "VERIFIED" in out and "(3) Θ" in out and "sigmoid" in out and "mse" in out
 
 
-@pytest.mark.parametrize("args, phrase", [
-    (["verify", "--examples", "-5"], "must be at least 1"),
-    (["verify", "--examples", "many"], "expected a whole number"),
-    (["verify", "--seed", "-1"], "must be 0 or more"),
-    (["verify", "--colour"], "unrecognized arguments"),
-    (["frobnicate"], "invalid choice"),
-    ([], "required"),
-])
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["verify", "--examples", "-5"], "must be at least 1"),
+        (["verify", "--examples", "many"], "expected a whole number"),
+        (["verify", "--seed", "-1"], "must be 0 or more"),
+        (["verify", "--colour"], "unrecognized arguments"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
 def test_bad_usage_is_one_sentence_and_exit_2(args, phrase, capsys):
     assert main(args) == 2
     out, err = capsys.readouterr()

@@ -16,8 +16,6 @@ import pytest
 from hypothesis import given, settings
 
 from manual.conv import Conv2D
-from reference.conv import conv2d, conv2d_vjp
-
 from property_tests.banks.controls import rejects
 from property_tests.library.conv_strategies import (
     ConvCase,
@@ -30,6 +28,7 @@ from property_tests.library.conv_strategies import (
     rounding_bound,
     stride_zeros_missing,
 )
+from reference.conv import conv2d, conv2d_vjp
 
 BUDGET = settings(max_examples=max(10, settings.default.max_examples // 3))
 """A third of the profile's examples: each compiles the reference for its shapes (≈ 0.15 s for
@@ -50,34 +49,42 @@ def _forward_reference(case: ConvCase) -> tuple[np.ndarray, np.ndarray]:
 def _vjp_reference(case: ConvCase) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     """∂/∂x, ∂/∂W, ∂/∂b of Σ z·δ from ``jax.vjp``, and the same sums on absolute values."""
     x, W, b, delta = case.a_prev, case.params["W"], case.params["b"], case.delta
-    return (conv2d_vjp(x, W, b, delta, *_config(case)),
-            conv2d_vjp(abs(x), abs(W), abs(b), abs(delta), *_config(case)))
+    return (conv2d_vjp(x, W, b, delta, *_config(case)), conv2d_vjp(abs(x), abs(W), abs(b), abs(delta), *_config(case)))
 
 
 def _close(what: str, manual: np.ndarray, reference: np.ndarray, allowed: np.ndarray, case: ConvCase) -> None:
-    assert manual.shape == reference.shape, f"{what}: shape {manual.shape}, autodiff's {reference.shape}; " \
-                                            f"{case.describe()}"
+    assert manual.shape == reference.shape, (
+        f"{what}: shape {manual.shape}, autodiff's {reference.shape}; {case.describe()}"
+    )
     assert manual.dtype == case.a_prev.dtype, f"{what}: {manual.dtype} from {case.a_prev.dtype} inputs"
     error = np.abs(manual.astype(np.float64) - reference)
     worst = np.unravel_index(np.argmax(error - allowed), error.shape)
-    assert np.all(error <= allowed), (f"{what} differs from autodiff by {error[worst]:.3g} at {worst}, "
-                                      f"allowed {allowed[worst]:.3g}; {case.describe()}")
+    assert np.all(error <= allowed), (
+        f"{what} differs from autodiff by {error[worst]:.3g} at {worst}, "
+        f"allowed {allowed[worst]:.3g}; {case.describe()}"
+    )
 
 
 def forward_matches_reference(case: ConvCase, forward=Conv2D.forward) -> None:
     """z = W ⋆ x + b, as lax computes it."""
     L, (c_in, kh, kw) = case.layer, case.params["W"].shape[1:]
     z, size = _forward_reference(case)
-    _close("z", forward(L, case.a_prev, case.params), z,
-           rounding_bound(case.a_prev.dtype, c_in * kh * kw + 1, size), case)
+    _close(
+        "z", forward(L, case.a_prev, case.params), z, rounding_bound(case.a_prev.dtype, c_in * kh * kw + 1, size), case
+    )
 
 
 def equation_2_holds(case: ConvCase, input_delta=Conv2D.input_delta) -> None:
     """(2) up to its ⊙ g′: ∂Eₜ/∂a_prev per example equals autodiff's ∂(Σ z·δ)/∂x."""
     L, (c_out, _, kh, kw) = case.layer, case.params["W"].shape
     (grad_x, _, _), (size, _, _) = _vjp_reference(case)
-    _close("∂Eₜ/∂a_prev (2)", input_delta(L, case.delta, case.a_prev, case.params), grad_x,
-           rounding_bound(case.a_prev.dtype, c_out * kh * kw, size), case)
+    _close(
+        "∂Eₜ/∂a_prev (2)",
+        input_delta(L, case.delta, case.a_prev, case.params),
+        grad_x,
+        rounding_bound(case.a_prev.dtype, c_out * kh * kw, size),
+        case,
+    )
 
 
 def equation_3_holds(case: ConvCase, parameter_gradients=Conv2D.parameter_gradients) -> None:
@@ -86,8 +93,13 @@ def equation_3_holds(case: ConvCase, parameter_gradients=Conv2D.parameter_gradie
     (_, grad_W, grad_b), (_, size_W, size_b) = _vjp_reference(case)
     grads = parameter_gradients(case.layer, case.delta, case.a_prev, case.params)
     for name, reference, size in (("W", grad_W, size_W), ("b", grad_b, size_b)):
-        _close(f"∂E/∂{name} (3)", grads[name], reference / n,
-               rounding_bound(case.a_prev.dtype, n * positions, size / n), case)
+        _close(
+            f"∂E/∂{name} (3)",
+            grads[name],
+            reference / n,
+            rounding_bound(case.a_prev.dtype, n * positions, size / n),
+            case,
+        )
 
 
 @BUDGET
@@ -106,8 +118,7 @@ def test_equation_2_input_delta(case):
     equation_2_holds(case)
 
 
-@pytest.mark.parametrize("wrong", [kernel_not_rotated, stride_zeros_missing, crop_off_by_one],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("wrong", [kernel_not_rotated, stride_zeros_missing, crop_off_by_one], ids=lambda f: f.__name__)
 def test_equation_2_rejects(wrong):
     assert rejects(equation_2_holds, conv_cases(), input_delta=wrong)
 

@@ -30,15 +30,14 @@ from manual import CATALOGUE, MSE, VectorActivation
 from manual.conv import Conv2D
 from manual.layers import Dense, LayerGradients, init_layer_network, kind_of
 from manual.pooling import Flatten, MaxPool2D
-from reference import conv_fast
-from reference.layers import LayerReference, layer_autodiff
-
+from property_tests.banks.controls import rejects
 from property_tests.library import layer_compare as lc
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import Comparison, judge
-from property_tests.banks.controls import rejects
 from property_tests.library.layer_bounds import forward_bound, forward_terms
 from property_tests.library.layer_strategies import LayerCase, layer_cases
+from reference import conv_fast
+from reference.layers import LayerReference, layer_autodiff
 
 TEMPLATE = conv_fast.STANDARD[-1]
 """The largest standard template: it holds every network of ``layer_cases()``."""
@@ -96,10 +95,17 @@ def fast_equals_plain(case: LayerCase, fast: FastReference = fast_reference) -> 
     plain = layer_autodiff(case.network, case.x, case.y, loss=case.loss)
     quick = fast(case)
     z_allowed, a_allowed = forward_allowed(case, plain)
-    _require([judge(f"fast {name}", k, _label(case, k), got, want, np.abs(want), allowed)
-              for k in range(1, case.network.depth + 1)
-              for name, got, want, allowed in (("z", quick.z[k], plain.z[k], z_allowed[k]),
-                                               ("a", quick.a[k], plain.a[k], a_allowed[k]))], case)
+    _require(
+        [
+            judge(f"fast {name}", k, _label(case, k), got, want, np.abs(want), allowed)
+            for k in range(1, case.network.depth + 1)
+            for name, got, want, allowed in (
+                ("z", quick.z[k], plain.z[k], z_allowed[k]),
+                ("a", quick.a[k], plain.a[k], a_allowed[k]),
+            )
+        ],
+        case,
+    )
     assume(lc.in_doubt(case, plain, quick.z, quick.a) is None)
     grads = LayerGradients(delta=quick.delta, params=quick.params)
     _require(lc.end_to_end(case, plain, lc.layer_bounds(case, plain), grads), case)
@@ -130,9 +136,11 @@ def _shifted_taps(size, out, taps, stride, padding, dilation, template_taps, sid
 def _with(name: str, wrong) -> FastReference:
     """``fast_reference`` with one of ``conv_fast``'s padding functions (host-side NumPy, so
     the compiled program is the same one) swapped for ``wrong``."""
+
     def reference(case: LayerCase) -> LayerReference:
         with mock.patch.object(conv_fast, name, wrong):
             return fast_reference(case)
+
     return reference
 
 
@@ -161,8 +169,14 @@ def test_a_three_block_template_holds_every_tied_network(case):
 
 def _three_blocks() -> tuple:
     tanh, rng = CATALOGUE["tanh"], np.random.default_rng(0)
-    stack = [(Conv2D(1, 2, (3, 3), padding=(1, 1)), tanh), (MaxPool2D((2, 2), (2, 2)), None),
-             (Conv2D(2, 2, (1, 1)), tanh), (Conv2D(2, 2, (1, 1)), tanh), (Flatten(), None), (Dense(2), None)]
+    stack = [
+        (Conv2D(1, 2, (3, 3), padding=(1, 1)), tanh),
+        (MaxPool2D((2, 2), (2, 2)), None),
+        (Conv2D(2, 2, (1, 1)), tanh),
+        (Conv2D(2, 2, (1, 1)), tanh),
+        (Flatten(), None),
+        (Dense(2), None),
+    ]
     net = init_layer_network((1, 6, 6), stack, rng)
     return net, rng.uniform(-1, 1, (2, 1, 6, 6)), rng.uniform(-1, 1, (2, 2))
 

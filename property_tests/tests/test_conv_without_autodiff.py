@@ -11,9 +11,8 @@ from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
 from manual.conv import Conv2D
-
-from property_tests.library import tolerances as tol
 from property_tests.banks.controls import rejects
+from property_tests.library import tolerances as tol
 from property_tests.library.conv_strategies import (
     ConvCase,
     bias_summed,
@@ -30,8 +29,7 @@ from property_tests.library.conv_strategies import (
 
 def _absolute(case: ConvCase) -> ConvCase:
     """The same case on absolute values: its sums are the magnitudes rounding is relative to."""
-    return ConvCase(case.layer, abs(case.a_prev), {k: abs(v) for k, v in case.params.items()},
-                    abs(case.delta))
+    return ConvCase(case.layer, abs(case.a_prev), {k: abs(v) for k, v in case.params.items()}, abs(case.delta))
 
 
 def _terms(case: ConvCase) -> dict[str, int]:
@@ -49,18 +47,28 @@ def _close(what: str, got: np.ndarray, expected: np.ndarray, allowed: np.ndarray
 
 # The loop forms, straight from the index formulas, equal the vectorized forms.
 
+
 def loops_equal_vectorized(case: ConvCase, input_delta=Conv2D.input_delta, forward=Conv2D.forward) -> None:
     L, a, p, d = case.layer, case.a_prev, case.params, case.delta
     size, terms, dtype = _absolute(case), _terms(case), case.a_prev.dtype
-    _close("z", L.forward_loops(a, p), forward(L, a, p),
-           rounding_bound(dtype, terms["z"], L.forward(size.a_prev, size.params)), case)
-    _close("∂Eₜ/∂a_prev (2)", L.input_delta_loops(d, a, p), input_delta(L, d, a, p),
-           rounding_bound(dtype, terms["a_prev"], L.input_delta(size.delta, size.a_prev, size.params)), case)
+    _close(
+        "z",
+        L.forward_loops(a, p),
+        forward(L, a, p),
+        rounding_bound(dtype, terms["z"], L.forward(size.a_prev, size.params)),
+        case,
+    )
+    _close(
+        "∂Eₜ/∂a_prev (2)",
+        L.input_delta_loops(d, a, p),
+        input_delta(L, d, a, p),
+        rounding_bound(dtype, terms["a_prev"], L.input_delta(size.delta, size.a_prev, size.params)),
+        case,
+    )
     loops, vectorized = L.parameter_gradients_loops(d, a, p), L.parameter_gradients(d, a, p)
     sizes = L.parameter_gradients(size.delta, size.a_prev, size.params)
     for name in ("W", "b"):
-        _close(f"∂E/∂{name} (3)", loops[name], vectorized[name],
-               rounding_bound(dtype, terms[name], sizes[name]), case)
+        _close(f"∂E/∂{name} (3)", loops[name], vectorized[name], rounding_bound(dtype, terms[name], sizes[name]), case)
 
 
 @given(st.sampled_from([np.float64, np.float32]).flatmap(lambda dtype: conv_cases(dtype=dtype)))
@@ -68,8 +76,7 @@ def test_loop_forms_equal_vectorized_forms(case):
     loops_equal_vectorized(case)
 
 
-@pytest.mark.parametrize("wrong", [kernel_not_rotated, stride_zeros_missing, crop_off_by_one],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("wrong", [kernel_not_rotated, stride_zeros_missing, crop_off_by_one], ids=lambda f: f.__name__)
 def test_loop_forms_reject_a_wrong_equation_2(wrong):
     assert rejects(loops_equal_vectorized, conv_cases(), input_delta=wrong)
 
@@ -118,23 +125,29 @@ def surrogate_rounding(case: ConvCase, name: str, index: tuple) -> float:
     return (_terms(case)["z"] + case.delta.size + 2) * magnitude
 
 
-def differences_agree(case_and_entries, input_delta=Conv2D.input_delta,
-                      parameter_gradients=Conv2D.parameter_gradients) -> None:
+def differences_agree(
+    case_and_entries, input_delta=Conv2D.input_delta, parameter_gradients=Conv2D.parameter_gradients
+) -> None:
     case, entries = case_and_entries
     L, a, p, d, n = case.layer, case.a_prev, case.params, case.delta, case.n
     size, terms = _absolute(case), _terms(case)
     grads, sizes = parameter_gradients(L, d, a, p), L.parameter_gradients(size.delta, size.a_prev, size.params)
-    by_hand = {"a_prev": (input_delta(L, d, a, p), L.input_delta(size.delta, size.a_prev, size.params)),
-               "W": (n * grads["W"], n * sizes["W"]), "b": (n * grads["b"], n * sizes["b"])}
+    by_hand = {
+        "a_prev": (input_delta(L, d, a, p), L.input_delta(size.delta, size.a_prev, size.params)),
+        "W": (n * grads["W"], n * sizes["W"]),
+        "b": (n * grads["b"], n * sizes["b"]),
+    }
     for name, index in entries:
         hand, magnitude = by_hand[name]
         assert hand.shape == _array(case, name).shape, f"∂S/∂{name}: shape {hand.shape}; {case.describe()}"
         d_h, d_2h, h = central_difference(case, name, index)
-        allowed = (tol.finite_difference_tolerance(np.float64(d_h), np.float64(d_2h),
-                                                   surrogate_rounding(case, name, index), h)
-                   + rounding_bound(np.float64, terms[name], magnitude[index]))
-        assert abs(hand[index] - d_h) <= allowed, (f"∂S/∂{name}{index}: by hand {hand[index]:.17g}, central "
-                                                   f"difference {d_h:.17g}, allowed {allowed:.3g}; {case.describe()}")
+        allowed = tol.finite_difference_tolerance(
+            np.float64(d_h), np.float64(d_2h), surrogate_rounding(case, name, index), h
+        ) + rounding_bound(np.float64, terms[name], magnitude[index])
+        assert abs(hand[index] - d_h) <= allowed, (
+            f"∂S/∂{name}{index}: by hand {hand[index]:.17g}, central "
+            f"difference {d_h:.17g}, allowed {allowed:.3g}; {case.describe()}"
+        )
 
 
 @st.composite
@@ -153,8 +166,7 @@ def test_central_differences_agree(case_and_entries):
     differences_agree(case_and_entries)
 
 
-@pytest.mark.parametrize("wrong", [kernel_not_rotated, stride_zeros_missing, crop_off_by_one],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("wrong", [kernel_not_rotated, stride_zeros_missing, crop_off_by_one], ids=lambda f: f.__name__)
 def test_central_differences_reject_a_wrong_equation_2(wrong):
     assert rejects(differences_agree, cases_and_entries(), input_delta=wrong)
 
@@ -167,6 +179,7 @@ def test_central_differences_reject_a_wrong_equation_3(wrong):
 # Rows and columns that no window reads get no gradient: a stride that does not divide
 # H + 2p − d(k − 1) − 1 leaves the last ones unread, and a stride or dilation wider than one
 # leaves gaps between the taps.
+
 
 def _read(size: int, out: int, k: int, s: int, p: int, d: int) -> np.ndarray:
     """Which of the input's ``size`` rows some window reads: padded row s·i + d·u, minus p."""
@@ -193,16 +206,25 @@ def test_rows_read_by_no_window_get_no_gradient(case):
 
 def test_the_strategy_draws_what_it_promises():
     budget = settings(max_examples=500, database=None, phases=[Phase.generate])  # the first found, not shrunk
-    ragged = find(conv_cases(), lambda c: leftover(c.a_prev.shape[2], c.layer.kernel[0], c.layer.stride[0],
-                                                   c.layer.padding[0], c.layer.dilation[0]) > c.layer.padding[0],
-                  settings=budget)
+    ragged = find(
+        conv_cases(),
+        lambda c: (
+            leftover(c.a_prev.shape[2], c.layer.kernel[0], c.layer.stride[0], c.layer.padding[0], c.layer.dilation[0])
+            > c.layer.padding[0]
+        ),
+        settings=budget,
+    )
     assert ragged.layer.stride[0] > 1
-    every_size = find(conv_cases(), lambda c: len({c.n, *c.params["W"].shape, *c.a_prev.shape[2:]}) == 7,
-                      settings=budget)
+    every_size = find(
+        conv_cases(), lambda c: len({c.n, *c.params["W"].shape, *c.a_prev.shape[2:]}) == 7, settings=budget
+    )
     assert every_size.layer.in_channels != every_size.layer.out_channels
     for padding, dilation in (((0, 0), (1, 1)), ((2, 2), (2, 2))):
-        find(conv_cases(), lambda c, p=padding, d=dilation: c.layer.padding == p and c.layer.dilation == d,
-             settings=budget)
+        find(
+            conv_cases(),
+            lambda c, p=padding, d=dilation: c.layer.padding == p and c.layer.dilation == d,
+            settings=budget,
+        )
 
 
 @given(conv_cases())
@@ -213,6 +235,7 @@ def test_confusable_sizes_differ(case):
 
 
 # Shapes, dtypes and refusals.
+
 
 def test_out_shape_counts_the_windows():
     for size, k, s, p, d in np.ndindex(9, 5, 4, 3, 3):
@@ -239,15 +262,18 @@ def test_float32_in_float32_out():
     assert all(r.dtype == np.float32 for r in [params["W"], params["b"], *results])
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Conv2D(0, 1, (1, 1)), "in_channels"),
-    (lambda: Conv2D(1, 1, (3,)), "kernel"),
-    (lambda: Conv2D(1, 1, (3, 3), stride=(0, 1)), "stride"),
-    (lambda: Conv2D(1, 1, (3, 3), padding=(-1, 0)), "padding"),
-    (lambda: Conv2D(1, 1, (3, 3), dilation=(1, 0)), "dilation"),
-    (lambda: Conv2D(1, 1, (3, 3), dilation=(2, 1)).out_shape((1, 4, 4)), "larger than the padded input"),
-    (lambda: Conv2D(2, 1, (1, 1)).out_shape((3, 4, 4)), "channels"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Conv2D(0, 1, (1, 1)), "in_channels"),
+        (lambda: Conv2D(1, 1, (3,)), "kernel"),
+        (lambda: Conv2D(1, 1, (3, 3), stride=(0, 1)), "stride"),
+        (lambda: Conv2D(1, 1, (3, 3), padding=(-1, 0)), "padding"),
+        (lambda: Conv2D(1, 1, (3, 3), dilation=(1, 0)), "dilation"),
+        (lambda: Conv2D(1, 1, (3, 3), dilation=(2, 1)).out_shape((1, 4, 4)), "larger than the padded input"),
+        (lambda: Conv2D(2, 1, (1, 1)).out_shape((3, 4, 4)), "channels"),
+    ],
+)
 def test_a_layer_that_does_not_fit_is_refused(make, message):
     with pytest.raises(ValueError, match=message):
         make()

@@ -6,10 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from manual import CATALOGUE
-
 from property_tests.banks import broken
-from property_tests.library import properties
 from property_tests.banks.controls import rejects
+from property_tests.library import properties
 from property_tests.library.strategies import cases
 
 SMOOTH = ["tanh", "sigmoid", "softplus", "gelu"]
@@ -31,8 +30,7 @@ def test_equation_2_hidden_deltas(case):
 
 
 def test_equation_2_rejects_g_prime_at_a():
-    assert rejects(properties.equation_2_holds, cases(min_depth=2, activations=SMOOTH),
-                   equations=broken.G_PRIME_AT_A)
+    assert rejects(properties.equation_2_holds, cases(min_depth=2, activations=SMOOTH), equations=broken.G_PRIME_AT_A)
 
 
 @pytest.mark.parametrize("width", [3, 5])
@@ -63,8 +61,9 @@ def test_float32_manual_matches_float64_reference(case):
 
 
 def test_float32_rejects_g_prime_at_a():
-    assert rejects(properties.float32_matches_float64_reference, cases(activations=SMOOTH),
-                   equations=broken.G_PRIME_AT_A)
+    assert rejects(
+        properties.float32_matches_float64_reference, cases(activations=SMOOTH), equations=broken.G_PRIME_AT_A
+    )
 
 
 @given(cases(max_examples=8))
@@ -73,8 +72,9 @@ def test_averaging_constraint(case):
 
 
 def test_averaging_constraint_rejects_bias_summed():
-    assert rejects(properties.averaging_constraint_holds, cases(min_examples=2, max_examples=8),
-                   equations=broken.BIAS_SUMMED)
+    assert rejects(
+        properties.averaging_constraint_holds, cases(min_examples=2, max_examples=8), equations=broken.BIAS_SUMMED
+    )
 
 
 @st.composite
@@ -94,8 +94,7 @@ def test_permuting_the_batch_changes_nothing(pair):
 
 
 def test_permutation_rejects_misaligned_examples():
-    assert rejects(_permutation_property, case_and_permutation(min_examples=3),
-                   equations=broken.MISALIGNED_EXAMPLES)
+    assert rejects(_permutation_property, case_and_permutation(min_examples=3), equations=broken.MISALIGNED_EXAMPLES)
 
 
 SMALL = dict(max_depth=3, max_width=4, max_examples=4)
@@ -107,5 +106,6 @@ def test_finite_differences_agree(case):
 
 
 def test_finite_differences_reject_g_prime_at_a():
-    assert rejects(properties.finite_differences_agree, cases(activations=SMOOTH, **SMALL),
-                   equations=broken.G_PRIME_AT_A)
+    assert rejects(
+        properties.finite_differences_agree, cases(activations=SMOOTH, **SMALL), equations=broken.G_PRIME_AT_A
+    )

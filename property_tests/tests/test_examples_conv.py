@@ -40,6 +40,7 @@ def is_png(path: Path) -> bool:
 
 # --- train_shapes ------------------------------------------------------------------------------
 
+
 def test_the_images_are_bars_and_crosses_in_equal_numbers(shapes_example):
     x, y = shapes_example.shapes(20, seed=3)
     assert x.shape == (40, 1, 12, 12) and y.shape == (40, 1)
@@ -48,7 +49,7 @@ def test_the_images_are_bars_and_crosses_in_equal_numbers(shapes_example):
     assert set(np.unique(clean)) == {0.0, 1.0}
     # A cross has strokes both across and down; a bar only one way.
     across = (clean[:, 0] > 0).any(axis=2).sum(axis=1)  # rows with ink
-    down = (clean[:, 0] > 0).any(axis=1).sum(axis=1)    # columns with ink
+    down = (clean[:, 0] > 0).any(axis=1).sum(axis=1)  # columns with ink
     strokes_in_both = (across > 2) & (down > 2)
     assert np.all(strokes_in_both[y[:, 0] == 1]) and not np.any(strokes_in_both[y[:, 0] == 0])
 
@@ -96,6 +97,7 @@ def test_train_shapes_writes_its_figure(shapes_example, tmp_path, capsys):
 
 
 # --- delta_flow --------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("size", [5, 6, 7, 8])
 def test_delta_flow_equals_autodiff_and_input_delta(flow_example, size):

@@ -20,7 +20,7 @@ of the profile's examples, and the generator's own checks half of them (``CHEAP`
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +31,6 @@ import sympy
 from hypothesis import HealthCheck, given, settings
 
 from manual import Activation, Loss
-
 from property_tests.banks import fuzz
 from property_tests.checkers.activation_check import check_activation
 from property_tests.checkers.loss_check import check_loss, check_pointwise
@@ -56,16 +55,23 @@ the few examples above carry the networks."""
 
 POINTWISE_OPTIONS = dict(examples=2, seed=0, networks=0)
 
-EXPENSIVE = settings(max_examples=FUZZ_EXAMPLES,
-                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                            HealthCheck.filter_too_much, HealthCheck.nested_given])
+EXPENSIVE = settings(
+    max_examples=FUZZ_EXAMPLES,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.nested_given,
+    ],
+)
 """check_activation draws its own points with Hypothesis: a nested @given, on purpose."""
 
 LOSSES = settings(EXPENSIVE, max_examples=LOSS_EXAMPLES)
 
-CHEAP = settings(max_examples=max(10, settings.default.max_examples // 2),
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                        HealthCheck.filter_too_much])
+CHEAP = settings(
+    max_examples=max(10, settings.default.max_examples // 2),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
 """The generator's own checks: about 0.2 s an example (sympy, one JAX compilation)."""
 
 
@@ -74,8 +80,13 @@ CHEAP = settings(max_examples=max(10, settings.default.max_examples // 2),
 SMOOTH_POINTS = np.array([-7.31, -2.17, -0.613, 0.377, 1.29, 2.93, 6.11])
 """Points where a generated g is smooth (no generated kink lies at these decimals)."""
 
-EXACT_POINTS = (*(sympy.nsimplify(p) for p in SMOOTH_POINTS), sympy.Integer(0), sympy.Integer(1),
-                sympy.Integer(-2), sympy.sqrt(2))
+EXACT_POINTS = (
+    *(sympy.nsimplify(p) for p in SMOOTH_POINTS),
+    sympy.Integer(0),
+    sympy.Integer(1),
+    sympy.Integer(-2),
+    sympy.sqrt(2),
+)
 """The same, plus the centres of the removable singularities (the limits are checked there)."""
 
 DIGITS = 120
@@ -126,8 +137,13 @@ def assert_sound(sym: fuzz.SymbolicActivation) -> None:
 
     z = SMOOTH_POINTS
     with jax.enable_x64(True):  # one compilation for all three
-        both = jax.jit(lambda v: (act.forward(v, jnp), act.derivative(v, jnp),
-                                  jax.vmap(jax.grad(lambda s: act.forward(s, jnp)))(v)))
+        both = jax.jit(
+            lambda v: (
+                act.forward(v, jnp),
+                act.derivative(v, jnp),
+                jax.vmap(jax.grad(lambda s: act.forward(s, jnp)))(v),
+            )
+        )
         *by_jax, autodiff = (np.asarray(v) for v in both(jnp.asarray(z)))
     by_numpy = [act.forward(z, np), act.derivative(z, np)]
     slack = [_spread(act.forward, z), _spread(act.derivative, z)]
@@ -136,8 +152,9 @@ def assert_sound(sym: fuzz.SymbolicActivation) -> None:
         assert np.all(_close(n, j, 1e-9, s)), (what, n, j)
     assert np.all(_close(by_numpy[1], autodiff, 1e-7, slack[1])), ("jax.grad", by_numpy[1], autodiff)
 
-    forward, derivative = (sympy.lambdify(fuzz.Z, _exact(fuzz.as_sympy(e)), modules="mpmath")
-                           for e in (sym.forward, sym.derivative))
+    forward, derivative = (
+        sympy.lambdify(fuzz.Z, _exact(fuzz.as_sympy(e)), modules="mpmath") for e in (sym.forward, sym.derivative)
+    )
     with mpmath.workdps(DIGITS):
         for p in EXACT_POINTS:
             if any(abs(float(p) - k) < 1e-6 for k in sym.kinks):
@@ -213,8 +230,13 @@ def assert_sound_loss(loss: Loss) -> None:
         e, g = loss.error(a.astype(dtype), y.astype(dtype), np), loss.gradient(a.astype(dtype), y.astype(dtype), np)
         assert e.shape == (6,) and g.shape == (6, 3) and e.dtype == g.dtype == dtype
     with jax.enable_x64(True):  # one compilation for all three
-        three = jax.jit(lambda a_, y_: (loss.error(a_, y_, jnp), loss.gradient(a_, y_, jnp),
-                                        jax.grad(lambda v: jnp.sum(loss.error(v, y_, jnp)))(a_)))
+        three = jax.jit(
+            lambda a_, y_: (
+                loss.error(a_, y_, jnp),
+                loss.gradient(a_, y_, jnp),
+                jax.grad(lambda v: jnp.sum(loss.error(v, y_, jnp)))(a_),
+            )
+        )
         e_jax, g_jax, autodiff = (np.asarray(v) for v in three(jnp.asarray(a), jnp.asarray(y)))
     g = loss.gradient(a, y, np)
     assert np.all(_close(loss.error(a, y, np), e_jax, 1e-9)) and np.all(_close(g, g_jax, 1e-9))
@@ -235,6 +257,7 @@ def test_loss_soundness_rejects_a_wrong_gradient():
 
 
 # --- (a) right activations are never called wrong ----------------------------------------
+
 
 def assert_not_called_wrong(act: Activation, dtype) -> None:
     report = check_activation(act, dtype=dtype, **CHECK_OPTIONS)
@@ -282,11 +305,14 @@ def test_never_wrong_rejects_a_wrong_variant(dtype):
 
 # --- (b) wrong variants are called wrong -------------------------------------------------
 
+
 def assert_caught(variant: fuzz.WrongVariant) -> None:
     report = check_activation(variant.activation, dtype=np.float64, **CHECK_OPTIONS)
     assert report.verdict == "wrong" and report.counterexample is not None, report.message()
     z = report.counterexample.z
-    assert variant.differs(np.array([z]))[0], f"the counterexample z = {z!r} is a point where g′ is right\n" + report.message()
+    assert variant.differs(np.array([z]))[0], (
+        f"the counterexample z = {z!r} is a point where g′ is right\n" + report.message()
+    )
 
 
 @EXPENSIVE
@@ -317,6 +343,7 @@ def test_caught_rejects_a_right_activation():
 
 
 # --- (c) losses ---------------------------------------------------------------------------
+
 
 def assert_loss_not_called_wrong(loss: Loss) -> None:
     report = check_loss(loss, examples=CHECK_EXAMPLES, seed=0)
@@ -360,11 +387,16 @@ PSEUDO_HUBER = fuzz.symbolic_loss("control", sympy.sqrt(1 + fuzz.Z**2) - 1, 1e-3
 def test_loss_properties_have_negative_controls():
     """The right-loss property rejects a wrong loss, and the wrong-loss property a right one."""
     with pytest.raises(AssertionError):
-        assert_loss_not_called_wrong(fuzz.wrong_loss(PSEUDO_HUBER, "relative 1e-3",
-                                                     1.001 * PSEUDO_HUBER.phi_prime).loss)
+        assert_loss_not_called_wrong(
+            fuzz.wrong_loss(PSEUDO_HUBER, "relative 1e-3", 1.001 * PSEUDO_HUBER.phi_prime).loss
+        )
     with pytest.raises(AssertionError):
         assert_loss_caught(fuzz.wrong_loss(PSEUDO_HUBER, "no mistake"))
     # ... and so do the pointwise ones' assertions.
-    assert check_pointwise(fuzz.wrong_loss(PSEUDO_HUBER, "relative 1e-3", 1.001 * PSEUDO_HUBER.phi_prime).loss,
-                           examples=20, seed=0).verdict == "wrong"
+    assert (
+        check_pointwise(
+            fuzz.wrong_loss(PSEUDO_HUBER, "relative 1e-3", 1.001 * PSEUDO_HUBER.phi_prime).loss, examples=20, seed=0
+        ).verdict
+        == "wrong"
+    )
     assert check_pointwise(PSEUDO_HUBER.loss, examples=20, seed=0).verdict == "verified"

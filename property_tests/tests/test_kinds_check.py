@@ -6,7 +6,6 @@ import json
 import pytest
 
 from manual import PARAMETRIC, VECTOR_ACTIVATIONS
-
 from property_tests.banks import kinds_bank as bank
 from property_tests.checkers.activation_check import check_activation
 from property_tests.command.cli import main
@@ -55,12 +54,17 @@ def _scaled(g, c):
 
     if isinstance(g, ParametricActivation):
         f, d, pd = g.forward, g.derivative, g.parameter_derivatives
-        return dataclasses.replace(g, name=f"{g.name}*{c:g}", forward=lambda z, p, xp: c * f(z, p, xp),
-                                   derivative=lambda z, p, xp: c * d(z, p, xp),
-                                   parameter_derivatives=lambda z, p, xp: {k: c * v for k, v in pd(z, p, xp).items()})
+        return dataclasses.replace(
+            g,
+            name=f"{g.name}*{c:g}",
+            forward=lambda z, p, xp: c * f(z, p, xp),
+            derivative=lambda z, p, xp: c * d(z, p, xp),
+            parameter_derivatives=lambda z, p, xp: {k: c * v for k, v in pd(z, p, xp).items()},
+        )
     f, v = g.forward, g.vjp
-    return dataclasses.replace(g, name=f"{g.name}*{c:g}", forward=lambda z, xp: c * f(z, xp),
-                               vjp=lambda z, w, xp: c * v(z, w, xp))
+    return dataclasses.replace(
+        g, name=f"{g.name}*{c:g}", forward=lambda z, xp: c * f(z, xp), vjp=lambda z, w, xp: c * v(z, w, xp)
+    )
 
 
 @pytest.mark.parametrize("scale", [1e-8, 1e6])

@@ -5,10 +5,9 @@ import pytest
 from hypothesis import given
 
 from manual import PARAMETRIC, SOFTMAX, VECTOR_ACTIVATIONS
-
 from property_tests.banks import broken
-from property_tests.library import properties
 from property_tests.banks.controls import rejects
+from property_tests.library import properties
 from property_tests.library.strategies import mixed_cases
 
 GLU_FAMILY = [VECTOR_ACTIVATIONS[name] for name in ("glu", "reglu", "geglu", "swiglu")]
@@ -50,10 +49,16 @@ def test_parameter_partial_off_by_1e_6_is_rejected(name):
 
 def test_per_unit_parameter_summed_over_the_wrong_axis_is_rejected():
     per_unit = [PARAMETRIC[name] for name in ("prelu", "snake", "acon_c")]
-    assert rejects(properties.parameter_gradients_hold, mixed_cases(kinds=per_unit, elementwise=None),
-                   equations=broken.PARAMETERS_WRONG_AXIS)
-    assert rejects(properties.parameter_gradients_hold, mixed_cases(kinds=per_unit, elementwise=None),
-                   equations=broken.PER_UNIT_AS_SHARED)
+    assert rejects(
+        properties.parameter_gradients_hold,
+        mixed_cases(kinds=per_unit, elementwise=None),
+        equations=broken.PARAMETERS_WRONG_AXIS,
+    )
+    assert rejects(
+        properties.parameter_gradients_hold,
+        mixed_cases(kinds=per_unit, elementwise=None),
+        equations=broken.PER_UNIT_AS_SHARED,
+    )
 
 
 @pytest.mark.parametrize("g", GLU_FAMILY, ids=lambda g: g.name)
@@ -68,8 +73,11 @@ def test_maxout_one_hot_at_ties_is_rejected(g):
 
 
 def test_hidden_softmax_with_its_jacobian_diagonal_only_is_rejected():
-    assert rejects(properties.equation_2_holds, mixed_cases(kinds=[SOFTMAX], elementwise=["tanh"]),
-                   equations=broken.HIDDEN_JACOBIAN_DIAGONAL)
+    assert rejects(
+        properties.equation_2_holds,
+        mixed_cases(kinds=[SOFTMAX], elementwise=["tanh"]),
+        equations=broken.HIDDEN_JACOBIAN_DIAGONAL,
+    )
 
 
 @given(mixed_cases())
@@ -87,6 +95,8 @@ def test_fast_reference_with_a_misplaced_glu_half_is_rejected():
             return fast.autodiff(network, x, y)
         finally:
             fast.placement = saved
+
     glu = [VECTOR_ACTIVATIONS["glu"], VECTOR_ACTIVATIONS["swiglu"]]
-    assert rejects(properties.fast_reference_equals_plain, mixed_cases(kinds=glu, elementwise=["tanh"]),
-                   fast_autodiff=misplaced)
+    assert rejects(
+        properties.fast_reference_equals_plain, mixed_cases(kinds=glu, elementwise=["tanh"]), fast_autodiff=misplaced
+    )

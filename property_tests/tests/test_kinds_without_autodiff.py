@@ -10,15 +10,17 @@ import pytest
 from hypothesis import given, settings
 
 import manual
-from manual import PARAMETRIC, SOFTMAX, LOG_SOFTMAX, VECTOR_ACTIVATIONS, Network
-
+from manual import LOG_SOFTMAX, PARAMETRIC, SOFTMAX, VECTOR_ACTIVATIONS, Network
 from property_tests.banks import broken
-from property_tests.library import tolerances as tol
 from property_tests.banks.controls import rejects
+from property_tests.library import tolerances as tol
 from property_tests.library.strategies import mixed_cases
 
-SMOOTH_KINDS = [PARAMETRIC[n] for n in ("swish_beta", "snake", "acon_c")] + [
-    VECTOR_ACTIVATIONS[n] for n in ("glu", "geglu", "swiglu")] + [SOFTMAX, LOG_SOFTMAX]
+SMOOTH_KINDS = (
+    [PARAMETRIC[n] for n in ("swish_beta", "snake", "acon_c")]
+    + [VECTOR_ACTIVATIONS[n] for n in ("glu", "geglu", "swiglu")]
+    + [SOFTMAX, LOG_SOFTMAX]
+)
 """Kinds without kinks or ties, where a central difference means something everywhere."""
 
 H = tol.finite_difference_step()
@@ -60,10 +62,12 @@ def test_vjp_by_central_differences(g):
     hand = g.vjp(z, v, np)
     for row in range(z.shape[0]):
         for i in range(z.shape[1]):
+
             def along(s, row=row, i=i):
                 moved = z[row].copy()
                 moved[i] = s
                 return float(np.sum(g.forward(moved[None], np) * v[row]))
+
             (d_h, d_2h), h = _central(along, z[row, i])
             assert _agree(hand[row, i], d_h, d_2h, h, 1 + np.sum(np.abs(v[row])) * (1 + np.max(np.abs(z)))), (row, i)
 
@@ -84,7 +88,7 @@ def parameter_differences(case) -> list[tuple[int, str, np.ndarray, np.ndarray, 
                         moved = dict(net.p[k])
                         moved[name] = value.copy()
                         moved[name][index] += sign * step * h[index]
-                        p = net.p[:k] + (moved,) + net.p[k + 1:]
+                        p = net.p[:k] + (moved,) + net.p[k + 1 :]
                         a = manual.forward(Network(net.theta, net.b, net.g, p), x).a[-1]
                         e.append(float(np.mean(case.loss.error(a, y, np))))
                     quotients.append((e[0] - e[1]) / (2 * step * h[index]))
@@ -101,7 +105,8 @@ def parameter_gradients_match_differences(case, equations=manual.EQUATIONS) -> N
         hand = np.asarray(grads.p[k][name])
         allowed = tol.finite_difference_tolerance(d_h, d_2h, 64 * size, h)
         assert hand.shape == d_h.shape and np.all(np.abs(hand - d_h) <= allowed + 1e-9 * size), (
-            f"∂E/∂{name} of layer {k}: hand {hand}, central differences {d_h}")
+            f"∂E/∂{name} of layer {k}: hand {hand}, central differences {d_h}"
+        )
 
 
 @settings(max_examples=15)
@@ -111,8 +116,13 @@ def test_parameter_gradients_by_central_differences(case):
 
 
 def test_central_differences_reject_a_wrong_axis_and_a_wrong_hidden_source():
-    strategy = mixed_cases(kinds=[PARAMETRIC["snake"], PARAMETRIC["acon_c"]], elementwise=["tanh"], max_depth=3,
-                           max_width=8, max_examples=6)
+    strategy = mixed_cases(
+        kinds=[PARAMETRIC["snake"], PARAMETRIC["acon_c"]],
+        elementwise=["tanh"],
+        max_depth=3,
+        max_width=8,
+        max_examples=6,
+    )
     assert rejects(parameter_gradients_match_differences, strategy, equations=broken.PARAMETERS_WRONG_AXIS)
     assert rejects(parameter_gradients_match_differences, strategy, equations=broken.PER_UNIT_AS_SHARED)
 
@@ -121,8 +131,9 @@ def test_central_differences_reject_a_wrong_axis_and_a_wrong_hidden_source():
 @given(mixed_cases(max_depth=3, max_width=8, max_examples=6))
 def test_parameter_gradients_are_the_mean_of_per_example_ones(case):
     batch = manual.gradients(case.network, case.x, case.y, loss=case.loss)
-    singles = [manual.gradients(case.network, case.x[t:t + 1], case.y[t:t + 1], loss=case.loss)
-               for t in range(case.n)]
+    singles = [
+        manual.gradients(case.network, case.x[t : t + 1], case.y[t : t + 1], loss=case.loss) for t in range(case.n)
+    ]
     for k in range(1, case.network.depth + 1):
         for name, value in (batch.p[k] or {}).items():
             mean = np.mean([s.p[k][name] for s in singles], axis=0)

@@ -13,9 +13,9 @@ import pytest
 
 from property_tests.banks import layer_bank as bank
 from property_tests.checkers import layer_check
-from property_tests.command.cli import main
 from property_tests.checkers.layer_check import assert_layer_correct, check_layer
 from property_tests.checkers.loading import UsageError
+from property_tests.command.cli import main
 from property_tests.tests.test_activation_check import finite_figures
 
 QUICK = dict(examples=10)
@@ -155,8 +155,9 @@ def test_exit_codes_of_the_verdicts(capsys, monkeypatch):
     assert code == 1 and "WRONG input_delta" in out
     code, out, _ = run(capsys, "property_tests.banks.layer_bank:IMPRECISE", "--examples", "4", "--dtype", "float32")
     assert code == 0 and "warning" in out
-    code, out, _ = run(capsys, "property_tests.banks.layer_bank:IMPRECISE", "--examples", "4", "--dtype", "float32",
-                       "--strict")
+    code, out, _ = run(
+        capsys, "property_tests.banks.layer_bank:IMPRECISE", "--examples", "4", "--dtype", "float32", "--strict"
+    )
     assert code == 1 and "IMPRECISE" in out
     code, out, _ = run(capsys, "property_tests.banks.layer_bank:INCONCLUSIVE", "--examples", "6")
     assert code == 3 and "INCONCLUSIVE" in out
@@ -166,12 +167,42 @@ def test_json_report(capsys):
     code, out, _ = run(capsys, "property_tests.banks.layer_bank:ScaledTanhNotAveraged", "--examples", "4", "--json")
     report = json.loads(out)
     assert code == 1 and report["verdict"] == "wrong"
-    assert {"name", "dtype", "seed", "verdict", "shapes", "batch_sizes", "cases", "skipped", "max_error",
-            "tolerance", "counterexample", "imprecise", "networks", "network_max_error", "network_tolerance",
-            "inconclusive", "strict", "seconds"} <= set(report)
+    assert {
+        "name",
+        "dtype",
+        "seed",
+        "verdict",
+        "shapes",
+        "batch_sizes",
+        "cases",
+        "skipped",
+        "max_error",
+        "tolerance",
+        "counterexample",
+        "imprecise",
+        "networks",
+        "network_max_error",
+        "network_tolerance",
+        "inconclusive",
+        "strict",
+        "seconds",
+    } <= set(report)
     ce = report["counterexample"]
-    assert {"what", "batch", "in_shape", "index", "hand", "autodiff", "difference", "tolerance", "relative_error",
-            "relative_tolerance", "a_prev", "delta", "params"} <= set(ce)
+    assert {
+        "what",
+        "batch",
+        "in_shape",
+        "index",
+        "hand",
+        "autodiff",
+        "difference",
+        "tolerance",
+        "relative_error",
+        "relative_tolerance",
+        "a_prev",
+        "delta",
+        "params",
+    } <= set(ce)
     assert ce["difference"] > ce["tolerance"]
 
 
@@ -182,7 +213,7 @@ def test_internal_error_is_exit_4(capsys, monkeypatch):
     assert code == 4 and "internal error" in err
 
 
-BODY = '''
+BODY = """
 import numpy as np
 
 class Layer:
@@ -196,7 +227,7 @@ class Layer:
         return {input_delta}
     def parameter_gradients(self, delta, a_prev, params):
         return {{"w": (delta * a_prev).mean(axis=0)}}
-'''
+"""
 
 BAD = {
     "wrong output shape": dict(forward="params['w'] * a_prev[:, :-1]"),
@@ -223,14 +254,16 @@ def test_unusable_targets_are_one_sentence(tmp_path, capsys):
     code, _, err = run(capsys, f"{missing}:Layer")
     assert code == 2 and err == f"backprop-check: {missing} does not exist\n"
     path = tmp_path / "not_a_layer.py"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         def layer(a):
             return a
 
         class NeedsArguments:
             def __init__(self, units):
                 self.units = units
-    """))
+    """)
+    )
     for name, words in (("layer", "not a layer"), ("NeedsArguments", "without arguments"), ("absent", "no attribute")):
         code, _, err = run(capsys, f"{path}:{name}")
         assert code == 2 and words in err and err.count("\n") == 1, err

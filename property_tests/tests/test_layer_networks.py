@@ -15,12 +15,11 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from manual.layers import delta_through
-from reference.layers import layer_autodiff
-
-from property_tests.library import layer_compare as lc
 from property_tests.banks.controls import rejects
 from property_tests.banks.layer_controls import CONTROLS, with_mistake
+from property_tests.library import layer_compare as lc
 from property_tests.library.layer_strategies import LayerCase, describe_kinds, layer_cases
+from reference.layers import layer_autodiff
 
 BUDGET = settings(max_examples=max(10, settings.default.max_examples // 3))
 """A third of the profile's examples: each compiles the reference for its architecture."""
@@ -83,8 +82,15 @@ def test_each_equation_rejects_the_classic_mistakes(mistake):
     assert rejects(each_equation_matches_autodiff, with_mistake(layer_cases(ties=kind == "max_pool"), kind, wrong))
 
 
-@pytest.mark.parametrize("mistake", ["kernel not rotated", "max pooling to every tied maximum",
-                                     "average pooling off by 1e-6", "convolution's (2) off by 1e-6"])
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        "kernel not rotated",
+        "max pooling to every tied maximum",
+        "average pooling off by 1e-6",
+        "convolution's (2) off by 1e-6",
+    ],
+)
 def test_whole_network_rejects_the_classic_mistakes(mistake):
     kind, wrong = CONTROLS[mistake]
     assert rejects(whole_network_matches_autodiff, with_mistake(layer_cases(ties=kind == "max_pool"), kind, wrong))
@@ -116,5 +122,6 @@ def test_inputs_of_extreme_scale_raise_no_false_alarm(scale, dtype, data):
 
 def test_inputs_of_tiny_scale_still_reject_a_kernel_not_rotated():
     kind, wrong = CONTROLS["kernel not rotated"]
-    assert rejects(whole_network_matches_autodiff, _scaled_input(with_mistake(layer_cases(), kind, wrong), 1e-8,
-                                                                 np.float64))
+    assert rejects(
+        whole_network_matches_autodiff, _scaled_input(with_mistake(layer_cases(), kind, wrong), 1e-8, np.float64)
+    )

@@ -22,11 +22,10 @@ from manual.layers import (
 from manual.norms import BatchNorm, LayerNorm, RMSNorm
 from manual.pooling import Flatten, MaxPool2D
 from manual.residual import Residual
-
-from property_tests.library import tolerances as tol
 from property_tests.banks.controls import rejects
-from property_tests.library.layer_bounds import absolute, backward_bound, forward_bound
 from property_tests.banks.layer_controls import CONTROLS, NORM_CONTROLS, with_mistake
+from property_tests.library import tolerances as tol
+from property_tests.library.layer_bounds import absolute, backward_bound, forward_bound
 from property_tests.library.layer_strategies import LayerCase, layer_cases, mixed_layer_cases
 from property_tests.library.strategies import unit_arrays
 
@@ -103,8 +102,10 @@ def differences_agree(case_and_entries) -> None:
         d_h, d_2h = central_difference(case, k, name, index, h), central_difference(case, k, name, index, 2 * h)
         allowed = tol.finite_difference_tolerance(np.float64(d_h), np.float64(d_2h), rounding, h)
         hand = grads.params[k][name][index]
-        assert abs(hand - d_h) <= allowed, (f"∂E/∂{name}{index} of layer {k}: by hand {hand:.17g}, central "
-                                            f"difference {d_h:.17g}, allowed {allowed:.3g}; {case.describe()}")
+        assert abs(hand - d_h) <= allowed, (
+            f"∂E/∂{name}{index} of layer {k}: by hand {hand:.17g}, central "
+            f"difference {d_h:.17g}, allowed {allowed:.3g}; {case.describe()}"
+        )
 
 
 def cases_and_entries(cases: st.SearchStrategy[LayerCase] | None = None) -> st.SearchStrategy:
@@ -128,8 +129,10 @@ def test_central_differences_agree(case_and_entries):
     differences_agree(case_and_entries)
 
 
-@pytest.mark.parametrize("mistake", ["kernel not rotated", "channels transposed in ∂E/∂W",
-                                     "average pooling without 1/window", "dense Θ misread"])
+@pytest.mark.parametrize(
+    "mistake",
+    ["kernel not rotated", "channels transposed in ∂E/∂W", "average pooling without 1/window", "dense Θ misread"],
+)
 def test_central_differences_reject_the_classic_mistakes(mistake):
     kind, wrong = CONTROLS[mistake]
     assert rejects(differences_agree, cases_and_entries(with_mistake(layer_cases(), kind, wrong)))
@@ -141,8 +144,14 @@ def test_central_differences_agree_through_norms_and_residual_blocks(case_and_en
     differences_agree(case_and_entries)
 
 
-@pytest.mark.parametrize("mistake", ["BatchNorm's statistics treated as constants",
-                                     "LayerNorm without the path through σ", "residual block without the skip path"])
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        "BatchNorm's statistics treated as constants",
+        "LayerNorm without the path through σ",
+        "residual block without the skip path",
+    ],
+)
 def test_central_differences_reject_the_norm_mistakes(mistake):
     kind, wrong = NORM_CONTROLS[mistake]
     assert rejects(differences_agree, cases_and_entries(with_mistake(mixed_layer_cases(), kind, wrong)))
@@ -173,8 +182,11 @@ def test_batch_norm_compact_equals_graph(case):
 def test_batch_norm_graph_rejects_constant_statistics():
     from property_tests.banks.layer_controls import BatchStatisticsAsConstants
 
-    assert rejects(graph_equals_compact, mixed_layer_cases(conv_front=False).filter(lambda c: c.n >= 2),
-                   layer_class=BatchStatisticsAsConstants)
+    assert rejects(
+        graph_equals_compact,
+        mixed_layer_cases(conv_front=False).filter(lambda c: c.n >= 2),
+        layer_class=BatchStatisticsAsConstants,
+    )
 
 
 def test_batch_norm_refuses_one_example_in_one_sentence():
@@ -183,12 +195,16 @@ def test_batch_norm_refuses_one_example_in_one_sentence():
     assert "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: Residual(3, manual.CATALOGUE["tanh"]).out_shape((4,)), "skip path"),
-    (lambda: Residual(3, manual.SOFTMAX), "elementwise"),
-    (lambda: LayerNorm().out_shape((2, 3, 3)), "Flatten"),
-    (lambda: RMSNorm(eps=0.0), "eps"),
-], ids=["residual-width", "residual-softmax", "norm-on-images", "eps"])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: Residual(3, manual.CATALOGUE["tanh"]).out_shape((4,)), "skip path"),
+        (lambda: Residual(3, manual.SOFTMAX), "elementwise"),
+        (lambda: LayerNorm().out_shape((2, 3, 3)), "Flatten"),
+        (lambda: RMSNorm(eps=0.0), "eps"),
+    ],
+    ids=["residual-width", "residual-softmax", "norm-on-images", "eps"],
+)
 def test_norm_and_residual_misuse_is_refused(make, message):
     with pytest.raises(ValueError, match=message):
         make()
@@ -201,22 +217,32 @@ def test_norm_and_residual_misuse_is_refused(make, message):
 def dense_pairs(draw):
     """The same dense network as a ``LayerNetwork`` of ``Dense`` layers and as a ``Network``."""
     widths = draw(st.lists(st.integers(1, 6), min_size=2, max_size=5))
-    g = draw(st.lists(st.sampled_from(list(manual.CATALOGUE.values())), min_size=len(widths) - 1,
-                      max_size=len(widths) - 1))
+    g = draw(
+        st.lists(st.sampled_from(list(manual.CATALOGUE.values())), min_size=len(widths) - 1, max_size=len(widths) - 1)
+    )
     n = draw(st.integers(1, 4))
     theta = [None] + [draw(unit_arrays((o, i))) for i, o in zip(widths, widths[1:])]
     b = [None] + [draw(unit_arrays((o,))) for o in widths[1:]]
-    layers = LayerNetwork((widths[0],), (None,) + tuple(Dense(o) for o in widths[1:]),
-                          (None,) + tuple({"theta": t, "b": v} for t, v in zip(theta[1:], b[1:])), (None, *g))
-    return layers, manual.Network(tuple(theta), tuple(b), (None, *g)), draw(unit_arrays((n, widths[0]))), \
-        draw(unit_arrays((n, widths[-1])))
+    layers = LayerNetwork(
+        (widths[0],),
+        (None,) + tuple(Dense(o) for o in widths[1:]),
+        (None,) + tuple({"theta": t, "b": v} for t, v in zip(theta[1:], b[1:])),
+        (None, *g),
+    )
+    return (
+        layers,
+        manual.Network(tuple(theta), tuple(b), (None, *g)),
+        draw(unit_arrays((n, widths[0]))),
+        draw(unit_arrays((n, widths[-1]))),
+    )
 
 
 def same_as_the_essay(pair, dense=Dense) -> None:
     layers, network, x, y = pair
     if dense is not Dense:
-        layers = LayerNetwork(layers.in_shape, (None,) + tuple(dense(L.units) for L in layers.layers[1:]),
-                              layers.params, layers.g)
+        layers = LayerNetwork(
+            layers.in_shape, (None,) + tuple(dense(L.units) for L in layers.layers[1:]), layers.params, layers.g
+        )
     by_layers, by_essay = layer_gradients(layers, x, y), manual.gradients(network, x, y)
     for k in range(1, network.depth + 1):
         assert np.array_equal(by_layers.delta[k], by_essay.delta[k]), f"δ⁽{k}⁾ differs"
@@ -230,8 +256,9 @@ def test_dense_layers_give_exactly_the_essays_gradients(pair):
 
 
 def test_the_essay_comparison_rejects_a_misread_theta():
-    assert rejects(same_as_the_essay, dense_pairs().filter(lambda p: p[1].depth > 1),
-                   dense=CONTROLS["dense Θ misread"][1])
+    assert rejects(
+        same_as_the_essay, dense_pairs().filter(lambda p: p[1].depth > 1), dense=CONTROLS["dense Θ misread"][1]
+    )
 
 
 # --- refusals ------------------------------------------------------------------------------------
@@ -239,8 +266,12 @@ def test_the_essay_comparison_rejects_a_misread_theta():
 
 def _small(rng=None):
     rng = rng or np.random.default_rng(0)
-    stack = [(Conv2D(1, 2, (3, 3)), manual.CATALOGUE["tanh"]), (MaxPool2D((2, 2)), None), (Flatten(), None),
-             (Dense(2), None)]
+    stack = [
+        (Conv2D(1, 2, (3, 3)), manual.CATALOGUE["tanh"]),
+        (MaxPool2D((2, 2)), None),
+        (Flatten(), None),
+        (Dense(2), None),
+    ]
     return init_layer_network((1, 5, 5), stack, rng)
 
 
@@ -254,27 +285,34 @@ def _dense_after_pooling(n: LayerNetwork) -> LayerNetwork:
     return LayerNetwork(n.in_shape, n.layers[:3] + (Dense(2),), n.params[:3] + (dense,), n.g[:3] + (None,))
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda n: LayerNetwork(n.in_shape, n.layers[:3], n.params[:3], n.g[:3]), "last layer must give one row"),
-    (lambda n: LayerNetwork((2, 5, 5), n.layers, n.params, n.g), "channels"),
-    (lambda n: _with_first(n, W=n.params[1]["W"]), "needs the parameters"),
-    (lambda n: _with_first(n, W=n.params[1]["W"][:1], b=n.params[1]["b"]), "shape"),
-    (lambda n: _with_first(n, W=n.params[1]["W"] * np.nan, b=n.params[1]["b"]), "NaN"),
-    (_dense_after_pooling, "Flatten"),
-], ids=["no-row-out", "channels", "missing-parameter", "wrong-shape", "nan", "dense-on-images"])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda n: LayerNetwork(n.in_shape, n.layers[:3], n.params[:3], n.g[:3]), "last layer must give one row"),
+        (lambda n: LayerNetwork((2, 5, 5), n.layers, n.params, n.g), "channels"),
+        (lambda n: _with_first(n, W=n.params[1]["W"]), "needs the parameters"),
+        (lambda n: _with_first(n, W=n.params[1]["W"][:1], b=n.params[1]["b"]), "shape"),
+        (lambda n: _with_first(n, W=n.params[1]["W"] * np.nan, b=n.params[1]["b"]), "NaN"),
+        (_dense_after_pooling, "Flatten"),
+    ],
+    ids=["no-row-out", "channels", "missing-parameter", "wrong-shape", "nan", "dense-on-images"],
+)
 def test_a_network_that_does_not_fit_is_refused_in_one_sentence(change, message):
     with pytest.raises(ValueError, match=message) as raised:
         change(_small())
     assert "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize("x, y, message", [
-    (np.zeros((2, 1, 4, 5)), np.zeros((2, 2)), "shape"),
-    (np.full((2, 1, 5, 5), np.nan), np.zeros((2, 2)), "NaN"),
-    (np.zeros((2, 1, 5, 5), np.float32), np.zeros((2, 2)), "float32"),
-    (np.zeros((2, 1, 5, 5)), np.zeros((2, 3)), "y must be"),
-    (np.zeros((2, 1, 5, 5)), np.full((2, 2), np.inf), "y contains"),
-])
+@pytest.mark.parametrize(
+    "x, y, message",
+    [
+        (np.zeros((2, 1, 4, 5)), np.zeros((2, 2)), "shape"),
+        (np.full((2, 1, 5, 5), np.nan), np.zeros((2, 2)), "NaN"),
+        (np.zeros((2, 1, 5, 5), np.float32), np.zeros((2, 2)), "float32"),
+        (np.zeros((2, 1, 5, 5)), np.zeros((2, 3)), "y must be"),
+        (np.zeros((2, 1, 5, 5)), np.full((2, 2), np.inf), "y contains"),
+    ],
+)
 def test_a_batch_that_does_not_fit_is_refused_in_one_sentence(x, y, message):
     with pytest.raises(ValueError, match=message):
         layer_gradients(_small(), x, y)

@@ -5,21 +5,26 @@ negative control."""
 
 import json
 import math
-from functools import lru_cache
+from functools import cache
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manual import LOSSES, Loss
-
 from property_tests.banks import loss_bank as bank
-from property_tests.checkers import loss_check
-from property_tests.library import profiles
-from property_tests.command.cli import main
 from property_tests.banks.controls import rejects
-from property_tests.checkers.loss_check import (InternalError, LossCounterexample, assert_loss_correct, check_loss, check_pointwise,
-                         measured_gradient_scale)
+from property_tests.checkers import loss_check
+from property_tests.checkers.loss_check import (
+    InternalError,
+    LossCounterexample,
+    assert_loss_correct,
+    check_loss,
+    check_pointwise,
+    measured_gradient_scale,
+)
+from property_tests.command.cli import main
+from property_tests.library import profiles
 
 EXAMPLES = 5
 RIGHT = bank.RIGHT + [LOSSES["huber"], LOSSES["mae"]]
@@ -30,13 +35,13 @@ RIGHT_LOGCOSH and WRONG_MSE_TWICE_AVERAGED in full too."""
 name = lambda loss: loss.name
 
 
-@lru_cache(maxsize=None)
+@cache
 def full_report(loss):
     """check_loss, pointwise and in networks (each costs seconds: run once a session)."""
     return check_loss(loss, examples=EXAMPLES)
 
 
-@lru_cache(maxsize=None)
+@cache
 def pointwise_report(loss):
     """The pointwise half alone: a pointwise WRONG is the verdict whatever the networks say, and
     an INCONCLUSIVE one can only turn WRONG (``test_cli_exit_codes_for_right_and_wrong`` runs a
@@ -49,6 +54,7 @@ def report_of(loss):
 
 
 # --- right and wrong --------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("loss", RIGHT, ids=name)
 def test_right_losses_are_verified(loss):
@@ -80,8 +86,17 @@ def test_wrong_losses_are_caught_with_a_self_consistent_counterexample(loss):
 
 
 def test_self_consistency_rejects_a_counterexample_within_its_tolerance():
-    within = LossCounterexample(a=[1.0], y=[0.0], unit=0, hand=1.0, autodiff=1.0 + 2e-16, finite_difference=None,
-                                relative_error=2e-16, tolerance=7e-15, scale=1.0)
+    within = LossCounterexample(
+        a=[1.0],
+        y=[0.0],
+        unit=0,
+        hand=1.0,
+        autodiff=1.0 + 2e-16,
+        finite_difference=None,
+        relative_error=2e-16,
+        tolerance=7e-15,
+        scale=1.0,
+    )
     with pytest.raises(AssertionError):
         assert_self_consistent(within)
 
@@ -103,6 +118,7 @@ def test_a_nan_hand_gradient_where_the_error_is_finite_is_wrong():
 
 # --- the second look --------------------------------------------------------------------------
 
+
 def test_a_right_formula_that_loses_digits_is_verified_with_a_warning():
     report = pointwise_report(bank.RIGHT_CANCELLING)
     assert report.verdict == "verified" and report.second_looks > 0, report.message()
@@ -122,6 +138,7 @@ def test_without_the_second_look_the_cancelling_formula_would_be_wrong():
 
 
 # --- what cannot be judged --------------------------------------------------------------------
+
 
 def test_a_few_overflowing_points_are_left_out_counted_and_shown():
     report = pointwise_report(bank.RIGHT_COSH)
@@ -148,6 +165,7 @@ def test_assert_loss_correct_fails_on_inconclusive(monkeypatch):
 
 # --- no NaN or infinity reported --------------------------------------------------------------
 
+
 def non_finite(tree, path="report") -> list[str]:
     """The paths of every NaN or infinite float in a nested dict/list."""
     if isinstance(tree, float):
@@ -168,7 +186,9 @@ def test_no_nan_or_infinity_in_any_report(loss):
 
 def test_the_walk_finds_nan_and_infinity():
     assert non_finite({"a": [1.0, {"b": math.nan}], "c": (math.inf,), "d": "nan"}) == [
-        "report.a[1].b = nan", "report.c[0] = inf"]
+        "report.a[1].b = nan",
+        "report.c[0] = inf",
+    ]
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf])
@@ -179,15 +199,24 @@ def test_a_nan_or_infinite_tolerance_raises_internal_error(bad):
 
 # --- scale invariance -------------------------------------------------------------------------
 
-PAIRS = [(bank.RIGHT_LOGCOSH, bank.WRONG_LOGCOSH), (bank.RIGHT_CANCELLING, bank.WRONG_CANCELLING),
-         (bank.RIGHT_COSH, bank.WRONG_COSH), (bank.RIGHT_MSE_TINY, bank.WRONG_MSE_TINY)]
-SCALES = st.floats(-10, 6).map(lambda e: 10.0 ** e)
+PAIRS = [
+    (bank.RIGHT_LOGCOSH, bank.WRONG_LOGCOSH),
+    (bank.RIGHT_CANCELLING, bank.WRONG_CANCELLING),
+    (bank.RIGHT_COSH, bank.WRONG_COSH),
+    (bank.RIGHT_MSE_TINY, bank.WRONG_MSE_TINY),
+]
+SCALES = st.floats(-10, 6).map(lambda e: 10.0**e)
 SCALE_EXAMPLES = settings(max_examples=10_000 if profiles.PROFILE == "thorough" else 6)
 
 
 def scaled(loss: Loss, c: float) -> Loss:
-    return Loss(f"{loss.name}_times_{c:.3g}", lambda a, y, xp: c * loss.error(a, y, xp),
-                lambda a, y, xp: c * loss.gradient(a, y, xp), targets=loss.targets, outputs=loss.outputs)
+    return Loss(
+        f"{loss.name}_times_{c:.3g}",
+        lambda a, y, xp: c * loss.error(a, y, xp),
+        lambda a, y, xp: c * loss.gradient(a, y, xp),
+        targets=loss.targets,
+        outputs=loss.outputs,
+    )
 
 
 def verdicts_hold_at_scale(example, gradient_scale=measured_gradient_scale) -> None:
@@ -208,8 +237,7 @@ def test_verdicts_do_not_depend_on_the_loss_scale(example):
 def test_scale_invariance_rejects_an_absolute_floor():
     """The old judgement's absolute slack (a constant 1 for F) is too tight at large scales (a
     right gradient fails) and too loose at small ones (next test)."""
-    assert rejects(verdicts_hold_at_scale, st.tuples(st.just(PAIRS[0]), SCALES),
-                   gradient_scale=lambda magnitudes: 1.0)
+    assert rejects(verdicts_hold_at_scale, st.tuples(st.just(PAIRS[0]), SCALES), gradient_scale=lambda magnitudes: 1.0)
 
 
 def test_an_absolute_floor_would_verify_the_1e_10_scaled_mistake():
@@ -227,6 +255,7 @@ def test_the_gradient_scale_follows_the_loss():
 
 # --- the command ------------------------------------------------------------------------------
 
+
 def test_cli_exit_codes_for_right_and_wrong(capsys):
     assert main(["loss", "property_tests.banks.loss_bank:RIGHT_LOGCOSH", "--examples", "20", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "verified"
@@ -234,12 +263,15 @@ def test_cli_exit_codes_for_right_and_wrong(capsys):
     assert "WRONG GRADIENT" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, phrase", [
-    (["loss", "property_tests.banks.loss_bank:UNUSABLE_SHAPE"], "returns shape ()"),
-    (["loss", "property_tests.banks.activation_bank:RIGHT_ABS"], "not a Loss"),
-    (["loss", "nowhere/at/all.py:L"], "does not exist"),
-    (["loss", "property_tests.banks.loss_bank:RIGHT_LOGCOSH", "--examples", "0"], "must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["loss", "property_tests.banks.loss_bank:UNUSABLE_SHAPE"], "returns shape ()"),
+        (["loss", "property_tests.banks.activation_bank:RIGHT_ABS"], "not a Loss"),
+        (["loss", "nowhere/at/all.py:L"], "does not exist"),
+        (["loss", "property_tests.banks.loss_bank:RIGHT_LOGCOSH", "--examples", "0"], "must be at least 1"),
+    ],
+)
 def test_unusable_loss_input_exits_2(capsys, args, phrase):
     assert main(args) == 2
     err = capsys.readouterr().err

@@ -13,12 +13,11 @@ from hypothesis import strategies as st
 
 import manual
 from manual import LOSSES, OUTPUT_MAPS
-
 from property_tests.banks import broken
+from property_tests.banks.controls import rejects
 from property_tests.library import properties
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import judge
-from property_tests.banks.controls import rejects
 from property_tests.library.conventions import LOSS_KINK_SLOPES
 from property_tests.library.strategies import cases, loss_cases, targets, unit_arrays
 
@@ -89,12 +88,15 @@ def test_recorded_loss_kink_convention_is_jax_grads(name):
         assert LOSS_KINK_SLOPES[name][kink] == jax_value[0][0] and len(set(jax_value[0])) == 1
 
 
-@pytest.mark.parametrize("name, wrong", [
-    ("cross_entropy", lambda a, y, xp: y / a),
-    ("binary_cross_entropy", lambda a, y, xp: (a - y) / a),
-    ("huber", lambda a, y, xp: a - y),
-    ("mae", lambda a, y, xp: xp.sign(a - y) * 0.5),
-])
+@pytest.mark.parametrize(
+    "name, wrong",
+    [
+        ("cross_entropy", lambda a, y, xp: y / a),
+        ("binary_cross_entropy", lambda a, y, xp: (a - y) / a),
+        ("huber", lambda a, y, xp: a - y),
+        ("mae", lambda a, y, xp: xp.sign(a - y) * 0.5),
+    ],
+)
 def test_loss_gradient_property_rejects_wrong_gradients(name, wrong):
     loss = LOSSES[name]
     assert rejects(loss_gradient_matches, loss_points(loss), loss=broken.loss_with_gradient(loss, wrong))

@@ -11,14 +11,17 @@ def small():
     return manual.init_network([3, 2], [CATALOGUE["tanh"]], np.random.default_rng(0))
 
 
-@pytest.mark.parametrize("x, y, phrase", [
-    (np.ones((2, 4)), np.ones((2, 2)), "network takes 3 inputs"),
-    (np.ones(3), np.ones((1, 2)), "2-D NumPy array"),
-    (np.full((2, 3), np.nan), np.ones((2, 2)), "NaN"),
-    (np.ones((2, 3)), np.ones((2, 3)), "y must be an array of shape (2, 2)"),
-    (np.ones((2, 3)), np.full((2, 2), np.inf), "y contains NaN"),
-    (np.ones((2, 3), np.float32), np.ones((2, 2)), "x is float32 but the network is float64"),
-])
+@pytest.mark.parametrize(
+    "x, y, phrase",
+    [
+        (np.ones((2, 4)), np.ones((2, 2)), "network takes 3 inputs"),
+        (np.ones(3), np.ones((1, 2)), "2-D NumPy array"),
+        (np.full((2, 3), np.nan), np.ones((2, 2)), "NaN"),
+        (np.ones((2, 3)), np.ones((2, 3)), "y must be an array of shape (2, 2)"),
+        (np.ones((2, 3)), np.full((2, 2), np.inf), "y contains NaN"),
+        (np.ones((2, 3), np.float32), np.ones((2, 2)), "x is float32 but the network is float64"),
+    ],
+)
 def test_bad_inputs_are_refused(x, y, phrase):
     with pytest.raises(ValueError, match=phrase.replace("(", r"\(").replace(")", r"\)")):
         manual.gradients(small(), x, y)

@@ -6,12 +6,11 @@ import json
 import pytest
 
 from manual import EQUATIONS, PARAMETRIC
-
 from property_tests.banks import broken
-from property_tests.library import properties
-from property_tests.command.cli import main
 from property_tests.banks.controls import rejects
 from property_tests.banks.mutants import LAYER_MUTANTS, MUTANTS, LayerMutant, Mutant, hunt, hunt_layers, run_mutants
+from property_tests.command.cli import main
+from property_tests.library import properties
 from property_tests.library.strategies import mixed_cases
 
 KINDS_MUTANTS = [m for m in MUTANTS if m.pool]
@@ -34,15 +33,24 @@ def test_every_mutant_is_caught_and_named(capsys):
     assert len({m.name for m in MUTANTS}) == len(MUTANTS) and all(m.mistake for m in MUTANTS)
     by_name = {r["name"]: r for r in results}
     # each convolutional mistake is caught in the equation it breaks
-    for name in ("conv_kernel_not_rotated", "conv_stride_zeros_missing", "conv_crop_off_by_one",
-                 "max_pool_every_tied_maximum", "avg_pool_without_one_over_window"):
+    for name in (
+        "conv_kernel_not_rotated",
+        "conv_stride_zeros_missing",
+        "conv_crop_off_by_one",
+        "max_pool_every_tied_maximum",
+        "avg_pool_without_one_over_window",
+    ):
         assert by_name[name]["equation"] == "(2)", by_name[name]["detail"]
     assert by_name["conv_weight_channels_transposed"]["equation"] == "(3) W"
     assert by_name["conv_bias_summed"]["equation"] == "(3) b"
     # each parameter mistake is caught where it lives, in the parameter gradient (the one about
     # ∂Eₜ/∂a⁽ᵏ⁾ on networks that end in tanh, so in a hidden layer)
-    for name in ("prelu_partial_off_by_1e_6", "parameter_summed_over_units", "per_unit_treated_as_shared",
-                 "parameter_gradient_from_delta"):
+    for name in (
+        "prelu_partial_off_by_1e_6",
+        "parameter_summed_over_units",
+        "per_unit_treated_as_shared",
+        "parameter_gradient_from_delta",
+    ):
         assert by_name[name]["equation"] == "(3) p", by_name[name]["detail"]
     assert by_name["hidden_softmax_diagonal_jacobian"]["equation"] == "(2)"
 
@@ -100,5 +108,8 @@ def test_parameter_gradient_from_delta_is_rejected():
     # The negative control added for the bank's parameter_gradient_from_delta, against the
     # property that test_kinds_equations runs with the real derivation.
     hidden = [PARAMETRIC[name] for name in ("prelu", "snake", "acon_c")]
-    assert rejects(properties.parameter_gradients_hold, mixed_cases(kinds=hidden, elementwise=["tanh"], max_depth=3),
-                   equations=broken.PARAMETERS_FROM_DELTA)
+    assert rejects(
+        properties.parameter_gradients_hold,
+        mixed_cases(kinds=hidden, elementwise=["tanh"], max_depth=3),
+        equations=broken.PARAMETERS_FROM_DELTA,
+    )

@@ -47,8 +47,15 @@ def test_each_equation_rejects_the_classic_mistakes(mistake):
     assert rejects(each_equation_matches_autodiff, with_mistake(mixed_layer_cases(), kind, wrong))
 
 
-@pytest.mark.parametrize("mistake", ["BatchNorm's statistics treated as constants", "ε outside the square root",
-                                     "RMSNorm's (2) off by 1e-6", "residual block without the skip path"])
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        "BatchNorm's statistics treated as constants",
+        "ε outside the square root",
+        "RMSNorm's (2) off by 1e-6",
+        "residual block without the skip path",
+    ],
+)
 def test_whole_network_rejects_the_classic_mistakes(mistake):
     kind, wrong = NORM_CONTROLS[mistake]
     assert rejects(whole_network_matches_autodiff, with_mistake(mixed_layer_cases(), kind, wrong))

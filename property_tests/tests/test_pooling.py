@@ -20,13 +20,24 @@ import pytest
 from hypothesis import given, settings
 
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
-from reference import pooling as reference
-
-from property_tests.library import tolerances as tol
 from property_tests.banks.controls import rejects
-from property_tests.tests.test_pooling_without_autodiff import (DTYPES, HAND_MADE_IDS, HAND_MADE_TIES, AvgOffByOnePerMillion,
-                                            AvgWithoutDivisor, EveryTiedMaximum, FortranFlatten, LastMaximum,
-                                            PoolCase, SplitAmongTied, hand_made_tie, pool_cases, within)
+from property_tests.library import tolerances as tol
+from property_tests.tests.test_pooling_without_autodiff import (
+    DTYPES,
+    HAND_MADE_IDS,
+    HAND_MADE_TIES,
+    AvgOffByOnePerMillion,
+    AvgWithoutDivisor,
+    EveryTiedMaximum,
+    FortranFlatten,
+    LastMaximum,
+    PoolCase,
+    SplitAmongTied,
+    hand_made_tie,
+    pool_cases,
+    within,
+)
+from reference import pooling as reference
 
 AUTODIFF = settings(max_examples=max(10, settings.default.max_examples // 3))
 """A third of the profile's examples against autodiff (10 by default): ``jax.vjp`` of
@@ -48,8 +59,10 @@ def max_pool_matches_autodiff(case: PoolCase, kind=MaxPool2D) -> None:
         assert z.dtype == grad.dtype == dtype, (z.dtype, grad.dtype, dtype)
         assert np.array_equal(z, z_ref), f"forward differs, {dtype}, {case.describe()}"
         wrong = np.argwhere(grad != grad_ref)
-        assert wrong.size == 0, (f"∂Eₜ/∂a differs from jax.vjp at {wrong[:3].tolist()}, {dtype}, {case.describe()}: "
-                                 f"{grad[tuple(wrong[0])]} vs {grad_ref[tuple(wrong[0])]}")
+        assert wrong.size == 0, (
+            f"∂Eₜ/∂a differs from jax.vjp at {wrong[:3].tolist()}, {dtype}, {case.describe()}: "
+            f"{grad[tuple(wrong[0])]} vs {grad_ref[tuple(wrong[0])]}"
+        )
 
 
 def avg_pool_matches_autodiff(case: PoolCase, kind=AvgPool2D) -> None:

@@ -32,11 +32,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D, output_size
-
-from property_tests.library import tolerances as tol
-from property_tests.banks.layer_controls import (AvgOffByOnePerMillion, AvgWithoutDivisor, EveryTiedMaximum, FortranFlatten,  # noqa: F401
-                             FortranFlattenBack, LastMaximum, SplitAmongTied)
 from property_tests.banks.controls import rejects
+from property_tests.banks.layer_controls import (  # noqa: F401
+    AvgOffByOnePerMillion,
+    AvgWithoutDivisor,
+    EveryTiedMaximum,
+    FortranFlatten,
+    FortranFlattenBack,
+    LastMaximum,
+    SplitAmongTied,
+)
+from property_tests.library import tolerances as tol
 
 Pair = tuple[int, int]
 
@@ -69,8 +75,10 @@ class PoolCase:
         return ceil(self.window[0] / self.stride[0]) * ceil(self.window[1] / self.stride[1])
 
     def describe(self) -> str:
-        return (f"window {self.window}, stride {self.stride}, padding {self.padding}, "
-                f"a_prev {self.a_prev.shape}, delta {self.delta.shape}")
+        return (
+            f"window {self.window}, stride {self.stride}, padding {self.padding}, "
+            f"a_prev {self.a_prev.shape}, delta {self.delta.shape}"
+        )
 
 
 def _prefer(options: list[int], *wishes) -> list[int]:
@@ -81,8 +89,16 @@ def _prefer(options: list[int], *wishes) -> list[int]:
 
 
 @st.composite
-def pool_configs(draw, *, max_size: int = 12, max_channels: int = 4, max_batch: int = 4,
-                 max_window: int = 4, max_stride: int = 3, max_padding: int = 2):
+def pool_configs(
+    draw,
+    *,
+    max_size: int = 12,
+    max_channels: int = 4,
+    max_batch: int = 4,
+    max_window: int = 4,
+    max_stride: int = 3,
+    max_padding: int = 2,
+):
     """(window, stride, padding, (n, C, H, W)) as the module docstring describes."""
     window = (draw(st.integers(1, max_window)), draw(st.integers(1, max_window)))
     stride = (draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride)))
@@ -97,8 +113,9 @@ def pool_configs(draw, *, max_size: int = 12, max_channels: int = 4, max_batch: 
 
     H = draw(st.sampled_from(sizes(0)))
     H_out = output_size(H, window[0], stride[0], padding[0])
-    W = draw(st.sampled_from(sizes(1, lambda v: v != H,
-                                   lambda v: output_size(v, window[1], stride[1], padding[1]) != H_out)))
+    W = draw(
+        st.sampled_from(sizes(1, lambda v: v != H, lambda v: output_size(v, window[1], stride[1], padding[1]) != H_out))
+    )
     used = {H, W, H_out, output_size(W, window[1], stride[1], padding[1])}
     C = draw(st.sampled_from(_prefer(list(range(1, max_channels + 1)), lambda v: v not in used)))
     n = draw(st.sampled_from(_prefer(list(range(1, max_batch + 1)), lambda v: v not in used | {C})))
@@ -119,7 +136,7 @@ def tied_inputs(shape: tuple[int, ...], window: Pair) -> st.SearchStrategy[np.nd
         if plateau:
             (H, W), (wh, ww) = shape[-2:], (min(window[0], shape[-2]), min(window[1], shape[-1]))
             y, x0 = rng.integers(0, H - wh + 1), rng.integers(0, W - ww + 1)
-            x[..., y:y + wh, x0:x0 + ww] = x.max()
+            x[..., y : y + wh, x0 : x0 + ww] = x.max()
         return x
 
     return draw()
@@ -139,7 +156,7 @@ def untied_inputs(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
     return st.integers(0, 2**32 - 1).map(spread)
 
 
-DELTA_GRID = 2.0 ** -10
+DELTA_GRID = 2.0**-10
 """δ is a multiple of 2⁻¹⁰ in [−1, 1]: a sum of up to 2¹³ of them needs at most 24 bits, so
 every sum of δ is exact in float32 and float64, in any order. Max pooling only routes δ, so its
 result can then be compared exactly, whatever order autodiff adds overlapping windows in."""
@@ -148,7 +165,8 @@ result can then be compared exactly, whatever order autodiff adds overlapping wi
 def deltas(shape: tuple[int, ...]) -> st.SearchStrategy[np.ndarray]:
     """δ on the grid ``DELTA_GRID``, drawn from a seed."""
     return st.integers(0, 2**32 - 1).map(
-        lambda seed: np.random.default_rng(seed).integers(-1024, 1025, shape) * DELTA_GRID)
+        lambda seed: np.random.default_rng(seed).integers(-1024, 1025, shape) * DELTA_GRID
+    )
 
 
 def pool_cases(*, ties: bool | None = True, flat: bool = False, **limits) -> st.SearchStrategy[PoolCase]:
@@ -177,18 +195,51 @@ class LastMaximumLoops(MaxPool2D):
 
 HAND_MADE_TIES = [
     # (what, a_prev (H, W), window, stride, padding, δ (H_out, W_out), where δ must land)
-    ("a window of equal values: the first element",
-     [[1., 1.], [1., 1.]], (2, 2), (2, 2), (0, 0), [[5.]], [[5., 0.], [0., 0.]]),
-    ("ties at (0, 1) and (1, 0): (0, 1) comes first in row-major order",
-     [[0., 1.], [1., 0.]], (2, 2), (2, 2), (0, 0), [[5.]], [[0., 5.], [0., 0.]]),
-    ("ties at (0, 2) and (2, 0) of a 3 × 3 window: row-major, not column-major",
-     [[0., 0., 7.], [0., 0., 0.], [7., 0., 0.]], (3, 3), (1, 1), (0, 0), [[5.]],
-     [[0., 0., 5.], [0., 0., 0.], [0., 0., 0.]]),
-    ("overlapping windows over one plateau: the first maximum of each window, not of the image",
-     [[1., 1., 1.]], (1, 2), (1, 1), (0, 0), [[10., 100.]], [[10., 100., 0.]]),
-    ("all −1 with padding 1: −∞ padding never wins, and windows overlapping at (0, 0) add up",
-     [[-1., -1.], [-1., -1.]], (2, 2), (1, 1), (1, 1), [[1., 2., 3.], [4., 5., 6.], [7., 8., 9.]],
-     [[1. + 2 + 4 + 5, 3. + 6], [7. + 8, 9.]]),
+    (
+        "a window of equal values: the first element",
+        [[1.0, 1.0], [1.0, 1.0]],
+        (2, 2),
+        (2, 2),
+        (0, 0),
+        [[5.0]],
+        [[5.0, 0.0], [0.0, 0.0]],
+    ),
+    (
+        "ties at (0, 1) and (1, 0): (0, 1) comes first in row-major order",
+        [[0.0, 1.0], [1.0, 0.0]],
+        (2, 2),
+        (2, 2),
+        (0, 0),
+        [[5.0]],
+        [[0.0, 5.0], [0.0, 0.0]],
+    ),
+    (
+        "ties at (0, 2) and (2, 0) of a 3 × 3 window: row-major, not column-major",
+        [[0.0, 0.0, 7.0], [0.0, 0.0, 0.0], [7.0, 0.0, 0.0]],
+        (3, 3),
+        (1, 1),
+        (0, 0),
+        [[5.0]],
+        [[0.0, 0.0, 5.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],
+    ),
+    (
+        "overlapping windows over one plateau: the first maximum of each window, not of the image",
+        [[1.0, 1.0, 1.0]],
+        (1, 2),
+        (1, 1),
+        (0, 0),
+        [[10.0, 100.0]],
+        [[10.0, 100.0, 0.0]],
+    ),
+    (
+        "all −1 with padding 1: −∞ padding never wins, and windows overlapping at (0, 0) add up",
+        [[-1.0, -1.0], [-1.0, -1.0]],
+        (2, 2),
+        (1, 1),
+        (1, 1),
+        [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]],
+        [[1.0 + 2 + 4 + 5, 3.0 + 6], [7.0 + 8, 9.0]],
+    ),
 ]
 """Where ``jax.grad`` of ``reduce_window(max)`` sends δ at ties (``test_pooling.py`` checks each
 row against ``jax.vjp``); arrays are one example, one channel."""
@@ -250,8 +301,10 @@ def input_delta_matches_central_differences(case: PoolCase, kind=MaxPool2D) -> N
     d_h, d_2h, h, bound = central_differences(layer, case.a_prev, case.delta, per_channel=not issubclass(kind, Flatten))
     allowed = tol.finite_difference_tolerance(d_h, d_2h, bound, h)
     bad = np.abs(hand - d_h) > allowed
-    assert not bad.any(), (f"{kind.__name__}, {case.describe()}: input_delta differs from central differences "
-                           f"at {np.argwhere(bad)[:3].tolist()}: {hand[bad][:3]} vs {d_h[bad][:3]}")
+    assert not bad.any(), (
+        f"{kind.__name__}, {case.describe()}: input_delta differs from central differences "
+        f"at {np.argwhere(bad)[:3].tolist()}: {hand[bad][:3]} vs {d_h[bad][:3]}"
+    )
 
 
 def max_pool_conserves_delta(case: PoolCase, kind=MaxPool2D) -> None:
@@ -299,8 +352,9 @@ def test_conservation_rejects_delta_to_every_tied_maximum():
 def within(value: np.ndarray, expected: np.ndarray, allowed: np.ndarray, what: str) -> None:
     """|value − expected| ≤ allowed everywhere, or an AssertionError saying by how much."""
     excess = np.abs(value.astype(np.float64) - expected) - allowed
-    assert not (excess > 0).any(), (f"{what}: off by {np.max(np.abs(value - expected)):.3g} where "
-                                    f"{allowed.flat[np.argmax(excess)]:.3g} is allowed")
+    assert not (excess > 0).any(), (
+        f"{what}: off by {np.max(np.abs(value - expected)):.3g} where {allowed.flat[np.argmax(excess)]:.3g} is allowed"
+    )
 
 
 def loops_match_vectorized(case: PoolCase, kind=MaxPool2D, dtype=np.float64) -> None:
@@ -309,8 +363,10 @@ def loops_match_vectorized(case: PoolCase, kind=MaxPool2D, dtype=np.float64) -> 
     absolute values, both sides rounding in ``dtype``), and keep ``dtype``."""
     layer = case.layer(kind)
     a_prev, delta = case.a_prev.astype(dtype), case.delta.astype(dtype)
-    pairs = {"forward": (layer.forward_loops(a_prev), layer.forward(a_prev)),
-             "input_delta": (layer.input_delta_loops(delta, a_prev), layer.input_delta(delta, a_prev))}
+    pairs = {
+        "forward": (layer.forward_loops(a_prev), layer.forward(a_prev)),
+        "input_delta": (layer.input_delta_loops(delta, a_prev), layer.input_delta(delta, a_prev)),
+    }
     for name, (loops, vectorized) in pairs.items():
         assert loops.dtype == vectorized.dtype == np.dtype(dtype), (name, loops.dtype, vectorized.dtype)
         assert loops.shape == vectorized.shape, (name, loops.shape, vectorized.shape)
@@ -318,11 +374,18 @@ def loops_match_vectorized(case: PoolCase, kind=MaxPool2D, dtype=np.float64) -> 
             assert np.array_equal(loops, vectorized), f"{name} of {kind.__name__}, {dtype}, {case.describe()}"
     if issubclass(kind, AvgPool2D):
         u, m = tol.unit_roundoff(dtype), case.window[0] * case.window[1]
-        within(pairs["forward"][0], pairs["forward"][1], 2 * u * m * layer.forward(np.abs(case.a_prev)),
-                f"forward, {dtype}, {case.describe()}")
-        within(pairs["input_delta"][0], pairs["input_delta"][1],
-                2 * u * case.reach * layer.input_delta(np.abs(case.delta), case.a_prev),
-                f"input_delta, {dtype}, {case.describe()}")
+        within(
+            pairs["forward"][0],
+            pairs["forward"][1],
+            2 * u * m * layer.forward(np.abs(case.a_prev)),
+            f"forward, {dtype}, {case.describe()}",
+        )
+        within(
+            pairs["input_delta"][0],
+            pairs["input_delta"][1],
+            2 * u * case.reach * layer.input_delta(np.abs(case.delta), case.a_prev),
+            f"input_delta, {dtype}, {case.describe()}",
+        )
 
 
 @pytest.mark.parametrize("kind", [MaxPool2D, AvgPool2D], ids=lambda k: k.__name__)
@@ -338,7 +401,6 @@ def test_flatten_loops_match_vectorized(case, dtype):
 
 def test_loops_property_rejects_loops_keeping_the_last_maximum():
     assert rejects(loops_match_vectorized, pool_cases(ties=True, max_size=9), kind=LastMaximumLoops)
-
 
 
 # --- shapes, parameters and refusals ------------------------------------------------------------

@@ -6,11 +6,10 @@ import sys
 from hypothesis import given, settings
 
 from property_tests.banks import broken
-from property_tests.library import profiles, properties
 from property_tests.banks.controls import rejects
-from reference import fast
-
+from property_tests.library import profiles, properties
 from property_tests.library.strategies import cases, loss_cases
+from reference import fast
 
 # The plain oracle compiles once per architecture (0.1–0.7 s), so this property runs fewer
 # examples than the others unless the thorough profile asks for many.
@@ -32,17 +31,20 @@ def test_fast_reference_equals_plain_for_every_loss(case):
 
 
 def test_fast_reference_property_rejects_padding_leak():
-    assert rejects(properties.fast_reference_equals_plain, cases(**PLAIN),
-                   fast_autodiff=broken.fast_reference_with_padding_leak)
+    assert rejects(
+        properties.fast_reference_equals_plain, cases(**PLAIN), fast_autodiff=broken.fast_reference_with_padding_leak
+    )
 
 
 def test_importing_reference_leaves_jax_in_float32_mode():
-    code = ("import reference, jax.numpy as jnp, numpy as np, manual;"
-            "assert jnp.zeros(1).dtype == jnp.float32;"
-            "net = manual.init_network([2, 2], [manual.CATALOGUE['tanh']], np.random.default_rng(0));"
-            "r = reference.autodiff(net, np.ones((1, 2)), np.ones((1, 2)));"
-            "assert r.theta[1].dtype == np.float64;"
-            "assert jnp.zeros(1).dtype == jnp.float32")
+    code = (
+        "import reference, jax.numpy as jnp, numpy as np, manual;"
+        "assert jnp.zeros(1).dtype == jnp.float32;"
+        "net = manual.init_network([2, 2], [manual.CATALOGUE['tanh']], np.random.default_rng(0));"
+        "r = reference.autodiff(net, np.ones((1, 2)), np.ones((1, 2)));"
+        "assert r.theta[1].dtype == np.float64;"
+        "assert jnp.zeros(1).dtype == jnp.float32"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

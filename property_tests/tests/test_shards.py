@@ -8,7 +8,6 @@ import json
 import pytest
 
 from manual import MSE
-
 from property_tests.checkers import verify, verify_layers
 from property_tests.command.cli import main
 

@@ -6,7 +6,6 @@ from hypothesis import given
 from hypothesis.errors import InvalidArgument
 
 from manual import CATALOGUE
-
 from property_tests.library.strategies import Architecture, architectures, batches, cases, networks, unit_arrays
 
 
@@ -24,28 +23,32 @@ def test_cases_are_well_formed(case):
         assert len(np.unique(array)) == array.size
 
 
-@given(cases(dtype=np.float32, min_depth=2, max_depth=2, min_width=3, max_width=3,
-             activations=["relu", CATALOGUE["tanh"]]))
+@given(
+    cases(dtype=np.float32, min_depth=2, max_depth=2, min_width=3, max_width=3, activations=["relu", CATALOGUE["tanh"]])
+)
 def test_cases_respect_their_arguments(case):
     assert case.network.depth == 2 and set(case.network.widths) == {3}
     assert case.network.dtype == np.float32 and case.x.dtype == np.float32
     assert {g.name for g in case.network.g[1:]} <= {"relu", "tanh"}
 
 
-@pytest.mark.parametrize("make", [
-    lambda: architectures(min_depth=0),
-    lambda: architectures(min_depth=3, max_depth=2),
-    lambda: architectures(min_width=5, max_width=4),
-    lambda: architectures(activations=[]),
-    lambda: architectures(activations=["no_such_activation"]),
-    lambda: batches(0),
-    lambda: batches(3, min_examples=0),
-    lambda: batches(3, scale=-1.0),
-    lambda: unit_arrays((2,), dtype=np.int32),
-    lambda: networks(Architecture((2, 2), (CATALOGUE["tanh"],)), weight_scale=0.0),
-    lambda: cases(weight_scale=(2.0, 1.0)),
-    lambda: cases(min_examples=5, max_examples=2),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: architectures(min_depth=0),
+        lambda: architectures(min_depth=3, max_depth=2),
+        lambda: architectures(min_width=5, max_width=4),
+        lambda: architectures(activations=[]),
+        lambda: architectures(activations=["no_such_activation"]),
+        lambda: batches(0),
+        lambda: batches(3, min_examples=0),
+        lambda: batches(3, scale=-1.0),
+        lambda: unit_arrays((2,), dtype=np.int32),
+        lambda: networks(Architecture((2, 2), (CATALOGUE["tanh"],)), weight_scale=0.0),
+        lambda: cases(weight_scale=(2.0, 1.0)),
+        lambda: cases(min_examples=5, max_examples=2),
+    ],
+)
 def test_nonsense_requests_are_refused(make):
     with pytest.raises(InvalidArgument):
         make()  # refused when the strategy is built, before anything is drawn

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from manual import EQUATIONS, PARAMETRIC, VECTOR_ACTIVATIONS, Equations
-
 from property_tests.banks import broken
 from property_tests.command.cli import main
 from property_tests.teaching.dense import explain, resolve_activation
@@ -31,24 +30,33 @@ def test_explain_prints_all_three_equations_and_they_equal_autodiff(capsys, loss
 def test_explain_json_for_notebooks(capsys):
     assert main(["explain", "--json", "--activation", "sigmoid"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["widths"] == [2, 3, 2] and {e["equation"] for e in data["equations"]} == {"(1)", "(2)", "(3) Θ", "(3) b"}
+    assert data["widths"] == [2, 3, 2] and {e["equation"] for e in data["equations"]} == {
+        "(1)",
+        "(2)",
+        "(3) Θ",
+        "(3) b",
+    }
 
 
-@pytest.mark.parametrize("args, phrase", [
-    (["explain", "--widths", "3"], "at least two widths"),
-    (["explain", "--activation", "nope"], "unknown activation"),
-    (["explain", "--loss", "nope"], "unknown loss"),
-    (["explain", "--activation", "tanh", "--parameters", "shared"], "tanh has none"),
-    (["explain", "--activation", "prelu", "--parameters", "both"], "invalid choice"),
-    (["plot", "tanh", "--output", "x.jpg"], "must name a .png"),
-    (["plot", "nope", "--output", "x.png"], "unknown activation"),
-])
+@pytest.mark.parametrize(
+    "args, phrase",
+    [
+        (["explain", "--widths", "3"], "at least two widths"),
+        (["explain", "--activation", "nope"], "unknown activation"),
+        (["explain", "--loss", "nope"], "unknown loss"),
+        (["explain", "--activation", "tanh", "--parameters", "shared"], "tanh has none"),
+        (["explain", "--activation", "prelu", "--parameters", "both"], "invalid choice"),
+        (["plot", "tanh", "--output", "x.jpg"], "must name a .png"),
+        (["plot", "nope", "--output", "x.png"], "unknown activation"),
+    ],
+)
 def test_teaching_commands_refuse_bad_input(capsys, args, phrase):
     assert main(args) == 2
     assert phrase in capsys.readouterr().err
 
 
 # --- the newer kinds: activations with trainable parameters, maps that mix units --------------
+
 
 def _agrees(entry) -> bool:
     hand, autodiff = np.asarray(entry["hand"]), np.asarray(entry["autodiff"])
@@ -115,13 +123,17 @@ def _swapped_halves(theta_next, delta_next, z_k, g_k):
     return broken.halves_swapped(g_k).vjp(z_k, delta_next @ theta_next, np)
 
 
-@pytest.mark.parametrize("name, equations, equation", [
-    ("prelu", broken.PER_UNIT_AS_SHARED, "(3) p"),
-    ("prelu", broken.PARAMETERS_WRONG_AXIS, "(3) p"),
-    ("snake", broken.PARAMETERS_FROM_DELTA, "(3) p"),
-    ("swiglu", Equations(hidden_delta_general=_swapped_halves), "(2)"),
-    ("softmax", broken.HIDDEN_JACOBIAN_DIAGONAL, "(2)"),
-], ids=["per_unit_as_shared", "wrong_axis", "from_delta", "halves_swapped", "diagonal_jacobian"])
+@pytest.mark.parametrize(
+    "name, equations, equation",
+    [
+        ("prelu", broken.PER_UNIT_AS_SHARED, "(3) p"),
+        ("prelu", broken.PARAMETERS_WRONG_AXIS, "(3) p"),
+        ("snake", broken.PARAMETERS_FROM_DELTA, "(3) p"),
+        ("swiglu", Equations(hidden_delta_general=_swapped_halves), "(2)"),
+        ("softmax", broken.HIDDEN_JACOBIAN_DIAGONAL, "(2)"),
+    ],
+    ids=["per_unit_as_shared", "wrong_axis", "from_delta", "halves_swapped", "diagonal_jacobian"],
+)
 def test_explain_shows_a_wrong_derivation_as_a_difference(name, equations, equation):
     # Negative control: explain's check against autodiff can fail. A classic mistake in the new
     # gradients shows up in the entry it belongs to, and the right derivation shows none.

@@ -8,17 +8,26 @@ import json
 
 import pytest
 
-from property_tests.command.cli import main
 from property_tests.banks.layer_controls import CONTROLS
+from property_tests.command.cli import main
 from property_tests.teaching.conv import explain_conv
 
 
 def test_explain_conv_prints_every_step_and_equals_autodiff(capsys):
     assert main(["explain", "--conv"]) == 0
     out = capsys.readouterr().out
-    for phrase in ("conv2d(1→2, kernel 2×2) → tanh", "with s − 1 zeros inserted", "rotated by 180°",
-                   "full correlation", "cropped", "first maximum", "laid back out", "Equation (3) W",
-                   "Equation (3) theta", "Every number by hand equals autodiff's"):
+    for phrase in (
+        "conv2d(1→2, kernel 2×2) → tanh",
+        "with s − 1 zeros inserted",
+        "rotated by 180°",
+        "full correlation",
+        "cropped",
+        "first maximum",
+        "laid back out",
+        "Equation (3) W",
+        "Equation (3) theta",
+        "Every number by hand equals autodiff's",
+    ):
         assert phrase in out, phrase
     explained = explain_conv("tanh", 0)
     assert [e["equation"] for e in explained.equations][:5] == ["(1)", "(2)", "(2)", "(2)", "(2)"]
@@ -32,8 +41,15 @@ def test_explain_conv_json(capsys):
     assert {"(1)", "(2)", "(3) W", "(3) b", "(3) theta"} <= {e["equation"] for e in report["equations"]}
 
 
-@pytest.mark.parametrize("mistake", ["kernel not rotated", "stride zeros not inserted",
-                                     "max pooling to the last tied maximum", "channels transposed in ∂E/∂W"])
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        "kernel not rotated",
+        "stride zeros not inserted",
+        "max pooling to the last tied maximum",
+        "channels transposed in ∂E/∂W",
+    ],
+)
 def test_explain_conv_shows_a_wrong_derivation(mistake):
     wrong = explain_conv("tanh", 0, mistake=CONTROLS[mistake])
     if mistake.startswith("max pooling"):  # no tie in the tiny network: the last maximum is the first
@@ -51,14 +67,29 @@ def test_explain_conv_refuses_a_map_that_mixes_units(capsys):
 def test_explain_norm_shows_the_paths_and_equals_autodiff(capsys):
     assert main(["explain", "--norm"]) == 0
     out = capsys.readouterr().out
-    for phrase in ("layer_norm", "batch_norm", "residual", "mean(g ⊙ x̂)", "skip path: δ", "dense path",
-                   "n·∂E/∂z", "Equation (3) gamma", "Every number by hand equals autodiff's"):
+    for phrase in (
+        "layer_norm",
+        "batch_norm",
+        "residual",
+        "mean(g ⊙ x̂)",
+        "skip path: δ",
+        "dense path",
+        "n·∂E/∂z",
+        "Equation (3) gamma",
+        "Every number by hand equals autodiff's",
+    ):
         assert phrase in out, phrase
     assert explain_conv("tanh", 0, network="norm").max_difference < 1e-12
 
 
-@pytest.mark.parametrize("mistake", ["BatchNorm's statistics treated as constants",
-                                     "LayerNorm without the path through σ", "residual block without the skip path"])
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        "BatchNorm's statistics treated as constants",
+        "LayerNorm without the path through σ",
+        "residual block without the skip path",
+    ],
+)
 def test_explain_norm_shows_a_wrong_derivation(mistake):
     from property_tests.banks.layer_controls import NORM_CONTROLS
 

@@ -26,12 +26,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import manual
-from manual import (ALIASES, CATALOGUE, CROSS_ENTROPY, LOSSES, MSE, OUTPUT_MAPS, SOFTMAX,
-                    Activation, Network)
-
+from manual import ALIASES, CATALOGUE, CROSS_ENTROPY, LOSSES, MSE, OUTPUT_MAPS, SOFTMAX, Activation, Network
 from property_tests.banks import broken
-from property_tests.library import tolerances as tol
 from property_tests.banks.controls import rejects
+from property_tests.library import tolerances as tol
 from property_tests.library.conventions import ACTIVATION_KINK_SLOPES, LOSS_KINK_SLOPES
 from property_tests.library.strategies import Case, make_targets, output_layers_for, targets
 
@@ -60,16 +58,19 @@ def central_differences(f, x: np.ndarray, columns: bool = False):
     return quotients[0], quotients[1], h
 
 
-def agrees_with_differences(mine: np.ndarray, d_h: np.ndarray, d_2h: np.ndarray, h: np.ndarray,
-                            size: np.ndarray, what: str) -> None:
+def agrees_with_differences(
+    mine: np.ndarray, d_h: np.ndarray, d_2h: np.ndarray, h: np.ndarray, size: np.ndarray, what: str
+) -> None:
     """Assert |mine − D(h)| within the central difference's own error bound; ``size`` is the size
     of the terms the function values are computed from (their rounding is ELEMENTARY_ULPS of it).
     Below the smallest normal number nothing is resolved (``tolerances.floor``)."""
     allowed = tol.finite_difference_tolerance(d_h, d_2h, tol.ELEMENTARY_ULPS * size, h) + tol.floor(np.float64, 1)
     bad = ~(np.abs(mine - d_h) <= allowed)
-    assert not bad.any(), (f"{what}: {bad.sum()} of {bad.size} disagree with central differences, "
-                           f"first at index {np.argwhere(bad)[0].tolist()}: "
-                           f"{mine[bad][0]!r} against {d_h[bad][0]!r} ± {allowed[bad][0]:.2e}")
+    assert not bad.any(), (
+        f"{what}: {bad.sum()} of {bad.size} disagree with central differences, "
+        f"first at index {np.argwhere(bad)[0].tolist()}: "
+        f"{mine[bad][0]!r} against {d_h[bad][0]!r} ± {allowed[bad][0]:.2e}"
+    )
 
 
 # --- activations: g′ against central differences of g -----------------------------------------
@@ -111,8 +112,11 @@ def follows_recorded_convention(g: Activation, dtype) -> bool:
     """g′ at each recorded kink, in ``dtype``, is exactly the value ``jax.grad`` gives there."""
     slopes = ACTIVATION_KINK_SLOPES[g.name]
     mine = g.derivative(np.asarray(list(slopes), dtype), np)
-    return (sorted(slopes) == sorted(g.kinks) and mine.dtype == dtype
-            and mine.tolist() == [float(dtype(v)) for v in slopes.values()])
+    return (
+        sorted(slopes) == sorted(g.kinks)
+        and mine.dtype == dtype
+        and mine.tolist() == [float(dtype(v)) for v in slopes.values()]
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ACTIVATION_KINK_SLOPES))
@@ -211,8 +215,7 @@ def test_finite_and_quiet_up_to_1e3(name, dtype):
 
 
 def test_finite_and_quiet_rejects_the_overflowing_sigmoid():
-    naive = Activation("sigmoid", lambda z, xp: 1 / (1 + xp.exp(-z)),
-                       lambda z, xp: xp.exp(-z) / (1 + xp.exp(-z)) ** 2)
+    naive = Activation("sigmoid", lambda z, xp: 1 / (1 + xp.exp(-z)), lambda z, xp: xp.exp(-z) / (1 + xp.exp(-z)) ** 2)
     with pytest.raises(FloatingPointError):
         finite_and_quiet(naive, np.float64)
 
@@ -258,8 +261,7 @@ def test_loss_gradient_equals_central_differences(name, data):
     keep = _kink_free(loss, a, y, h)
     size = np.abs(loss.error(a, y, np))[:, None] + np.sum(np.abs(a) + np.abs(y) + 1, axis=1, keepdims=True) ** 2
     mine = loss.gradient(a, y, np)
-    agrees_with_differences(mine[keep], d_h[keep], d_2h[keep], h[keep], size.repeat(a.shape[1], 1)[keep],
-                            f"∇ₐ{name}")
+    agrees_with_differences(mine[keep], d_h[keep], d_2h[keep], h[keep], size.repeat(a.shape[1], 1)[keep], f"∇ₐ{name}")
 
 
 def test_loss_gradient_check_rejects_1_over_n_twice():
@@ -273,7 +275,8 @@ def loss_follows_recorded_convention(loss, slopes: dict[float, float]) -> bool:
     """∂Eₜ/∂a, with every residual on a kink, is exactly the value ``jax.grad`` gives there."""
     y = np.array([[0.5, -2.0, 0.0]])
     return sorted(slopes) == sorted(loss.kinks) and all(
-        loss.gradient(y + kink, y, np).tolist() == [[slope] * 3] for kink, slope in slopes.items())
+        loss.gradient(y + kink, y, np).tolist() == [[slope] * 3] for kink, slope in slopes.items()
+    )
 
 
 @pytest.mark.parametrize("name", sorted(LOSS_KINK_SLOPES))
@@ -311,7 +314,9 @@ def loss_matches_textbook(loss, z, a, y) -> None:
     assert manual.mean_error(loss, a, y) == float(np.mean(mine))
     if loss.fused_error is not None:
         fused = loss.fused_error(z, y, np)
-        assert np.all(np.abs(fused - expected) <= 4 * tol.ELEMENTARY_ULPS * U * (size + np.sum(np.abs(z), axis=1))), loss.name
+        assert np.all(np.abs(fused - expected) <= 4 * tol.ELEMENTARY_ULPS * U * (size + np.sum(np.abs(z), axis=1))), (
+            loss.name
+        )
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -334,8 +339,9 @@ FUSED = [(name, loss.fused_with) for name, loss in sorted(LOSSES.items()) if los
 def fused_delta_agrees_with_differences(loss, z: np.ndarray, y: np.ndarray) -> None:
     d_h, d_2h, h = central_differences(lambda s: loss.fused_error(s, y, np), z, columns=True)
     size = np.sum(np.abs(z) + np.abs(y) + 1, axis=1, keepdims=True) ** 2
-    agrees_with_differences(loss.fused_delta(z, y, np), d_h, d_2h, h, size.repeat(z.shape[1], 1),
-                            f"fused δ of {loss.name}")
+    agrees_with_differences(
+        loss.fused_delta(z, y, np), d_h, d_2h, h, size.repeat(z.shape[1], 1), f"fused δ of {loss.name}"
+    )
 
 
 @pytest.mark.parametrize("name, output", FUSED)
@@ -362,7 +368,11 @@ def test_fused_delta_check_rejects_a_minus_y_alone():
 
 def fused_forms_finite_at_huge_logits(loss) -> None:
     z = np.array([[1e3, -1e3, 0.0], [-1e3, -1e3, 1e3]])
-    y = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]) if loss.targets == "distribution" else np.array([[0.0, 1.0, 0.5]] * 2)
+    y = (
+        np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]])
+        if loss.targets == "distribution"
+        else np.array([[0.0, 1.0, 0.5]] * 2)
+    )
     with np.errstate(all="raise", under="ignore"):
         e, delta = loss.fused_error(z, y, np), loss.fused_delta(z, y, np)
     assert np.all(np.isfinite(e)) and np.all(np.isfinite(delta))
@@ -393,8 +403,9 @@ TEXTBOOK_MAPS = {
     "log_softmax": lambda z: np.log(np.exp(z) / np.sum(np.exp(z), axis=1, keepdims=True)),
 }
 
-logits = hnp.arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 5)),
-                    elements=st.floats(-4, 4, allow_subnormal=False))
+logits = hnp.arrays(
+    np.float64, st.tuples(st.integers(1, 5), st.integers(1, 5)), elements=st.floats(-4, 4, allow_subnormal=False)
+)
 
 
 def vjp_agrees_with_differences(g, z: np.ndarray, v: np.ndarray) -> None:
@@ -410,7 +421,9 @@ def test_output_map_vjp_and_forward_without_autodiff(name, z, data):
     v = data.draw(hnp.arrays(np.float64, z.shape, elements=st.floats(-2, 2, allow_subnormal=False)))
     vjp_agrees_with_differences(g, z, v)
     expected = TEXTBOOK_MAPS[name](z)
-    assert np.all(np.abs(g.forward(z, np) - expected) <= 4 * tol.ELEMENTARY_ULPS * U * (np.abs(expected) + np.abs(z) + 1))
+    assert np.all(
+        np.abs(g.forward(z, np) - expected) <= 4 * tol.ELEMENTARY_ULPS * U * (np.abs(expected) + np.abs(z) + 1)
+    )
     with np.errstate(over="raise", invalid="raise"):
         assert np.all(np.isfinite(g.forward(z + 1e3, np))) and np.all(np.isfinite(g.vjp(z + 1e3, v, np)))
 
@@ -424,18 +437,29 @@ def row_by_row(piece) -> None:
     y = np.array([[0.0, 1.0, 0.0], [0.25, 0.25, 0.5], [1.0, 0.0, 0.0]])
     with np.errstate(all="raise", under="ignore"):
         batch = piece(z, v, y)
-        rows = [piece(z[t:t + 1], v[t:t + 1], y[t:t + 1]) for t in range(3)]
+        rows = [piece(z[t : t + 1], v[t : t + 1], y[t : t + 1]) for t in range(3)]
     np.testing.assert_array_equal(batch, np.concatenate(rows))
 
 
-ROW_PIECES = ([lambda z, v, y, g=g: g.forward(z, np) for g in OUTPUT_MAPS.values()]
-              + [lambda z, v, y, g=g: g.vjp(z, v, np) for g in OUTPUT_MAPS.values()]
-              + [lambda z, v, y: CROSS_ENTROPY.fused_error(z, y, np),
-                 lambda z, v, y: CROSS_ENTROPY.fused_delta(z, y, np)])
+ROW_PIECES = (
+    [lambda z, v, y, g=g: g.forward(z, np) for g in OUTPUT_MAPS.values()]
+    + [lambda z, v, y, g=g: g.vjp(z, v, np) for g in OUTPUT_MAPS.values()]
+    + [lambda z, v, y: CROSS_ENTROPY.fused_error(z, y, np), lambda z, v, y: CROSS_ENTROPY.fused_delta(z, y, np)]
+)
 
 
-@pytest.mark.parametrize("piece", ROW_PIECES, ids=["softmax", "log_softmax", "softmax_vjp", "log_softmax_vjp",
-                                                   "cross_entropy_from_logits", "cross_entropy_delta"])
+@pytest.mark.parametrize(
+    "piece",
+    ROW_PIECES,
+    ids=[
+        "softmax",
+        "log_softmax",
+        "softmax_vjp",
+        "log_softmax_vjp",
+        "cross_entropy_from_logits",
+        "cross_entropy_delta",
+    ],
+)
 def test_rows_far_apart_are_normalised_row_by_row(piece):
     row_by_row(piece)
 
@@ -459,8 +483,7 @@ def _decimal_squareplus(z: float):
         return float((z_ + s) / 2), float((1 + z_ / s) / 2)
 
 
-SQUAREPLUS_Z = np.concatenate([np.linspace(-3, 3, 6001), -np.geomspace(1e-3, 1e3, 2000),
-                               np.geomspace(1e-3, 1e3, 2000)])
+SQUAREPLUS_Z = np.concatenate([np.linspace(-3, 3, 6001), -np.geomspace(1e-3, 1e3, 2000), np.geomspace(1e-3, 1e3, 2000)])
 
 
 def squareplus_keeps_every_digit(g: Activation) -> None:
@@ -470,8 +493,10 @@ def squareplus_keeps_every_digit(g: Activation) -> None:
     4/(2s(s − z)) by 7u. A form that cancels loses half its digits or more at |z| = 1e3."""
     z = SQUAREPLUS_Z
     exact = np.array([_decimal_squareplus(float(t)) for t in z])
-    for mine, truth, bound in ((g.forward(z, np), exact[:, 0], np.full(z.shape, 4)),
-                               (g.derivative(z, np), exact[:, 1], np.where(z >= 0, 4, 7))):
+    for mine, truth, bound in (
+        (g.forward(z, np), exact[:, 0], np.full(z.shape, 4)),
+        (g.derivative(z, np), exact[:, 1], np.where(z >= 0, 4, 7)),
+    ):
         bad = np.abs(mine - truth) > bound * U * np.abs(truth)
         assert not bad.any(), f"squareplus at z = {z[bad][:3]}: {mine[bad][:3]} against {truth[bad][:3]}"
 
@@ -499,9 +524,13 @@ def test_vjp_check_rejects_softmax_without_off_diagonal_terms():
 # --- the network and the three equations, against central differences of E --------------------
 
 SMOOTH = ["tanh", "sigmoid", "softplus", "gelu", "silu", "elu", "soft_sign", "identity"]
-LOSS_AND_OUTPUTS = [("mse", SMOOTH + ["softmax", "log_softmax"]), ("huber", SMOOTH),
-                    ("cross_entropy", ["softmax"]), ("binary_cross_entropy", ["sigmoid"]),
-                    ("negative_log_likelihood", ["log_softmax"])]
+LOSS_AND_OUTPUTS = [
+    ("mse", SMOOTH + ["softmax", "log_softmax"]),
+    ("huber", SMOOTH),
+    ("cross_entropy", ["softmax"]),
+    ("binary_cross_entropy", ["sigmoid"]),
+    ("negative_log_likelihood", ["log_softmax"]),
+]
 
 
 @st.composite
@@ -614,8 +643,10 @@ def test_forward_pass_is_the_definition(case):
     grads = manual.gradients(net, case.x, case.y, loss=case.loss)
     for part in (grads.delta, grads.theta, grads.b):
         assert len(part) == net.depth + 1 and part[0] is None
-    assert all(grads.theta[k].shape == net.theta[k].shape and grads.b[k].shape == net.b[k].shape
-               for k in range(1, net.depth + 1))
+    assert all(
+        grads.theta[k].shape == net.theta[k].shape and grads.b[k].shape == net.b[k].shape
+        for k in range(1, net.depth + 1)
+    )
 
 
 def test_forward_check_rejects_a_forward_without_the_bias():
@@ -678,36 +709,57 @@ def test_networks_that_do_not_fit_are_refused_in_one_sentence():
     net = manual.init_network([3, 2, 2], [tanh, relu], np.random.default_rng(0))
     t, b = net.theta, net.b
     cases_ = [
-        ("a network needs at least one layer and one Θ, b and g per layer",
-         lambda: Network((None,), (None,), (None,))),
-        ("a network needs at least one layer and one Θ, b and g per layer",
-         lambda: Network(t, b[:2], net.g)),
-        ("index 0 of theta, b and g (and p) must be None: layer 0 is the input",
-         lambda: Network((t[1],) + t[1:], b, net.g)),
-        ("index 0 of theta, b and g (and p) must be None: layer 0 is the input",
-         lambda: Network(t, (b[1],) + b[1:], net.g)),
-        ("index 0 of theta, b and g (and p) must be None: layer 0 is the input",
-         lambda: Network(t, b, (tanh,) + net.g[1:])),
-        ("layer 2: Θ must be 2-D and b must have one entry per row of Θ",
-         lambda: Network(t, b[:2] + (np.ones(3),), net.g)),
-        ("layer 1: Θ must be 2-D and b must have one entry per row of Θ",
-         lambda: Network((None, t[1][0]) + t[2:], b, net.g)),
-        ("layer 2: Θ has 3 columns but layer 1 has 2 units",
-         lambda: Network(t[:2] + (np.ones((2, 3)),), b, net.g)),
-        ("layer 2: every Θ and b must share one dtype, float32 or float64",
-         lambda: Network(t[:2] + (t[2].astype(np.float32),), b[:2] + (b[2].astype(np.float32),), net.g)),
-        ("layer 1: every Θ and b must share one dtype, float32 or float64",
-         lambda: Network((None, t[1].astype(np.int64)) + t[2:], (None, b[1].astype(np.int64)) + b[2:], net.g)),
-        ("layer 2: every Θ and b must share one dtype, float32 or float64",
-         lambda: Network(t, b[:2] + (b[2].astype(np.float32),), net.g)),
-        ("layer 2: Θ has 2 columns but layer 1 has 1 units (glu turns its 2 units of z into 1)",
-         lambda: Network(t, b, (None, manual.vector_activation("glu"), relu))),
-        ("p needs one entry per layer (None where the activation has no parameters)",
-         lambda: Network(t, b, net.g, (None, None))),
-        ("layer 2: the activation must be an Activation, ParametricActivation or VectorActivation, not str",
-         lambda: Network(t, b, (None, tanh, "relu"))),
-        ("2 layers need 2 activations, got 1",
-         lambda: manual.init_network([3, 2, 2], [tanh], np.random.default_rng(0))),
+        ("a network needs at least one layer and one Θ, b and g per layer", lambda: Network((None,), (None,), (None,))),
+        ("a network needs at least one layer and one Θ, b and g per layer", lambda: Network(t, b[:2], net.g)),
+        (
+            "index 0 of theta, b and g (and p) must be None: layer 0 is the input",
+            lambda: Network((t[1],) + t[1:], b, net.g),
+        ),
+        (
+            "index 0 of theta, b and g (and p) must be None: layer 0 is the input",
+            lambda: Network(t, (b[1],) + b[1:], net.g),
+        ),
+        (
+            "index 0 of theta, b and g (and p) must be None: layer 0 is the input",
+            lambda: Network(t, b, (tanh,) + net.g[1:]),
+        ),
+        (
+            "layer 2: Θ must be 2-D and b must have one entry per row of Θ",
+            lambda: Network(t, b[:2] + (np.ones(3),), net.g),
+        ),
+        (
+            "layer 1: Θ must be 2-D and b must have one entry per row of Θ",
+            lambda: Network((None, t[1][0]) + t[2:], b, net.g),
+        ),
+        ("layer 2: Θ has 3 columns but layer 1 has 2 units", lambda: Network(t[:2] + (np.ones((2, 3)),), b, net.g)),
+        (
+            "layer 2: every Θ and b must share one dtype, float32 or float64",
+            lambda: Network(t[:2] + (t[2].astype(np.float32),), b[:2] + (b[2].astype(np.float32),), net.g),
+        ),
+        (
+            "layer 1: every Θ and b must share one dtype, float32 or float64",
+            lambda: Network((None, t[1].astype(np.int64)) + t[2:], (None, b[1].astype(np.int64)) + b[2:], net.g),
+        ),
+        (
+            "layer 2: every Θ and b must share one dtype, float32 or float64",
+            lambda: Network(t, b[:2] + (b[2].astype(np.float32),), net.g),
+        ),
+        (
+            "layer 2: Θ has 2 columns but layer 1 has 1 units (glu turns its 2 units of z into 1)",
+            lambda: Network(t, b, (None, manual.vector_activation("glu"), relu)),
+        ),
+        (
+            "p needs one entry per layer (None where the activation has no parameters)",
+            lambda: Network(t, b, net.g, (None, None)),
+        ),
+        (
+            "layer 2: the activation must be an Activation, ParametricActivation or VectorActivation, not str",
+            lambda: Network(t, b, (None, tanh, "relu")),
+        ),
+        (
+            "2 layers need 2 activations, got 1",
+            lambda: manual.init_network([3, 2, 2], [tanh], np.random.default_rng(0)),
+        ),
     ]
     for sentence, build in cases_:
         _raises_exactly(sentence, build)
@@ -736,9 +788,11 @@ def test_this_module_never_imports_jax():
     import subprocess
     import sys
 
-    code = ("import sys, property_tests.tests.test_without_autodiff, property_tests.tests.test_manual_api; "
-            "leaked = [m for m in ('jax', 'jaxlib', 'reference') if m in sys.modules]; "
-            "assert not leaked, leaked")
+    code = (
+        "import sys, property_tests.tests.test_without_autodiff, property_tests.tests.test_manual_api; "
+        "leaked = [m for m in ('jax', 'jaxlib', 'reference') if m in sys.modules]; "
+        "assert not leaked, leaked"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
