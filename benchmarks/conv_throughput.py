@@ -29,9 +29,9 @@ from collections import Counter
 
 import numpy as np
 
-from manual import CATALOGUE, CROSS_ENTROPY, MSE, SOFTMAX
+from manual import CATALOGUE, CROSS_ENTROPY, MSE, SOFTMAX, AnyActivation
 from manual.conv import Conv2D
-from manual.layers import Dense, LayerNetwork
+from manual.layers import Dense, Layer, LayerNetwork
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
 from property_tests.library import layer_compare as lc
 from property_tests.library import tolerances as tol
@@ -50,28 +50,31 @@ def _pair(rng: np.random.Generator, low: int, high: int) -> tuple[int, int]:
     return int(rng.integers(low, high + 1)), int(rng.integers(low, high + 1))
 
 
-def draw_architecture(rng: np.random.Generator) -> tuple[tuple, list]:
+def draw_architecture(
+    rng: np.random.Generator,
+) -> tuple[tuple[int, int, int], list[tuple[Layer, AnyActivation | None]]]:
     """(in_shape, [(layer, activation or None), …]) with the ranges and choices of
     ``layer_strategies.layer_architectures()``: images 1–12 a side and 1–3 channels, one or two
     blocks of a convolution (1–4 channels, kernels 1–5, strides 1–3, padding 0–2, dilation 1–2)
     maybe followed by max or average pooling (windows 1–3, strides 1–3, padding below the
     window), flatten, maybe a hidden dense layer of 1–5 units, a dense output of 1–3 units."""
     in_shape = (int(rng.integers(1, 4)), *_pair(rng, 1, 12))
-    stack, shape = [], in_shape
+    stack: list[tuple[Layer, AnyActivation | None]] = []
+    shape = in_shape
     for _ in range(int(rng.integers(1, 3))):
         (_, h, w), stride, padding, dilation = shape, _pair(rng, 1, 3), _pair(rng, 0, 2), _pair(rng, 1, 2)
-        kernel = tuple(
+        kh, kw = (
             int(rng.choice([k for k in range(1, 6) if _fits(size, d * (k - 1) + 1, p)]))
-            for size, p, d in zip((h, w), padding, dilation)
+            for size, p, d in zip((h, w), padding, dilation, strict=True)
         )
-        conv = Conv2D(shape[0], int(rng.integers(1, 5)), kernel, stride, padding, dilation)
+        conv = Conv2D(shape[0], int(rng.integers(1, 5)), (kh, kw), stride, padding, dilation)
         stack.append((conv, ACTIVATIONS[rng.integers(len(ACTIVATIONS))]))
         shape = conv.out_shape(shape)
         if rng.integers(2):
             window = (int(rng.integers(1, min(3, shape[1] + 2) + 1)), int(rng.integers(1, min(3, shape[2] + 2) + 1)))
-            padding = tuple(int(rng.integers(0, min(2, k - 1) + 1)) for k in window)
-            if all(_fits(size, k, p) for size, k, p in zip(shape[1:], window, padding)):
-                pool = (MaxPool2D, AvgPool2D)[rng.integers(2)](window, _pair(rng, 1, 3), padding)
+            ph, pw = (int(rng.integers(0, min(2, k - 1) + 1)) for k in window)
+            if all(_fits(size, k, p) for size, k, p in zip(shape[1:], window, (ph, pw), strict=True)):
+                pool = (MaxPool2D, AvgPool2D)[rng.integers(2)](window, _pair(rng, 1, 3), (ph, pw))
                 stack.append((pool, None))
                 shape = pool.out_shape(shape)
     stack.append((Flatten(), None))
@@ -90,7 +93,8 @@ def draw_case(rng: np.random.Generator) -> LayerCase:
     targets uniform in ±1 and the mean squared error otherwise."""
     in_shape, stack = draw_architecture(rng)
     scale = (0.5, 1.0, 2.0)[rng.integers(3)]
-    params, shape = [None], in_shape
+    params: list[dict[str, np.ndarray] | None] = [None]
+    shape: tuple[int, ...] = in_shape
     for layer, _ in stack:
         template = layer.init(rng, shape)
         fan_in = int(np.prod(next(iter(template.values())).shape[1:])) if template else 1
@@ -115,7 +119,7 @@ class Tally:
     """Seconds spent in each part of a run, and what the judgement found."""
 
     def __init__(self) -> None:
-        self.seconds: Counter = Counter()
+        self.seconds = dict.fromkeys(("oracle", "manual", "judging"), 0.0)
         self.networks = self.failures = self.in_doubt = 0
 
     def judge(self, case: LayerCase, ref) -> None:
@@ -134,13 +138,21 @@ class Tally:
         self.seconds["manual"] += middle - start
         self.seconds["judging"] += time.perf_counter() - middle
 
+    def add(self, other: Tally) -> None:
+        """Count another run's seconds, networks and findings in this tally."""
+        for part, seconds in other.seconds.items():
+            self.seconds[part] += seconds
+        self.networks += other.networks
+        self.failures += other.failures
+        self.in_doubt += other.in_doubt
+
 
 def run_fast(cases: list[LayerCase], tally: Tally) -> float:
     """Verified networks per second with ``reference.conv_fast``."""
     start = time.perf_counter()
     refs = conv_fast.layer_autodiff_many([(c.network, c.x, c.y, c.loss) for c in cases])
     tally.seconds["oracle"] += time.perf_counter() - start
-    for case, ref in zip(cases, refs):
+    for case, ref in zip(cases, refs, strict=True):
         tally.judge(case, ref)
     return len(cases) / (time.perf_counter() - start)
 
@@ -186,7 +198,8 @@ def main() -> None:
     warm = warm_up()
     rates: dict[str, list[float]] = {"plain": [], "fast": [], "manual": [], "judging": [], "oracle": []}
     splits: list[dict] = []
-    fast_tally, plain_tally, sides = Tally(), Tally(), Counter()
+    fast_tally, plain_tally = Tally(), Tally()
+    sides: Counter[int] = Counter()
     for run in range(args.runs):
         cases = draw_cases(args.networks, run)
         sides.update(conv_fast.template_for(c.network, c.n, c.loss).side for c in cases)
@@ -197,9 +210,7 @@ def main() -> None:
         for part in ("oracle", "manual", "judging"):
             rates[part].append(1e3 / split[part])
         rates["plain"].append(run_plain(draw_cases(args.plain_networks, 1000 + run), plain_tally))
-        for name in ("seconds", "networks", "failures", "in_doubt"):
-            value = getattr(tally, name)
-            setattr(fast_tally, name, getattr(fast_tally, name) + value)
+        fast_tally.add(tally)
     median = {k: statistics.median(v) for k, v in rates.items()}
     split = {part: statistics.median(s[part] for s in splits) for part in ("oracle", "manual", "judging")}
     plain_oracle_ms = 1e3 * plain_tally.seconds["oracle"] / max(plain_tally.networks, 1)

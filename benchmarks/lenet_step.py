@@ -124,8 +124,8 @@ def as_pairs(params) -> list[tuple[np.ndarray, np.ndarray]]:
 def check_gradients(manual_grads: list, jax_grads: list, dtype) -> None:
     """Raise ``AssertionError`` unless every hand gradient is jax's up to rounding (module docstring)."""
     eps = float(np.finfo(dtype).eps)
-    for k, (mine, theirs) in enumerate(zip(manual_grads, jax_grads), start=1):
-        for name, m, j in zip(("W", "b"), mine, theirs):
+    for k, (mine, theirs) in enumerate(zip(manual_grads, jax_grads, strict=True), start=1):
+        for name, m, j in zip(("W", "b"), mine, theirs, strict=True):
             j = np.asarray(j)
             assert m.dtype == j.dtype == dtype, f"parameter layer {k} {name}: {m.dtype} vs {j.dtype}"
             worst = float(np.max(np.abs(m - j)))

@@ -53,7 +53,7 @@ def median_ms(fn, repeats: int) -> float:
 def step_flops() -> float:
     """Forward: 2·n·in·out per layer. Backward: (3) costs the same per layer, (2) the same for
     every layer but the first (no δ is needed for the input)."""
-    pairs = list(zip(WIDTHS[:-1], WIDTHS[1:]))
+    pairs = list(zip(WIDTHS[:-1], WIDTHS[1:], strict=True))
     forward = sum(2 * BATCH * i * o for i, o in pairs)
     weights = forward
     deltas = sum(2 * BATCH * i * o for i, o in pairs[1:])
@@ -64,7 +64,7 @@ def gemm_only_ms(dtype, repeats: int) -> float:
     """The step's own matrix products, with their shapes and layouts, timed back to back with
     nothing else: what the step would cost if all its elementwise work were free."""
     rng = np.random.default_rng(0)
-    pairs = list(zip(WIDTHS[:-1], WIDTHS[1:]))
+    pairs = list(zip(WIDTHS[:-1], WIDTHS[1:], strict=True))
     a = [rng.standard_normal((BATCH, i)).astype(dtype) for i, _ in pairs]
     theta = [rng.standard_normal((o, i)).astype(dtype) for i, o in pairs]
     delta = [rng.standard_normal((BATCH, o)).astype(dtype) for _, o in pairs]
@@ -104,9 +104,9 @@ def manual_only(dtype, repeats: int) -> dict:
     """The manual step's median time and its minor page faults per step."""
     net, x, y = problem(dtype)
     manual.gradients(net, x, y)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     ms = median_ms(lambda: manual.gradients(net, x, y), repeats)
-    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / (repeats + 1)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before) / (repeats + 1)
     return {"ms": ms, "page_faults_per_step": faults}
 
 
@@ -128,7 +128,7 @@ def measure(dtype, repeats: int) -> dict:
     manual_ms = alone["ms"]
 
     with jax.enable_x64(dtype == np.float64):
-        params = [(jnp.asarray(t), jnp.asarray(b)) for t, b in zip(net.theta[1:], net.b[1:])]
+        params = [(jnp.asarray(t), jnp.asarray(b)) for t, b in zip(net.theta[1:], net.b[1:], strict=True)]
 
         def error(params, x, y):
             a = x

@@ -42,7 +42,7 @@ def rate(count: int, seconds: float) -> float:
 def run_fast(cases) -> float:
     start = time.perf_counter()
     refs = fast.autodiff_many([(c.network, c.x, c.y) for c in cases])
-    for case, ref in zip(cases, refs):
+    for case, ref in zip(cases, refs, strict=True):
         compare_case(case, ref)
     return rate(len(cases), time.perf_counter() - start)
 
@@ -74,7 +74,7 @@ def main() -> None:
     for g in CATALOGUE.values():  # the tolerance tables (slope scale, autodiff's noise) of every activation
         tol.profile(g)
     warm_up = time.perf_counter() - start
-    rates = {"plain": [], "fast": [], "manual": []}
+    rates: dict[str, list[float]] = {"plain": [], "fast": [], "manual": []}
     for run in range(args.runs):
         cases = draw_cases(args.networks, run)
         rates["fast"].append(run_fast(cases))

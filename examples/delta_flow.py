@@ -122,7 +122,7 @@ def draw(f: Flow, W: np.ndarray, reference: np.ndarray, output: str) -> None:
 
     (h, w), (ph, pw) = f.grad_a.shape[2:], PADDING
     (kh, kw), sh = W.shape[2:], STRIDE[0]
-    from_delta = np.zeros(f.spread.shape[2:], bool)
+    from_delta: np.ndarray = np.zeros(f.spread.shape[2:], bool)  # 2-D (NumPy's stubs type it 0-D)
     from_delta[:: STRIDE[0], :: STRIDE[1]] = True
     in_padded = np.zeros(f.padded.shape[2:], bool)
     in_padded[kh - 1 : kh - 1 + from_delta.shape[0], kw - 1 : kw - 1 + from_delta.shape[1]] = from_delta

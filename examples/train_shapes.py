@@ -26,7 +26,7 @@ import numpy as np
 
 import manual
 from manual.conv import Conv2D
-from manual.layers import Dense, LayerNetwork, kind_of
+from manual.layers import Dense, Layer, LayerNetwork, kind_of
 from manual.pooling import Flatten, MaxPool2D
 from reference.layers import FORWARD
 
@@ -69,7 +69,7 @@ def network(seed: int = 1) -> LayerNetwork:
     """conv 1→4 3×3 tanh (12×12 → 10×10), max pool 2 (→ 5×5), conv 4→4 3×3 tanh (→ 3×3),
     max pool 3 (→ 1×1), flatten (→ 4), dense → 1 sigmoid."""
     tanh, sigmoid = manual.CATALOGUE["tanh"], manual.CATALOGUE["sigmoid"]
-    stack = [
+    stack: list[tuple[Layer, manual.Activation | None]] = [
         (Conv2D(1, 4, (3, 3)), tanh),
         (MaxPool2D((2, 2), (2, 2)), None),
         (Conv2D(4, 4, (3, 3)), tanh),
@@ -89,10 +89,12 @@ def train_by_hand(net: LayerNetwork, x, y, steps: int) -> tuple[LayerNetwork, li
     """Gradient descent with equations (1), (2), (3) through the layers: θ ← θ − η ∂E/∂θ for every
     parameter θ (kernels W, biases b, the dense layer's Θ)."""
     curve, theta = [], list(net.params)
+    fused_error = LOSS.fused_error  # Eₜ from the logits z⁽ᴸ⁾, for sigmoid and cross-entropy
+    assert fused_error is not None
     for _ in range(steps):
         net = with_params(net, theta)
         fwd = manual.layer_forward(net, x)
-        curve.append(float(np.mean(LOSS.fused_error(fwd.z[-1], y, np))))
+        curve.append(float(np.mean(fused_error(fwd.z[-1], y, np))))
         grads = manual.layer_backward(net, fwd.z, fwd.a, y, loss=LOSS)
         for k in range(1, net.depth + 1):
             theta[k] = {name: value - LEARNING_RATE * grads.params[k][name] for name, value in theta[k].items()}

@@ -40,15 +40,19 @@ def network(seed: int = 1) -> manual.Network:
 def train_by_hand(net: manual.Network, x, y, steps: int) -> tuple[manual.Network, list[float]]:
     """Gradient descent with equations (1), (2), (3): Θ⁽ᵏ⁾ ← Θ⁽ᵏ⁾ − η ∂E/∂Θ⁽ᵏ⁾."""
     loss, curve = manual.BINARY_CROSS_ENTROPY, []
+    fused_error = loss.fused_error  # Eₜ from the logits z⁽ᴸ⁾, for sigmoid and cross-entropy
+    assert fused_error is not None
     theta, b = list(net.theta), list(net.b)
     for _ in range(steps):
         net = manual.Network(tuple(theta), tuple(b), net.g)
         fwd = manual.forward(net, x)
-        curve.append(float(np.mean(loss.fused_error(fwd.z[-1], y, np))))
+        curve.append(float(np.mean(fused_error(fwd.z[-1], y, np))))
         grads = manual.backward(net, fwd.z, fwd.a, y, loss=loss)
         for k in range(1, net.depth + 1):
-            theta[k] = theta[k] - LEARNING_RATE * grads.theta[k]
-            b[k] = b[k] - LEARNING_RATE * grads.b[k]
+            theta_k, b_k, d_theta, d_b = theta[k], b[k], grads.theta[k], grads.b[k]
+            assert theta_k is not None and b_k is not None and d_theta is not None and d_b is not None  # k ≥ 1
+            theta[k] = theta_k - LEARNING_RATE * d_theta
+            b[k] = b_k - LEARNING_RATE * d_b
     return manual.Network(tuple(theta), tuple(b), net.g), curve
 
 
@@ -67,11 +71,13 @@ def train_with_jax(net: manual.Network, x, y, steps: int) -> list[float]:
     @jax.jit
     def step(params, x, y):
         value, grads = jax.value_and_grad(error)(params, x, y)
-        return [(t - LEARNING_RATE * gt, c - LEARNING_RATE * gc) for (t, c), (gt, gc) in zip(params, grads)], value
+        return [
+            (t - LEARNING_RATE * gt, c - LEARNING_RATE * gc) for (t, c), (gt, gc) in zip(params, grads, strict=True)
+        ], value
 
     curve = []
     with jax.enable_x64(True):
-        params = [(jnp.asarray(t), jnp.asarray(c)) for t, c in zip(net.theta[1:], net.b[1:])]
+        params = [(jnp.asarray(t), jnp.asarray(c)) for t, c in zip(net.theta[1:], net.b[1:], strict=True)]
         xj, yj = jnp.asarray(x), jnp.asarray(y)
         for _ in range(steps):
             params, value = step(params, xj, yj)

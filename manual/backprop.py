@@ -10,7 +10,7 @@ Transposes: the column form δ⁽ᵏ⁾ = (Θ⁽ᵏ⁺¹⁾)ᵀδ⁽ᵏ⁺¹⁾ 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -103,7 +103,7 @@ def parameter_gradients(delta_k: np.ndarray, a_prev: np.ndarray) -> tuple[np.nda
     return grad_theta, grad_b
 
 
-def layer_operands(delta: tuple, a: tuple, k: int) -> tuple[np.ndarray, np.ndarray]:
+def layer_operands(delta: Sequence, a: Sequence, k: int) -> tuple[np.ndarray, np.ndarray]:
     """What equation (3) multiplies for layer k: its own δ⁽ᵏ⁾ and its input a⁽ᵏ⁻¹⁾."""
     return delta[k], a[k - 1]
 
@@ -116,7 +116,7 @@ class Equations:
     output_delta: Callable[[np.ndarray, np.ndarray, Activation | VectorActivation], np.ndarray] = output_delta
     hidden_delta: Callable[[np.ndarray, np.ndarray, np.ndarray, Activation], np.ndarray] = hidden_delta
     parameter_gradients: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] = parameter_gradients
-    layer_operands: Callable[[tuple, tuple, int], tuple[np.ndarray, np.ndarray]] = layer_operands
+    layer_operands: Callable[[Sequence, Sequence, int], tuple[np.ndarray, np.ndarray]] = layer_operands
     hidden_delta_general: Callable[[np.ndarray, np.ndarray, np.ndarray, VectorActivation], np.ndarray] = (
         hidden_delta_general
     )
@@ -139,8 +139,13 @@ class Gradients:
 
 def as_used(network: Network, k: int) -> Activation | VectorActivation:
     """g_k as equations (1) and (2) use it: bound to p⁽ᵏ⁾ when it has parameters (g′ = ∂g/∂z)."""
-    g = network.g[k]
-    return g.bind(network.p[k]) if isinstance(g, ParametricActivation) else g
+    g, p = network.g[k], network.p[k]
+    if g is None:
+        raise ValueError(f"layer {k} has no activation: layer 0 is the input")
+    if isinstance(g, ParametricActivation):
+        assert p is not None  # an activation with parameters has their values (check_network)
+        return g.bind(p)
+    return g
 
 
 def backward(
@@ -150,24 +155,33 @@ def backward(
     loss has a fused form with the output layer (softmax and cross-entropy, sigmoid and binary
     cross-entropy), (1) uses it: δ⁽ᴸ⁾ = a − y, finite for any logits."""
     L, theta = network.depth, network.theta
-    delta, grad_a_E = [None] * (L + 1), None
+    delta: list[np.ndarray | None] = [None] * (L + 1)
+    grad_a_E: np.ndarray | None = None
     if loss.fuses(network.g[L]):
+        assert loss.fused_delta is not None  # a loss that fuses with g_L carries its fused forms
         delta[L] = loss.fused_delta(z[L], y, np)  # (1), fused with the loss: a − y
     else:
         grad_a_E = loss.gradient(a[L], y, np)  # ∇ₐEₜ for every example
         delta[L] = equations.output_delta(grad_a_E, z[L], as_used(network, L))  # (1)
     for k in range(L - 1, 0, -1):
-        g_k = as_used(network, k)
+        g_k, theta_next, delta_next = as_used(network, k), theta[k + 1], delta[k + 1]
+        assert theta_next is not None and delta_next is not None  # Θ⁽ᵏ⁺¹⁾ is given, δ⁽ᵏ⁺¹⁾ just computed
         if isinstance(g_k, VectorActivation):
-            delta[k] = equations.hidden_delta_general(theta[k + 1], delta[k + 1], z[k], g_k)  # (2), general form
+            delta[k] = equations.hidden_delta_general(theta_next, delta_next, z[k], g_k)  # (2), general form
         else:
-            delta[k] = equations.hidden_delta(theta[k + 1], delta[k + 1], z[k], g_k)  # (2)
+            delta[k] = equations.hidden_delta(theta_next, delta_next, z[k], g_k)  # (2)
     grads = [equations.parameter_gradients(*equations.layer_operands(delta, a, k)) for k in range(1, L + 1)]  # (3)
-    p_grads = [None] * (L + 1)
+    p_grads: list[dict[str, np.ndarray] | None] = [None] * (L + 1)
     for k in range(1, L + 1):
-        if isinstance(network.g[k], ParametricActivation):
-            grad_a = grad_a_E if k == L else delta[k + 1] @ theta[k + 1]  # ∂Eₜ/∂a⁽ᵏ⁾
-            p_grads[k] = equations.activation_parameter_gradients(grad_a, z[k], network.g[k], network.p[k])  # (3)
+        g, p_k = network.g[k], network.p[k]
+        if isinstance(g, ParametricActivation):
+            if k == L:
+                grad_a = grad_a_E  # ∂Eₜ/∂a⁽ᴸ⁾ = ∇ₐEₜ
+            else:
+                theta_next, delta_next = theta[k + 1], delta[k + 1]
+                assert theta_next is not None and delta_next is not None  # Θ⁽ᵏ⁺¹⁾ is given, δ⁽ᵏ⁺¹⁾ just computed
+                grad_a = delta_next @ theta_next  # ∂Eₜ/∂a⁽ᵏ⁾
+            p_grads[k] = equations.activation_parameter_gradients(grad_a, z[k], g, p_k)  # (3)
     return Gradients(
         delta=tuple(delta),
         theta=(None,) + tuple(g for g, _ in grads),

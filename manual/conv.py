@@ -119,7 +119,7 @@ class Conv2D:
                 raise ValueError(f"{name} must be a pair of integers of at least {low}, got {value!r}")
             object.__setattr__(self, name, (int(value[0]), int(value[1])))
 
-    def out_shape(self, in_shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int, int, int]:
         """(C_out, H_out, W_out) per example for an input of (C_in, H, W) per example, with on
         each axis  H_out = ⌊(H + 2p − d(k − 1) − 1) / s⌋ + 1.  When s does not divide
         H + 2p − d(k − 1) − 1, the last rows of the input are read by no window."""
@@ -130,7 +130,7 @@ class Conv2D:
             raise ValueError(f"the input has {c} channels but the layer takes {self.in_channels}")
         sizes = []
         for axis, size, k, s, p, d in zip(
-            ("height", "width"), (h, w), self.kernel, self.stride, self.padding, self.dilation
+            ("height", "width"), (h, w), self.kernel, self.stride, self.padding, self.dilation, strict=True
         ):
             span = d * (k - 1) + 1
             if size + 2 * p < span:
@@ -141,7 +141,7 @@ class Conv2D:
         return (self.out_channels, sizes[0], sizes[1])
 
     def init(
-        self, rng: np.random.Generator, in_shape: tuple[int, int, int], dtype: np.dtype | type = np.float64
+        self, rng: np.random.Generator, in_shape: tuple[int, ...], dtype: np.dtype | type = np.float64
     ) -> dict[str, np.ndarray]:
         """W ~ N(0, 1/fan_in) and b ~ N(0, 1/fan_in), fan_in = C_in·kh·kw (as ``init_network``
         does for a dense layer), after checking that the layer fits ``in_shape``."""
@@ -254,10 +254,11 @@ class Conv2D:
         grad_W = np.zeros(params["W"].shape, a_prev.dtype)
         grad_b = np.zeros(params["b"].shape, a_prev.dtype)
         for f, c, u, v in np.ndindex(grad_W.shape):
-            total = 0.0
-            for t, i, j in np.ndindex(n, h_out, w_out):
-                total += delta[t, f, i, j] * self._padded(a_prev, t, c, sh * i + dh * u, sw * j + dw * v)
-            grad_W[f, c, u, v] = total / n  # (3)
+            terms = (
+                delta[t, f, i, j] * self._padded(a_prev, t, c, sh * i + dh * u, sw * j + dw * v)
+                for t, i, j in np.ndindex(n, h_out, w_out)
+            )
+            grad_W[f, c, u, v] = sum(terms) / n  # (3)
         for f in range(f_out):
             grad_b[f] = sum(delta[t, f, i, j] for t, i, j in np.ndindex(n, h_out, w_out)) / n  # (3)
         return {"W": grad_W, "b": grad_b}
@@ -274,10 +275,13 @@ class Conv2D:
         W, b = params.get("W"), params.get("b")
         if not isinstance(W, np.ndarray) or W.shape != (self.out_channels, self.in_channels, kh, kw):
             raise ValueError(
-                f"W must be an array of shape {(self.out_channels, self.in_channels, kh, kw)} (OIHW), got {np.shape(W)}"
+                f"W must be an array of shape {(self.out_channels, self.in_channels, kh, kw)} (OIHW), "
+                f"got {() if W is None else np.shape(W)}"
             )
         if not isinstance(b, np.ndarray) or b.shape != (self.out_channels,):
-            raise ValueError(f"b must be an array of shape {(self.out_channels,)}, got {np.shape(b)}")
+            raise ValueError(
+                f"b must be an array of shape {(self.out_channels,)}, got {() if b is None else np.shape(b)}"
+            )
         arrays = [a_prev, W, b]
         if delta is not None:
             if not isinstance(delta, np.ndarray) or delta.shape != (a_prev.shape[0],) + out:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -37,6 +37,9 @@ from .norms import BatchNorm, LayerNorm, RMSNorm
 from .pooling import AvgPool2D, Flatten, MaxPool2D
 from .residual import Residual
 from .vector_activations import VectorActivation
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 Params = Mapping[str, np.ndarray]
 Shape = tuple[int, ...]
@@ -116,7 +119,7 @@ def kind_of(layer: object) -> str:
     raise ValueError(f"{type(layer).__name__} is not a registered layer kind ({', '.join(LAYER_KINDS)})")
 
 
-def layer_config(layer: object) -> dict:
+def layer_config(layer: DataclassInstance) -> dict:
     """A layer's settings by name (its dataclass fields), e.g. ``{"kernel": (3, 3), …}``."""
     return {field.name: getattr(layer, field.name) for field in dataclasses.fields(layer)}
 
@@ -205,13 +208,14 @@ def check_layer_network(net: LayerNetwork) -> None:
 
 def init_layer_network(
     in_shape: Shape,
-    stack: Sequence[tuple[object, Activation | None]],
+    stack: Sequence[tuple[Layer, Activation | VectorActivation | None]],
     rng: np.random.Generator,
     *,
     dtype: np.dtype | type = np.float64,
 ) -> LayerNetwork:
     """A network from (layer, activation) pairs, each layer's parameters from its ``init``."""
-    params, shape = [None], tuple(in_shape)
+    params: list[dict | None] = [None]
+    shape = tuple(in_shape)
     for layer, _ in stack:
         params.append(layer.init(rng, shape, dtype))
         shape = layer.out_shape(shape)
@@ -254,10 +258,12 @@ def check_layer_input(net: LayerNetwork, x: np.ndarray) -> None:
 def layer_forward(net: LayerNetwork, x: np.ndarray) -> LayerForward:
     """z⁽ᵏ⁾ = layer_k(a⁽ᵏ⁻¹⁾) and a⁽ᵏ⁾ = g_k(z⁽ᵏ⁾) for k = 1 … L."""
     check_layer_input(net, x)
-    z, a = [None], [x]
+    z: list[np.ndarray | None] = [None]
+    a = [x]
     for k in range(1, net.depth + 1):
-        z.append(net.layers[k].forward(a[k - 1], net.params[k]))
-        a.append(z[k] if net.g[k] is None else net.g[k].forward(z[k], np))
+        z_k = net.layers[k].forward(a[k - 1], net.params[k])
+        z.append(z_k)
+        a.append(z_k if net.g[k] is None else net.g[k].forward(z_k, np))
     return LayerForward(tuple(z), tuple(a))
 
 
@@ -284,6 +290,7 @@ def last_delta(
     """Equation (1) for the last layer: ``output_delta`` (δ⁽ᴸ⁾ = ∇ₐE ⊙ g_L′(z⁽ᴸ⁾), or J_gᵀ∇ₐE
     for softmax), a − y when the loss is fused with g_L, ∇ₐE itself when there is no g_L."""
     if g_L is not None and loss.fuses(g_L):
+        assert loss.fused_delta is not None  # a loss that fuses with g_L carries its fused forms
         return loss.fused_delta(z_L, y, np)  # (1), fused with the loss: a − y
     if g_L is None:
         return loss.gradient(a_L, y, np)  # (1), g_L′ = 1
@@ -293,10 +300,12 @@ def last_delta(
 def layer_backward(net: LayerNetwork, z: tuple, a: tuple, y: np.ndarray, *, loss: Loss = MSE) -> LayerGradients:
     """Equations (1), (2), (3) through the layers, from the forward pass's z and a."""
     L = net.depth
-    delta = [None] * (L + 1)
+    delta: list[np.ndarray | None] = [None] * (L + 1)
     delta[L] = last_delta(net.g[L], z[L], a[L], y, loss)  # (1)
     for k in range(L - 1, 0, -1):
-        delta[k] = delta_through(net.layers[k + 1], delta[k + 1], a[k], net.params[k + 1], z[k], net.g[k])  # (2)
+        delta_next = delta[k + 1]
+        assert delta_next is not None  # δ⁽ᵏ⁺¹⁾ was just computed
+        delta[k] = delta_through(net.layers[k + 1], delta_next, a[k], net.params[k + 1], z[k], net.g[k])  # (2)
     grads = [None] + [
         net.layers[k].parameter_gradients(delta[k], a[k - 1], net.params[k])  # (3)
         for k in range(1, L + 1)

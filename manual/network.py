@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
@@ -23,7 +22,7 @@ from .vector_activations import VectorActivation
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-AnyActivation = Union[Activation, ParametricActivation, VectorActivation]
+AnyActivation = Activation | ParametricActivation | VectorActivation
 """What a layer may apply: elementwise g (``Activation``), elementwise g(z; p) with trainable
 parameters (``ParametricActivation``), or a map that mixes units and may change the width
 (``VectorActivation``: softmax, log_softmax, the GLU family, maxout)."""
@@ -31,7 +30,7 @@ parameters (``ParametricActivation``), or a map that mixes units and may change 
 Parameters = Mapping[str, np.ndarray]
 
 
-def output_width(g: AnyActivation, units: int) -> int:
+def output_width(g: AnyActivation | None, units: int) -> int:
     """The width of a⁽ᵏ⁾ = g(z⁽ᵏ⁾) for z⁽ᵏ⁾ of ``units`` units (smaller for a GLU or maxout)."""
     return g.width(units) if isinstance(g, VectorActivation) else units
 
@@ -39,6 +38,8 @@ def output_width(g: AnyActivation, units: int) -> int:
 def activate(g: AnyActivation, z: np.ndarray, p: Parameters | None, xp=np) -> np.ndarray:
     """a = g(z), or g(z; p) for an activation with parameters."""
     if isinstance(g, ParametricActivation):
+        if p is None:
+            raise ValueError(f"{g.name} has parameters: p must hold their values")
         return g.forward(z, p, xp)
     return g.forward(z, xp)
 
@@ -68,7 +69,8 @@ class Network:
     @property
     def widths(self) -> tuple[int, ...]:
         """Units per layer, input layer first: (n₀, n₁, …, n_L)."""
-        return (self.theta[1].shape[1],) + tuple(t.shape[0] for t in self.theta[1:])
+        weights = [t for t in self.theta[1:] if t is not None]  # Θ⁽¹⁾ … Θ⁽ᴸ⁾: only index 0 is None
+        return (weights[0].shape[1],) + tuple(t.shape[0] for t in weights)
 
     @property
     def output_width(self) -> int:
@@ -77,7 +79,9 @@ class Network:
 
     @property
     def dtype(self) -> np.dtype:
-        return self.theta[1].dtype
+        theta_1 = self.theta[1]
+        assert theta_1 is not None  # layer 1 has weights (check_network)
+        return theta_1.dtype
 
     @property
     def parametric(self) -> bool:
@@ -87,8 +91,8 @@ class Network:
     def astype(self, dtype: np.dtype | type) -> Network:
         """The same network with every weight, bias and activation parameter rounded to ``dtype``."""
         return Network(
-            theta=(None,) + tuple(t.astype(dtype) for t in self.theta[1:]),
-            b=(None,) + tuple(b.astype(dtype) for b in self.b[1:]),
+            theta=(None,) + tuple(None if t is None else t.astype(dtype) for t in self.theta[1:]),
+            b=(None,) + tuple(None if b is None else b.astype(dtype) for b in self.b[1:]),
             g=self.g,
             p=tuple(
                 None if p is None else {name: np.asarray(v).astype(dtype) for name, v in p.items()} for p in self.p
@@ -106,24 +110,25 @@ def check_network(network: Network) -> None:
     if theta[0] is not None or b[0] is not None or g[0] is not None or p[0] is not None:
         raise ValueError("index 0 of theta, b and g (and p) must be None: layer 0 is the input")
     for k in range(1, len(theta)):
-        t, bias = theta[k], b[k]
-        if t.ndim != 2 or bias.shape != (t.shape[0],):
+        t, bias, g_k, t_prev, g_prev = theta[k], b[k], g[k], theta[k - 1], g[k - 1]
+        if t is None or bias is None or t.ndim != 2 or bias.shape != (t.shape[0],):
             raise ValueError(f"layer {k}: Θ must be 2-D and b must have one entry per row of Θ")
-        if k > 1 and isinstance(g[k - 1], (Activation, ParametricActivation, VectorActivation)):
-            units = theta[k - 1].shape[0]
-            fed = output_width(g[k - 1], units)
+        if t_prev is not None and isinstance(g_prev, (Activation, ParametricActivation, VectorActivation)):
+            units = t_prev.shape[0]
+            fed = output_width(g_prev, units)
             if t.shape[1] != fed:
-                how = "" if fed == units else f" ({g[k - 1].name} turns its {units} units of z into {fed})"
+                how = "" if fed == units else f" ({g_prev.name} turns its {units} units of z into {fed})"
                 raise ValueError(f"layer {k}: Θ has {t.shape[1]} columns but layer {k - 1} has {fed} units{how}")
-        if t.dtype not in FLOAT_DTYPES or bias.dtype != t.dtype or t.dtype != theta[1].dtype:
+        if t.dtype not in FLOAT_DTYPES or bias.dtype != t.dtype or t.dtype != network.dtype:
             raise ValueError(f"layer {k}: every Θ and b must share one dtype, float32 or float64")
-        if not isinstance(g[k], (Activation, ParametricActivation, VectorActivation)):
+        if not isinstance(g_k, (Activation, ParametricActivation, VectorActivation)):
             raise ValueError(
                 f"layer {k}: the activation must be an Activation, ParametricActivation or "
-                f"VectorActivation, not {type(g[k]).__name__}"
+                f"VectorActivation, not {type(g_k).__name__}"
             )
-        check_parameters(k, g[k], p[k], t.shape[0], t.dtype)
-    output_width(g[-1], theta[-1].shape[0])  # a GLU or maxout output needs a width it can split
+        check_parameters(k, g_k, p[k], t.shape[0], t.dtype)
+        if k == len(theta) - 1:
+            output_width(g_k, t.shape[0])  # a GLU or maxout output needs a width it can split
 
 
 def check_parameters(k: int, g: AnyActivation, p: Parameters | None, units: int, dtype: np.dtype) -> None:
@@ -156,9 +161,11 @@ def init_network(
     parameters start at their defaults."""
     if len(g) != len(widths) - 1:
         raise ValueError(f"{len(widths) - 1} layers need {len(widths) - 1} activations, got {len(g)}")
-    theta, b, p = [None], [None], [None]
+    theta: list[np.ndarray | None] = [None]
+    b: list[np.ndarray | None] = [None]
+    p: list[Parameters | None] = [None]
     n_in = widths[0]
-    for g_k, n_out in zip(g, widths[1:]):
+    for g_k, n_out in zip(g, widths[1:], strict=True):
         std = scale / np.sqrt(n_in)
         theta.append((std * rng.standard_normal((n_out, n_in))).astype(dtype))
         b.append((std * rng.standard_normal(n_out)).astype(dtype))
@@ -178,12 +185,15 @@ class ForwardPass:
 def forward(network: Network, x: np.ndarray) -> ForwardPass:
     """Run the network on the rows of x, keeping every z⁽ᵏ⁾ and a⁽ᵏ⁾."""
     check_input(network, x)
-    z, a = [None], [x]
+    z: list[np.ndarray | None] = [None]
+    a = [x]
     for k in range(1, network.depth + 1):
-        z_k = a[k - 1] @ network.theta[k].T  # one GEMM, no copy of Θ (BLAS reads the transpose)
-        z_k += network.b[k]  # z⁽ᵏ⁾ = Θ⁽ᵏ⁾a⁽ᵏ⁻¹⁾ + b⁽ᵏ⁾, the bias added in place
+        theta_k, b_k, g_k = network.theta[k], network.b[k], network.g[k]
+        assert theta_k is not None and b_k is not None and g_k is not None  # layer k ≥ 1 (check_network)
+        z_k = a[k - 1] @ theta_k.T  # one GEMM, no copy of Θ (BLAS reads the transpose)
+        z_k += b_k  # z⁽ᵏ⁾ = Θ⁽ᵏ⁾a⁽ᵏ⁻¹⁾ + b⁽ᵏ⁾, the bias added in place
         z.append(z_k)
-        a.append(activate(network.g[k], z_k, network.p[k]))  # a⁽ᵏ⁾ = g_k(z⁽ᵏ⁾), or g_k(z⁽ᵏ⁾; p⁽ᵏ⁾)
+        a.append(activate(g_k, z_k, network.p[k]))  # a⁽ᵏ⁾ = g_k(z⁽ᵏ⁾), or g_k(z⁽ᵏ⁾; p⁽ᵏ⁾)
     return ForwardPass(tuple(z), tuple(a))
 
 

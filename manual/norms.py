@@ -79,6 +79,10 @@ class _Norm:
     def mean(self, v: np.ndarray) -> np.ndarray:
         return v.mean(axis=self.axis, keepdims=True)
 
+    def normalized(self, a_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(x̂, the divisor σ or r): each norm's own."""
+        raise NotImplementedError(f"{type(self).__name__} must define its normalization")
+
     def parameter_gradients(self, delta: np.ndarray, a_prev: np.ndarray, params: Params) -> dict:
         """Equation (3): ∂E/∂γ = (1/n) Σₜ δₜ ⊙ x̂ₜ and ∂E/∂β = (1/n) Σₜ δₜ (γ and β are used by
         every example, so their gradients sum over the batch once, as a dense layer's b)."""

@@ -24,6 +24,7 @@ tests check that both agree. Derivation: ``docs/pooling.md``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -32,7 +33,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 Pair = tuple[int, int]
 Shape = tuple[int, int, int]
-Params = dict[str, np.ndarray]
+Params = Mapping[str, np.ndarray]
 
 
 def output_size(size: int, window: int, stride: int, padding: int) -> int:
@@ -49,7 +50,7 @@ def _check_pair(name: str, value: Pair, minimum: int) -> None:
         raise ValueError(f"{name} must be a pair of integers of at least {minimum}, got {value!r}")
 
 
-def _check_shape(in_shape: Shape) -> None:
+def _check_shape(in_shape: tuple[int, ...]) -> None:
     if (
         not isinstance(in_shape, tuple)
         or len(in_shape) != 3
@@ -99,30 +100,34 @@ class _Pool2D:
         _check_pair("window", self.window, 1)
         _check_pair("stride", self.stride, 1)
         _check_pair("padding", self.padding, 0)
-        if any(p >= w for p, w in zip(self.padding, self.window)):
+        if any(p >= w for p, w in zip(self.padding, self.window, strict=True)):
             raise ValueError(
                 f"padding {self.padding} must be smaller than the window {self.window} on both axes, "
                 f"so that every window holds at least one input"
             )
 
-    def out_shape(self, in_shape: Shape) -> Shape:
+    def out_shape(self, in_shape: tuple[int, ...]) -> Shape:
         """(C, H, W) → (C, ⌊(H + 2ph − wh)/sh⌋ + 1, ⌊(W + 2pw − ww)/sw⌋ + 1)."""
         _check_shape(in_shape)
         C, H, W = in_shape
-        (wh, ww), (ph, pw) = self.window, self.padding
+        (wh, ww), (sh, sw), (ph, pw) = self.window, self.stride, self.padding
         if H + 2 * ph < wh or W + 2 * pw < ww:
             raise ValueError(
                 f"the window {self.window} does not fit in the padded image "
                 f"{(H + 2 * ph, W + 2 * pw)} of an input {(H, W)} with padding {self.padding}"
             )
-        return (C, *(output_size(*axis) for axis in zip((H, W), self.window, self.stride, self.padding)))
+        return (C, output_size(H, wh, sh, ph), output_size(W, ww, sw, pw))
 
-    def init(self, rng: np.random.Generator, in_shape: Shape, dtype: np.dtype | type = np.float64) -> Params:
+    def init(
+        self, rng: np.random.Generator, in_shape: tuple[int, ...], dtype: np.dtype | type = np.float64
+    ) -> dict[str, np.ndarray]:
         """No parameters: ``{}`` (after checking that ``in_shape`` fits)."""
         self.out_shape(in_shape)
         return {}
 
-    def parameter_gradients(self, delta: np.ndarray, a_prev: np.ndarray, params: Params | None = None) -> Params:
+    def parameter_gradients(
+        self, delta: np.ndarray, a_prev: np.ndarray, params: Params | None = None
+    ) -> dict[str, np.ndarray]:
         """Equation (3) has no parameter to differentiate: ``{}``."""
         return {}
 
@@ -311,18 +316,22 @@ class Flatten:
     δ back where its input came from: the same reshape, backwards.
     """
 
-    def out_shape(self, in_shape: Shape) -> tuple[int]:
+    def out_shape(self, in_shape: tuple[int, ...]) -> tuple[int]:
         """(C, H, W) → (C·H·W,)."""
         _check_shape(in_shape)
         C, H, W = in_shape
         return (C * H * W,)
 
-    def init(self, rng: np.random.Generator, in_shape: Shape, dtype: np.dtype | type = np.float64) -> Params:
+    def init(
+        self, rng: np.random.Generator, in_shape: tuple[int, ...], dtype: np.dtype | type = np.float64
+    ) -> dict[str, np.ndarray]:
         """No parameters: ``{}``."""
         self.out_shape(in_shape)
         return {}
 
-    def parameter_gradients(self, delta: np.ndarray, a_prev: np.ndarray, params: Params | None = None) -> Params:
+    def parameter_gradients(
+        self, delta: np.ndarray, a_prev: np.ndarray, params: Params | None = None
+    ) -> dict[str, np.ndarray]:
         """Equation (3) has no parameter to differentiate: ``{}``."""
         return {}
 

@@ -35,8 +35,8 @@ def conv2d_vjp(
     Summed over the examples, not averaged: with δ = ∂Eₜ/∂z per example, ∂/∂x is ∂Eₜ/∂x per
     example and ∂/∂W, ∂/∂b are n times the batch gradients of E = (1/n) Σₜ Eₜ."""
     with jax.enable_x64(True):
-        grads = _conv2d_vjp(*_float64(x, W, b, delta), *_static(stride, padding, dilation))
-        return tuple(np.asarray(g) for g in grads)
+        d_x, d_W, d_b = _conv2d_vjp(*_float64(x, W, b, delta), *_static(stride, padding, dilation))
+        return np.asarray(d_x), np.asarray(d_W), np.asarray(d_b)
 
 
 def _z(x, W, b, stride, padding, dilation):

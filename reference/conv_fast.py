@@ -173,7 +173,9 @@ def check_fits(net: LayerNetwork, n: int, loss: Loss, template: Template) -> Pla
     template's order and that every size, activation and the loss fit; otherwise
     ``ValueError`` with one sentence saying what does not."""
     kinds = [kind_of(layer) for layer in net.layers[1:]]
-    conv, pool, k = [], [], 1
+    conv: list[int] = []
+    pool: list[int | None] = []
+    k = 1
     while k <= len(kinds) and kinds[k - 1] == "conv2d":
         conv.append(k)
         has_pool = k + 1 <= len(kinds) and kinds[k] in ("max_pool", "avg_pool")
@@ -213,10 +215,10 @@ def check_fits(net: LayerNetwork, n: int, loss: Loss, template: Template) -> Pla
                 f"layer {k}'s kernel {net.layers[k].kernel} is larger than the template's "
                 f"{template.kernel} × {template.kernel}"
             )
-    for k in pool:
-        if k is not None and max(net.layers[k].window) > template.window:
+    for k_pool in pool:
+        if k_pool is not None and max(net.layers[k_pool].window) > template.window:
             raise ValueError(
-                f"layer {k}'s window {net.layers[k].window} is larger than the template's "
+                f"layer {k_pool}'s window {net.layers[k_pool].window} is larger than the template's "
                 f"{template.window} × {template.window}"
             )
     for k in dense:
@@ -390,32 +392,31 @@ def pad_case(
     x_pad[:n, : x.shape[1], : x.shape[2], : x.shape[3]] = x
     y_pad = np.zeros((N, template.units))
     y_pad[:n, : y.shape[1]] = y
-    params = {"conv": [], "dense": []}
-    data = {
-        "x": x_pad,
-        "y": y_pad,
-        "conv": [],
-        "pool": [],
-        "dense": [],
-        "n": np.int32(n),
-        "last": np.int32(len(p.dense) - 1),
-        "loss": np.int32(LOSSES.index(loss)),
-    }
+    params: dict[str, list[dict]] = {"conv": [], "dense": []}
+    stages: dict[str, list[dict]] = {"conv": [], "pool": [], "dense": []}
     image = p.shapes[0]
-    for k_conv, k_pool in zip(p.conv, p.pool):
+    for k_conv, k_pool in zip(p.conv, p.pool, strict=True):
         convolved = image if k_conv is None else p.shapes[k_conv]
         pooled = convolved if k_pool is None else p.shapes[k_pool]
         conv_params, conv_data = _conv_stage(net, k_conv, image, convolved, template)
         params["conv"].append(conv_params)
-        data["conv"].append(conv_data)
-        data["pool"].append(_pool_stage(net, k_pool, convolved, pooled, template))
+        stages["conv"].append(conv_data)
+        stages["pool"].append(_pool_stage(net, k_pool, convolved, pooled, template))
         image = pooled
-    width = None
+    width, canvas = 0, image  # the first dense layer reads the canvas (after flatten), the second its units
     for k in p.dense + (None,) * (2 - len(p.dense)):
-        dense_params, dense_data = _dense_stage(net, k, width, image if width is None else None, template)
+        dense_params, dense_data = _dense_stage(net, k, width, canvas, template)
         params["dense"].append(dense_params)
-        data["dense"].append(dense_data)
-        width = int(dense_data["units"])
+        stages["dense"].append(dense_data)
+        width, canvas = int(dense_data["units"]), None
+    data = {
+        "x": x_pad,
+        "y": y_pad,
+        **stages,
+        "n": np.int32(n),
+        "last": np.int32(len(p.dense) - 1),
+        "loss": np.int32(LOSSES.index(loss)),
+    }
     return params, data
 
 
@@ -484,7 +485,7 @@ def _error(params, offsets, data):
     """E = (1/n) Σₜ Eₜ of one padded network, and every stage's z and a."""
     n, conv_g, dense_g = data["n"], _branches(ELEMENTWISE), _branches(DENSE_MAPS)
     a, z_all, a_all = data["x"], {"conv": [], "pool": [], "dense": []}, {"conv": [], "dense": []}
-    for b, (conv, pool) in enumerate(zip(data["conv"], data["pool"])):
+    for b, (conv, pool) in enumerate(zip(data["conv"], data["pool"], strict=True)):
         W, bias = params["conv"][b]["W"], params["conv"][b]["b"]
         z = jax.lax.cond(conv["present"], _correlate, _passed_on, a, W, conv["rows"], conv["cols"])
         z = z + bias[None, :, None, None] + offsets["conv"][b]
@@ -560,12 +561,15 @@ def _unpad(net: LayerNetwork, p: Plan, x: np.ndarray, out, j: int, template: Tem
     to the network's examples, channels, rows, columns and units; δ = n ∂E/∂z."""
     error, d_params, d_offsets, z_all, a_all = out
     n, L, shapes = x.shape[0], net.depth, p.shapes
-    z, a, delta, grads = [None] * (L + 1), [None] * (L + 1), [None] * (L + 1), [None] * (L + 1)
+    z: list[np.ndarray | None] = [None] * (L + 1)
+    a: list[np.ndarray | None] = [None] * (L + 1)
+    delta: list[np.ndarray | None] = [None] * (L + 1)
+    grads: list[dict[str, np.ndarray] | None] = [None] * (L + 1)
 
     def real(array, k):
         return array[(j, slice(0, n)) + tuple(slice(0, s) for s in shapes[k])]
 
-    for b, (k_conv, k_pool) in enumerate(zip(p.conv, p.pool)):
+    for b, (k_conv, k_pool) in enumerate(zip(p.conv, p.pool, strict=True)):
         if k_conv is not None:
             z[k_conv], a[k_conv] = real(z_all["conv"][b], k_conv), real(a_all["conv"][b], k_conv)
             delta[k_conv] = n * real(d_offsets["conv"][b], k_conv)
@@ -594,7 +598,10 @@ def _unpad(net: LayerNetwork, p: Plan, x: np.ndarray, out, j: int, template: Tem
 
 
 def layer_autodiff_many(
-    cases: Sequence[tuple], *, template: Template | None = None, mapping: str = "map"
+    cases: Sequence[tuple[LayerNetwork, np.ndarray, np.ndarray, Loss]],
+    *,
+    template: Template | None = None,
+    mapping: str = "map",
 ) -> list[LayerReference]:
     """``reference.layers.layer_autodiff`` for many (network, x, y, loss) cases: every z, a,
     δ = ∂Eₜ/∂z and ∂E/∂(parameter), in float64, in each network's own shapes. Each case goes
@@ -605,7 +612,7 @@ def layer_autodiff_many(
     groups: dict[Template, list[int]] = {}
     for i, (t, _) in enumerate(placed):
         groups.setdefault(t, []).append(i)
-    results: list[LayerReference | None] = [None] * len(cases)
+    results: dict[int, LayerReference] = {}
     with jax.enable_x64(True):
         for t, members in groups.items():
             program = compiled(t, mapping)
@@ -618,7 +625,7 @@ def layer_autodiff_many(
                 out = jax.device_get(program(*stacked, real))
                 for j, i in enumerate(chunk):
                     results[i] = _unpad(cases[i][0], placed[i][1], cases[i][1], out, j, t)
-    return results
+    return [results[i] for i in range(len(cases))]
 
 
 def layer_autodiff(

@@ -47,6 +47,7 @@ from manual import (
     PARAMETRIC,
     VECTOR_ACTIVATIONS,
     Activation,
+    AnyActivation,
     Loss,
     Network,
     OutputMap,
@@ -96,7 +97,7 @@ KINDS_ELEMENTWISE = ("tanh", "relu", "gelu", "sigmoid")
 """The elementwise activations the newer kinds' program also holds, to mix with them."""
 
 
-def kinds_branches() -> tuple:
+def kinds_branches() -> tuple[AnyActivation, ...]:
     """The program for networks with the newer kinds: identity (for the padding layers), a few
     elementwise activations to mix with them, the activations with parameters, the maps that
     mix units, and softmax and log_softmax."""
@@ -113,15 +114,15 @@ PARAMETERS = max(len(g.parameters) for g in PARAMETRIC.values())
 """Rows of each layer's parameter array: the most parameters any catalogue activation has."""
 
 
-def branches_for(networks: Sequence[Network]) -> tuple[Activation, ...]:
+def branches_for(networks: Sequence[Network]) -> tuple[AnyActivation, ...]:
     """The activations one compiled program switches between: the whole catalogue when the
     networks use only catalogue activations (one program for all of them); otherwise identity
     (for the padding layers), the activations used, in first-seen order, and the output maps (a
     small program for a user's own activations)."""
-    return branches_for_pool(list(dict.fromkeys(g for net in networks for g in net.g[1:])))
+    return branches_for_pool(list(dict.fromkeys(g for net in networks for g in net.g[1:] if g is not None)))
 
 
-def branches_for_pool(activations: Sequence[Activation | OutputMap]) -> tuple[Activation, ...]:
+def branches_for_pool(activations: Sequence[AnyActivation]) -> tuple[AnyActivation, ...]:
     """``branches_for`` every network built from ``activations`` and the output maps, so that
     all of them, and any subset, share one compiled program."""
     catalogue = catalogue_branches()
@@ -225,7 +226,9 @@ def _layers(theta, b, p, offset, x, index, live, last, branches):
 def _per_example(loss: Loss):
     """Eₜ for every row: from the output layer's z when the loss is fused with it, else from a."""
     if loss.fused_with is not None:
-        return lambda a, z_out, y, unit_mask: loss.fused_error(z_out, y, jnp)
+        fused_error = loss.fused_error
+        assert fused_error is not None  # a loss fused with an output layer carries its fused forms
+        return lambda a, z_out, y, unit_mask: fused_error(z_out, y, jnp)
     return lambda a, z_out, y, unit_mask: loss.error(a * unit_mask, y, jnp)
 
 
@@ -247,7 +250,7 @@ def _program(theta, b, p, offset, x, y, index, live, last, loss_index, row_mask,
 
 
 @cache
-def _compiled(branches: tuple[Activation, ...], losses: tuple[Loss, ...], shape: Shape, batched: bool):
+def _compiled(branches: tuple[AnyActivation, ...], losses: tuple[Loss, ...], shape: Shape, batched: bool):
     def program(*args):
         return _program(*args, branches, losses)
 
@@ -267,7 +270,7 @@ def _compiled(branches: tuple[Activation, ...], losses: tuple[Loss, ...], shape:
     return jax.jit(function)
 
 
-def losses_for(branches: tuple[Activation, ...], losses: Sequence[Loss]) -> tuple[Loss, ...]:
+def losses_for(branches: tuple[AnyActivation, ...], losses: Sequence[Loss]) -> tuple[Loss, ...]:
     """The losses one program switches between. Catalogue losses are finite wherever another is
     evaluated, so they can share a program: with the catalogue's activations, the program holds
     every catalogue loss (one compilation serves all of them); with a user's activations, only
@@ -301,17 +304,20 @@ def _pad(network: Network, x: np.ndarray, y: np.ndarray, shape: Shape, branches,
     index = np.full(D, branches.index(IDENTITY))
     live = np.zeros((D, N, W), bool)  # the real rows and units of every layer's z
     for k in range(1, L + 1):
-        g, (units, cols) = network.g[k], network.theta[k].shape
+        g, theta_k, p_k = network.g[k], network.theta[k], network.p[k]
+        assert theta_k is not None  # layers 1 … L have weights (check_network)
+        units, cols = theta_k.shape
         rows = placement(g, units, W)
-        theta[k - 1, rows, :cols] = network.theta[k]
+        theta[k - 1, rows, :cols] = theta_k
         b[k - 1, rows] = network.b[k]
         index[k - 1] = branches.index(g)
         live[k - 1, :n, rows] = True
         if g in OUTPUT_MAPS.values():  # softmax-like: padded units take no share of the row
             b[k - 1, np.setdiff1d(np.arange(W), rows)] = SWITCHED_OFF
         if isinstance(g, ParametricActivation):
+            assert p_k is not None  # an activation with parameters has their values (check_network)
             for i, q in enumerate(g.parameters):
-                p[k - 1, i, rows] = network.p[k][q.name]  # a shared value fills every real unit
+                p[k - 1, i, rows] = p_k[q.name]  # a shared value fills every real unit
     theta[L:] = np.eye(W)
     live[L:, :n, : network.output_width] = True
     x_pad, y_pad = np.zeros((N, W)), np.zeros((N, W))
@@ -374,7 +380,7 @@ def autodiff_many(
     loss: Loss = MSE,
     batched: bool | None = None,
     losses: Sequence[Loss] | None = None,
-    branches: tuple[Activation, ...] | None = None,
+    branches: tuple[AnyActivation, ...] | None = None,
 ) -> list[Reference]:
     """``autodiff`` for many (network, x, y) cases; cases of one padded shape share a call.
 
@@ -384,9 +390,9 @@ def autodiff_many(
     once per process. ``branches`` (from ``branches_for_pool``) fixes the activations the
     program switches between, so that calls on different subsets share one compilation."""
     case_losses = list(losses) if losses is not None else [loss] * len(cases)
-    results: list[Reference | None] = [None] * len(cases)
+    results: dict[int, Reference] = {}
     groups: dict[tuple, list[int]] = {}
-    for i, ((net, x, y), case_loss) in enumerate(zip(cases, case_losses)):
+    for i, ((net, x, y), case_loss) in enumerate(zip(cases, case_losses, strict=True)):
         if supports([net], case_loss):
             own = "catalogue" if case_loss in LOSSES.values() else case_loss
             groups.setdefault((own, padded_shape(net, x.shape[0])), []).append(i)
@@ -405,11 +411,11 @@ def autodiff_many(
                 padded = [_pad(*cases[i], shape, group_branches, loss_set.index(case_losses[i])) for i in chunk]
                 if vmapped:
                     padded += [padded[0]] * (step - len(chunk))
-                    args = [np.stack(parts) for parts in zip(*padded)]
+                    args = [np.stack(parts) for parts in zip(*padded, strict=True)]
                     out = jax.device_get(program(*args))
                     outs = [jax.tree_util.tree_map(lambda v, j=j: v[j], out) for j in range(len(chunk))]
                 else:
                     outs = [jax.device_get(program(*padded[0]))]
-                for i, (error, grads, z, a) in zip(chunk, outs):
+                for i, (error, grads, z, a) in zip(chunk, outs, strict=True):
                     results[i] = _unpad(cases[i][0], cases[i][1].shape[0], error, grads, z, a)
-    return results
+    return [results[i] for i in range(len(cases))]

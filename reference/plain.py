@@ -55,12 +55,13 @@ _value_and_grad = jax.jit(jax.value_and_grad(_error, argnums=(0, 1, 2, 3), has_a
 def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE) -> Reference:
     """Every z, a, δ = ∂E/∂z, ∂E/∂Θ, ∂E/∂b and ∂E/∂p from ``jax.grad``, in float64."""
     with jax.enable_x64(True):
-        theta = [None] + [jnp.asarray(t, jnp.float64) for t in network.theta[1:]]
+        weights = [jnp.asarray(t, jnp.float64) for t in network.theta[1:]]
+        theta = [None, *weights]
         b = [None] + [jnp.asarray(v, jnp.float64) for v in network.b[1:]]
         p = [None if q is None else {name: jnp.asarray(v, jnp.float64) for name, v in q.items()} for q in network.p]
         x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
         n = x.shape[0]
-        offset = [None] + [jnp.zeros((n, t.shape[0]), jnp.float64) for t in theta[1:]]
+        offset = [None, *(jnp.zeros((n, t.shape[0]), jnp.float64) for t in weights)]
         (error, (z, a)), (d_theta, d_b, d_p, d_offset) = _value_and_grad(theta, b, p, offset, x64, y64, network.g, loss)
         return Reference(
             z=_numpy(z),

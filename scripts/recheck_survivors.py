@@ -105,14 +105,15 @@ def main() -> int:
     if _pytest(None, [], files) != 0:
         raise SystemExit("the autodiff tests fail without any mutant: fix that first")
     with ThreadPoolExecutor(args.jobs) as pool:
-        killed = dict(zip(names, pool.map(killed_by_autodiff, names)))
+        killed = dict(zip(names, pool.map(killed_by_autodiff, names), strict=True))
     unexplained = [m for m in names if not killed[m] and not listed_as_equivalent(m)]
+    killed_names = sorted(m for m in names if killed[m])
     result = {
         "survivors": len(names),
         "killed_by_autodiff": sum(killed.values()),
         "equivalent": len(names) - sum(killed.values()) - len(unexplained),
         "unexplained": unexplained,
-        "killed": sorted(m for m in names if killed[m]),
+        "killed": killed_names,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -121,7 +122,7 @@ def main() -> int:
             f"{result['survivors']} survivors of mutmut run: {result['killed_by_autodiff']} killed by the "
             f"autodiff tests, {result['equivalent']} listed as equivalent, {len(unexplained)} unexplained"
         )
-        for m in result["killed"]:
+        for m in killed_names:
             print(f"  killed by autodiff: {m}")
         for m in unexplained:
             print(f"  UNEXPLAINED: {m}")

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sympy
@@ -103,6 +103,12 @@ class _Printing:
     (``numpy.sqrt(2)`` would be a float64 scalar, turning float32 arithmetic into float64), and
     a Piecewise as nested ``where`` (both branches evaluated, as in hand-written code), with
     constant branches written ``full_like(z, c)`` so that they keep z's dtype."""
+
+    _module: str  # from the sympy printer this is mixed into: "numpy" or "jax.numpy"
+
+    if TYPE_CHECKING:  # from the sympy printer too (declared only, so that its own is used)
+
+        def _module_format(self, fqn: str, register: bool = True) -> str: ...
 
     def _print(self, expr, **kwargs):
         if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Integer:
@@ -572,7 +578,10 @@ class WrongVariant:
         return _longest_run(off) * GRID_STEP
 
     def __repr__(self) -> str:
-        return f"WrongVariant({self.label!r}, g(z) = {readable(self.correct.forward)}, wrong g'(z) = {readable(self.derivative)})"
+        return (
+            f"WrongVariant({self.label!r}, g(z) = {readable(self.correct.forward)}, "
+            f"wrong g'(z) = {readable(self.derivative)})"
+        )
 
 
 def _longest_run(mask: np.ndarray) -> int:
@@ -727,7 +736,7 @@ MAX_SIGN_FLIPS = 12
 
 def sign_flips(correct: SymbolicActivation) -> list[WrongVariant]:
     """One term's sign flipped in a sum of the derivative, for each term (at most 12)."""
-    out = []
+    out: list[WrongVariant] = []
     for total in _sums(correct.derivative):
         for term in total.args:
             if len(out) < MAX_SIGN_FLIPS:

@@ -37,6 +37,8 @@ from manual import (
     PARAMETRIC,
     SOFTMAX,
     VECTOR_ACTIVATIONS,
+    Activation,
+    AnyActivation,
     Equations,
     Loss,
     Network,
@@ -98,11 +100,11 @@ class Mutant:
     mistake: str
     equations: Equations = EQUATIONS
     losses: tuple[Loss, ...] = (MSE,)
-    output: object | None = None
-    activation_swap: tuple[str, object] | None = None
+    output: AnyActivation | None = None
+    activation_swap: tuple[str, AnyActivation] | None = None
     pool: tuple[str, ...] = ()
     """The activations the networks are drawn from, by name (the catalogue when empty)."""
-    swaps: tuple[tuple[str, object], ...] = ()
+    swaps: tuple[tuple[str, AnyActivation], ...] = ()
     """(name, wrong entry) pairs: the hand side uses the wrong entry wherever the network has
     ``name``; autodiff keeps the real one (same forward). ``activation_swap`` is one such pair."""
     ties: bool = False
@@ -322,7 +324,7 @@ class MutantsReport:
         }
 
 
-def resolve(name: str):
+def resolve(name: str) -> AnyActivation:
     """An activation of any kind by name: catalogue, parametric, mixing units, output map."""
     for table in (CATALOGUE, PARAMETRIC, VECTOR_ACTIVATIONS, OUTPUT_MAPS):
         if name in table:
@@ -330,11 +332,11 @@ def resolve(name: str):
     raise KeyError(f"unknown activation {name!r}")
 
 
-def pool_of(mutant: Mutant) -> list:
+def pool_of(mutant: Mutant) -> list[AnyActivation]:
     return [resolve(name) for name in mutant.pool] if mutant.pool else list(CATALOGUE.values())
 
 
-def _swaps(mutant: Mutant) -> dict:
+def _swaps(mutant: Mutant) -> dict[str, AnyActivation]:
     swaps = dict(mutant.swaps)
     if mutant.activation_swap is not None:
         swaps[mutant.activation_swap[0]] = mutant.activation_swap[1]
@@ -346,11 +348,16 @@ def _swaps(mutant: Mutant) -> dict:
     return swaps
 
 
-def _hand_side(network: Network, swaps: dict) -> Network:
+def _hand_side(network: Network, swaps: dict[str, AnyActivation]) -> Network:
     """The same network with every swapped activation replaced by its wrong entry."""
-    if not any(g.name in swaps for g in network.g[1:]):
+    if not any(g.name in swaps for g in network.g[1:] if g is not None):
         return network
-    return Network(network.theta, network.b, (None,) + tuple(swaps.get(g.name, g) for g in network.g[1:]), network.p)
+    return Network(
+        network.theta,
+        network.b,
+        (None,) + tuple(swaps.get(g.name, g) for g in network.g[1:] if g is not None),
+        network.p,
+    )
 
 
 def _cases(mutant: Mutant, count: int, seed: int) -> list[tuple]:
@@ -383,7 +390,9 @@ def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int 
     branches = fast.branches_for_pool(pool_of(mutant))  # one compiled program for every batch
     for begin in range(0, max_networks, batch):
         chunk = cases[begin : begin + batch]
-        for i, ((hand, real), ref) in enumerate(zip(chunk, _references([real for _, real in chunk], branches))):
+        for i, ((hand, _real), ref) in enumerate(
+            zip(chunk, _references([real for _, real in chunk], branches), strict=True)
+        ):
             failure = first_failure(compare_case(hand, ref, equations)[0])
             if failure is not None:
                 return MutantResult(
@@ -410,7 +419,11 @@ def hunt_layers(mutant: LayerMutant, *, draws: int = 3, seed: int = 0) -> Mutant
     start, rng, networks = time.perf_counter(), np.random.default_rng(seed), 0
     activations = list(CATALOGUE.values())
     for i, (label, in_shape, stack) in enumerate(EXTREMES):
-        layers, loss = build(label, in_shape, stack, lambda i=i: activations[i % len(activations)], "softmax" in label)
+
+        def turn(i: int = i) -> Activation:
+            return activations[i % len(activations)]
+
+        layers, loss = build(label, in_shape, stack, turn, "softmax" in label)
         for _ in range(draws):
             real = draw_case(in_shape, layers, loss, rng, "ties" in label, "near-constant" in label)
             networks += 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
@@ -39,6 +40,9 @@ from property_tests.checkers import second_look
 from property_tests.checkers.loading import InternalError, UsageError, json_safe, require_finite
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import autodiff_derivative
+
+if TYPE_CHECKING:  # kinds_check imports this module
+    from property_tests.checkers.kinds_check import KindCounterexample
 
 
 @dataclass(frozen=True)
@@ -149,7 +153,7 @@ class ActivationReport:
     slope_scale: float = 0.0
     autodiff_noise: float = 0.0
     kinks: list[Kink] = field(default_factory=list)
-    counterexample: PointCounterexample | None = None
+    counterexample: PointCounterexample | KindCounterexample | None = None
     networks: int = 0
     network_report: dict | None = None
     network_failure: dict | None = None
@@ -445,7 +449,7 @@ def find_jumps(g: Activation, profile: tol.Profile | None = None) -> np.ndarray:
     jump, gap = is_jump(g, lo, *one_sided(g, lo))
     real = jump & (gap > 1e-6 * profile.slope_at(lo))
     # Of the two neighbouring floats, report the one with the shorter decimal form (1.0, not 1.0000000000000002).
-    return np.array([min((a, b), key=lambda v: len(repr(float(v)))) for a, b in zip(lo[real], hi[real])])
+    return np.array([min((a, b), key=lambda v: len(repr(float(v)))) for a, b in zip(lo[real], hi[real], strict=True)])
 
 
 def describe_kinks(g: Activation, z: np.ndarray, hand: np.ndarray, autodiff: np.ndarray) -> list[Kink]:
@@ -752,7 +756,9 @@ def rounding_explains(g: Activation, dtype: np.dtype):
         for k in range(1, case.network.depth + 1):
             if not isinstance(case.network.g[k], Activation):
                 continue
-            for z, where in ((fwd.z[k], dtype), (ref.z[k], np.dtype(np.float64))):
+            z_k = fwd.z[k]
+            assert z_k is not None  # index 0, the input layer, alone has no z
+            for z, where in ((z_k, dtype), (ref.z[k], np.dtype(np.float64))):
                 if not (elementwise(g, np.asarray(z, where)) and right_at(g, z, where)):
                     return None
         return (

@@ -19,6 +19,7 @@ map.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +61,10 @@ class KindCounterexample:
         return head + f"error {self.relative_error:.3g} relative to its scale, tolerance {self.tolerance:.3g}"
 
 
+Line = tuple[Callable, Callable, float, str]
+"""One variable s to look along: (forward(s, xp), derivative(s, xp), the point s₀, a description)."""
+
+
 @dataclass
 class _Look:
     """One array of first-look judgements: hand and autodiff values, their bound and scale,
@@ -71,7 +76,8 @@ class _Look:
     allowed: np.ndarray
     scale: np.ndarray
     usable: np.ndarray
-    line: object
+    line: Callable[[tuple], Line]
+    row: Callable[[int], Line] | None = None  # a map that mixes units: along a whole row (``_along_row``)
 
     @property
     def bad(self) -> np.ndarray:
@@ -142,21 +148,15 @@ def _parametric_looks(g: ParametricActivation, z: np.ndarray, p: dict, dtype: np
         with np.errstate(invalid="ignore"):
             usable = np.isfinite(a) & np.isfinite(r) & (np.abs(r) <= np.finfo(dtype).max)
         allowed = np.where(usable, _bound(dtype, sizes[name], r, tol.ELEMENTARY_ULPS * (1 + np.abs(z64)), z64), 0.0)
-        looks.append(
-            _Look(
-                f"∂g/∂{name}",
-                hand,
-                r,
-                allowed,
-                np.abs(r) + sizes[name],
-                usable,
-                lambda i, name=name: _along_parameter(g, zt, pt, name, i),
-            )
-        )
+
+        def line(i: tuple, name: str = name) -> Line:
+            return _along_parameter(g, zt, pt, name, i)
+
+        looks.append(_Look(f"∂g/∂{name}", hand, r, allowed, np.abs(r) + sizes[name], usable, line))
     return looks
 
 
-def _along_parameter(g: ParametricActivation, z: np.ndarray, p: dict, name: str, i: tuple):
+def _along_parameter(g: ParametricActivation, z: np.ndarray, p: dict, name: str, i: tuple) -> Line:
     """g at element i as a function of one variable (z itself, or the parameter ``name``), every
     other variable held: (forward, derivative, the point, a description)."""
     row, unit = i
@@ -226,7 +226,7 @@ def _vector_size(g: VectorActivation, z: np.ndarray, v: np.ndarray) -> np.ndarra
     return mixed_terms(g, z, v)
 
 
-def _along_unit(g: VectorActivation, z: np.ndarray, v: np.ndarray, i: tuple):
+def _along_unit(g: VectorActivation, z: np.ndarray, v: np.ndarray, i: tuple) -> Line:
     """Element i = (row, unit) of J_gᵀv as the derivative of s ↦ v·g(z with z_unit = s)."""
     row, unit = i
     base, weights = z[row], v[row]
@@ -243,7 +243,7 @@ def _along_unit(g: VectorActivation, z: np.ndarray, v: np.ndarray, i: tuple):
     return forward, derivative, base[unit], f"at row z = {base.tolist()}, v = {weights.tolist()}, unit {unit}"
 
 
-def _along_row(g: VectorActivation, z: np.ndarray, v: np.ndarray, row: int):
+def _along_row(g: VectorActivation, z: np.ndarray, v: np.ndarray, row: int) -> Line:
     """The sum of row ``row`` of J_gᵀv as the derivative of s ↦ v·g(z + s·(1, …, 1)): every unit
     of the row moved together. At a tie of maxout each unit alone meets a kink, and one side's
     slope is a valid value for each; but moved together the tied units stay tied, the map is
@@ -335,7 +335,7 @@ def _judge(looks: list[_Look], report: ActivationReport, dtype: np.dtype) -> Non
                 tolerance,
             )
             return
-        if hasattr(look, "row") and (n, i[0]) not in rows_seen:
+        if look.row is not None and (n, i[0]) not in rows_seen:
             rows_seen.add((n, i[0]))
             if _row_is_wrong(look, i[0], report, dtype):
                 return
@@ -349,6 +349,7 @@ def _row_is_wrong(look: _Look, row: int, report: ActivationReport, dtype: np.dty
     with np.errstate(invalid="ignore"):
         if abs(hand - r) <= allowed:
             return False
+    assert look.row is not None  # asked only of a look along rows
     forward, derivative, s0, where = look.row(row)
     verdict = second_look.reexamine(
         forward,

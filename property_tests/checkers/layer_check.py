@@ -120,8 +120,10 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import EllipsisType
+from typing import Any
 
 import numpy as np
 
@@ -380,7 +382,7 @@ def resolve_layer(value: object, where: str = "the target") -> object:
 def _shape(value, what: str) -> tuple:
     try:
         shape = tuple(int(v) for v in value)
-        ok = len(shape) >= 1 and all(v >= 1 and v == s for v, s in zip(shape, value))
+        ok = len(shape) >= 1 and all(v >= 1 and v == s for v, s in zip(shape, value, strict=True))
     except (TypeError, ValueError):
         ok = False
     if not ok:
@@ -393,7 +395,7 @@ class _Layer:
     inputs are copied in and checked unchanged after, and its forward under ``jax.numpy``."""
 
     def __init__(self, layer: object) -> None:
-        self.layer = resolve_layer(layer)
+        self.layer: Any = resolve_layer(layer)  # the user's object: only its five methods' presence is known
         self.name = getattr(self.layer, "name", None) or type(self.layer).__name__
         self.shapes = self._declared("example_shapes", DEFAULT_SHAPES, "example_shapes")
         self.batch_sizes = tuple(sorted(set(self._declared("batch_sizes", BATCH_SIZES, "batch_sizes", flat=True))))
@@ -417,6 +419,7 @@ class _Layer:
 
     def _jax_forward(self) -> Callable:
         forward = self.layer.forward
+        parameters: Mapping[str, inspect.Parameter]
         try:
             parameters = inspect.signature(forward).parameters
         except (TypeError, ValueError):
@@ -449,7 +452,7 @@ class _Layer:
             raise UsageError(
                 f"the layer's {what} raises {type(error).__name__}: {error} ({_describe_args(args)})"
             ) from None
-        for name, old, new in zip(_ARG_NAMES[what], before, args):
+        for name, old, new in zip(_ARG_NAMES[what], before, args, strict=True):
             if old is not None and not _unchanged(old, new):
                 raise UsageError(
                     f"the layer's {what} changes its argument {name} in place; backpropagation passes "
@@ -603,8 +606,10 @@ class _Layer:
             dp = {k: v[:n].sum(axis=0) for k, v in dp.items()}
             blocks = np.moveaxis(ja[:n], 0, 1)  # (S, n, *out, *in)
             ja = np.zeros((len(SCANS), n, *out_shape[1:], n, *in_shape))
+            every_input = (slice(None),) * len(in_shape)
             for t in range(n):
-                ja[:, t, ..., t, *(slice(None),) * len(in_shape)] = blocks[:, t]
+                block_t: tuple[slice | int | EllipsisType, ...] = (slice(None), t, ..., t, *every_input)
+                ja[block_t] = blocks[:, t]  # example t's outputs against example t's inputs
             jp = {k: np.moveaxis(v[:n], 0, 1) for k, v in jp.items()}
         if tuple(z.shape) != out_shape:
             raise UsageError(f"the layer's forward with xp=jax.numpy returns shape {tuple(z.shape)}, not {out_shape}")
@@ -996,8 +1001,8 @@ def _stage_one(
         for key in judged.hand:
             ratio = judged.ratio(key)
             bad = judged.bad(key)
-            for index in np.argwhere(bad):
-                suspects.append((-float(ratio[tuple(index)]), key, tuple(int(i) for i in index)))
+            for at in np.argwhere(bad):
+                suspects.append((-float(ratio[tuple(at)]), key, tuple(int(i) for i in at)))
             passed = ~bad
             if passed.any():
                 ok = np.where(passed, ratio, -1.0)

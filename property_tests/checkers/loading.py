@@ -12,23 +12,12 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
+# The judges' guard lives in the library; the checkers and the command import it from here too.
+from property_tests.library.tolerances import InternalError, require_finite  # noqa: F401 (re-exported)
+
 
 class UsageError(Exception):
     """Unusable input: reported as one sentence, exit code 2."""
-
-
-class InternalError(RuntimeError):
-    """A NaN or an infinity reached an error or a tolerance: a bug of the checker, reported as
-    such (exit code 4), never as a verdict."""
-
-
-def require_finite(what: str, *values) -> None:
-    """Raise ``InternalError`` unless every value is finite: no error or tolerance may be NaN or ∞."""
-    import numpy as np
-
-    for value in values:
-        if value is not None and not np.all(np.isfinite(value)):
-            raise InternalError(f"{what} is not finite; please report this as a bug of backprop-check")
 
 
 def _last_frame(error: BaseException) -> str:

@@ -226,6 +226,7 @@ class LossReport:
         ]
         if self.excluded:
             ex = self.excluded_example
+            assert ex is not None  # set with the exclusions (``_exclusions``)
             lines.append(
                 f"  {self.excluded} examples left out where the error or autodiff is not finite "
                 f"(e.g. a = {ex['a']}, y = {ex['y']}: {ex['why']})"
@@ -299,9 +300,12 @@ def _weighted_gradient(loss, a, y, w):
 def _autodiff(loss: Loss, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
     n = a.shape[0]
     rows = max(PAD_ROWS, 1 << (n - 1).bit_length())  # few distinct shapes: JAX caches per shape
-    pad = lambda v, fill: np.concatenate(
-        [v, np.repeat(v[:1], rows - n, axis=0) if fill is None else np.zeros((rows - n,) + v.shape[1:])]
-    )
+
+    def pad(v: np.ndarray, fill: float | None) -> np.ndarray:
+        return np.concatenate(
+            [v, np.repeat(v[:1], rows - n, axis=0) if fill is None else np.zeros((rows - n,) + v.shape[1:])]
+        )
+
     try:
         with jax.enable_x64(True):
             out = _weighted_gradient(loss, pad(a, None), pad(y, None), pad(w, 0.0))
@@ -427,7 +431,9 @@ def check_pointwise(
         central = [b.usable & (np.max(np.maximum(np.abs(b.a), np.abs(b.y)), axis=1) <= CENTRAL) for b in batches]
         if not any(np.any(c) for c in central):
             central = [b.usable for b in batches]
-        magnitudes = np.concatenate([(np.abs(b.autodiff[c]) / b.w[c, None]).ravel() for b, c in zip(batches, central)])
+        magnitudes = np.concatenate(
+            [(np.abs(b.autodiff[c]) / b.w[c, None]).ravel() for b, c in zip(batches, central, strict=True)]
+        )
         report.gradient_scale = _finite(gradient_scale(magnitudes), "the gradient scale F")
         sizes = np.concatenate([(np.abs(b.a) + np.abs(b.y) + 1)[b.usable].ravel() for b in batches])
         report.units = _finite(report.gradient_scale / float(np.median(sizes)), "the loss's units")
@@ -705,8 +711,8 @@ class _Judge:
             with np.errstate(all="ignore"):
                 excess = np.abs(look.hand - look.autodiff)
                 over = ~look.wrong & (excess > look.allowed)
-            for i in np.flatnonzero(over):
-                found.append((float(excess[i] / look.allowed[i]), b, look, int(i)))
+            for j in np.flatnonzero(over):
+                found.append((float(excess[j] / look.allowed[j]), b, look, int(j)))
         if not found:
             return []
         _, b, look, i = max(found, key=lambda t: t[0])
@@ -722,7 +728,10 @@ class _Judge:
         else:
             err_hand, err_auto = float(look.hand_noise[i]), float(look.autodiff_noise[i])
             how = "no informative Richardson difference; within both sides' local noise"
-        digits = lambda err: -math.log10(max(err, floor) / s)
+
+        def digits(err: float) -> float:
+            return -math.log10(max(err, floor) / s)
+
         agree = _finite(max(digits(abs(hand - auto)), 0.0) + 0.0, "the digits of agreement")
         lost = _finite(digits(err_auto) - digits(err_hand), "the digits lost")
         for value, what in (

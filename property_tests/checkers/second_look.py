@@ -11,8 +11,8 @@ rejects, three more opinions are taken, each of them vectorised over all such po
 1. **Local noise** (Moré and Wild, *Estimating computational noise*, SIAM J. Sci. Comput. 33,
    2011): h and r are evaluated at eight points either side of z, a millionth of max(|z|, 1)
    apart, the least-squares parabola is taken out of each side (the true g′ is a parabola on
-   that scale), and the smaller spread of what is left is the noise of each. A disagreement within twice the two noises is rounding,
-   not a mistake.
+   that scale), and the smaller spread of what is left is the noise of each. A disagreement
+   within twice the two noises is rounding, not a mistake.
 2. **Higher precision**: the hand formula evaluated on ``np.longdouble`` inputs (the same
    ``xp=numpy`` code; 64-bit significand on x86-64, 113 on AArch64 Linux). Where that type is
    wider than float64 and the formula keeps it, the exact value of the formula is known to far
@@ -55,11 +55,11 @@ HAS_WIDE = np.finfo(WIDE).eps < np.finfo(np.float64).eps
 
 NOISE_STEP = 2.0**-20
 """Noise is sampled at z + i·h, i = −4 … 4, h = 2⁻²⁰·max(|z|, 1) (about a millionth of z, and
-of 1 for |z| < 1; see ``SMALL_Z`` for |z| < 2⁻¹²). Not at the nearest floats: where a formula cancels, its rounding errors at
-consecutive floats are nearly the same (sin z and z·cos z each move by one ulp per ulp of z),
-so the nearest floats hide exactly the noise that matters; and not at a millionth of z for
-small z either, where the same holds (the rounding of z³/6 moves by z²·h/ulp(z) ≈ 2³²z² ulps a
-step, less than one for |z| < 1e-5)."""
+of 1 for |z| < 1; see ``SMALL_Z`` for |z| < 2⁻¹²). Not at the nearest floats: where a formula
+cancels, its rounding errors at consecutive floats are nearly the same (sin z and z·cos z each
+move by one ulp per ulp of z), so the nearest floats hide exactly the noise that matters; and
+not at a millionth of z for small z either, where the same holds (the rounding of z³/6 moves by
+z²·h/ulp(z) ≈ 2³²z² ulps a step, less than one for |z| < 1e-5)."""
 
 
 SMALL_Z, SMALL_STEP = 2.0**-12, 2.0**-8
@@ -161,6 +161,7 @@ def richardson(forward: Callable, z: np.ndarray) -> Richardson:
         closer = richardson_at(forward, z[again], shrink)
         parts = []
         for mine, theirs in ((result, closer), (result.left, closer.left), (result.right, closer.right)):
+            assert mine is not None and theirs is not None  # richardson_at gives both one-sided slopes
             value, error = mine.value.copy(), mine.error.copy()
             value[again], error[again] = theirs.value, theirs.error
             parts.append(Richardson(value, error))
@@ -329,7 +330,7 @@ def reexamine(
     with np.errstate(invalid="ignore"):
         off = np.abs(r - fd.value)
         autodiff_lost = fd.error < off / 2
-        if fd.left is not None:  # beside a kink: autodiff lies on neither one-sided slope
+        if fd.left is not None and fd.right is not None:  # beside a kink: autodiff lies on neither one-sided slope
             autodiff_lost |= ~np.isfinite(fd.error) & np.all(
                 [side.error < np.abs(r - side.value) / 2 for side in (fd.left, fd.right)], axis=0
             )
@@ -345,7 +346,7 @@ def reexamine(
     # one-sided slope, each decisive against the gap. A wrong value lies on neither.
     with np.errstate(invalid="ignore"):
         on_a_side = np.zeros(z.shape, bool)
-        if fd.left is not None:
+        if fd.left is not None and fd.right is not None:
             for side in (fd.left, fd.right):
                 on_a_side |= (
                     (side.error < gap / 2)

@@ -30,6 +30,7 @@ from manual import (
     PARAMETRIC,
     VECTOR_ACTIVATIONS,
     Activation,
+    AnyActivation,
     Equations,
     Loss,
     ParametricActivation,
@@ -38,7 +39,7 @@ from manual import (
 from property_tests.checkers.loading import json_safe
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import Comparison, compare_case, error_bounds, first_failure
-from property_tests.library.strategies import Case, make_targets
+from property_tests.library.strategies import Case, activation_at, at_layer, make_targets
 from reference import fast
 
 DEFAULT_EXAMPLES = 5000
@@ -150,9 +151,9 @@ class Report:
 def design(
     examples: int,
     rng: np.random.Generator,
-    pool: Sequence[Activation],
-    forced_outputs: Sequence[object | None] | None = None,
-) -> list[list[Activation]]:
+    pool: Sequence[AnyActivation],
+    forced_outputs: Sequence[AnyActivation | None] | None = None,
+) -> list[list[AnyActivation]]:
     """Activations per layer for every network, covering each (activation, position) slot.
 
     Positions are the layer indices k = 1 … MAX_DEPTH and "output". Each network takes a depth
@@ -164,15 +165,16 @@ def design(
     plans = []
     for i in range(examples):
         depth = int(rng.integers(1, MAX_DEPTH + 1))
-        plan = []
+        plan: list[AnyActivation] = []
+        forced = forced_outputs[i]
         for k in range(1, depth + 1):
-            if k == depth and forced_outputs[i] is not None:
-                plan.append(forced_outputs[i])
+            if k == depth and forced is not None:
+                plan.append(forced)
                 break
             wanted = [g for g in unseen[k] if k < depth or g in unseen["output"]] or unseen[k]
             if k == depth and not wanted:
                 wanted = unseen["output"]
-            g = wanted[rng.integers(len(wanted))] if wanted else pool[rng.integers(len(pool))]
+            g = wanted[rng.integers(len(wanted))] if wanted else pool[int(rng.integers(len(pool)))]
             plan.append(g)
             for pos in (k, "output") if k == depth else (k,):
                 if g in unseen[pos]:
@@ -181,9 +183,10 @@ def design(
     return plans
 
 
-def loss_plan(examples: int, losses: Sequence[Loss]) -> tuple[list[Loss], list[object | None]]:
+def loss_plan(examples: int, losses: Sequence[Loss]) -> tuple[list[Loss], list[AnyActivation | None]]:
     """The loss of every network (taking turns) and the output layer it forces, if any."""
-    chosen, forced = [], []
+    chosen: list[Loss] = []
+    forced: list[AnyActivation | None] = []
     maps = list(OUTPUT_MAPS.values())
     for i in range(examples):
         loss = losses[i % len(losses)]
@@ -198,16 +201,16 @@ def loss_plan(examples: int, losses: Sequence[Loss]) -> tuple[list[Loss], list[o
     return chosen, forced
 
 
-def covered(plans: Sequence[Sequence[Activation]], pool: Sequence[Activation]) -> bool:
+def covered(plans: Sequence[Sequence[AnyActivation]], pool: Sequence[AnyActivation]) -> bool:
     """Did every activation appear at every position k = 1 … MAX_DEPTH and as output?"""
-    seen = {(k, g) for plan in plans for k, g in enumerate(plan[:-1], 1)}
+    seen: set[tuple[int | str, AnyActivation]] = {(k, g) for plan in plans for k, g in enumerate(plan[:-1], 1)}
     seen |= {(len(plan), plan[-1]) for plan in plans}
     seen |= {("output", plan[-1]) for plan in plans}
     positions = list(range(1, MAX_DEPTH + 1)) + ["output"]
     return all((pos, g) in seen for pos in positions for g in pool)
 
 
-def make_case(plan: Sequence[Activation], rng: np.random.Generator, loss: Loss = MSE) -> Case:
+def make_case(plan: Sequence[AnyActivation], rng: np.random.Generator, loss: Loss = MSE) -> Case:
     """Weights, inputs and targets for one planned network, at a random scale. A layer whose g
     mixes units gets a width it can split (a multiple of two for a GLU, of k for maxout); an
     activation's parameters are drawn across their ranges, shared or one per unit."""
@@ -225,7 +228,7 @@ def make_case(plan: Sequence[Activation], rng: np.random.Generator, loss: Loss =
             p=(None,)
             + tuple(
                 draw_parameters(g, w, rng) if isinstance(g, ParametricActivation) else None
-                for g, w in zip(plan, widths[1:])
+                for g, w in zip(plan, widths[1:], strict=True)
             ),
         )
     n = int(rng.integers(1, MAX_BATCH + 1))
@@ -240,7 +243,7 @@ def draw_parameters(g: ParametricActivation, units: int, rng: np.random.Generato
     return {q.name: rng.uniform(q.low, q.high, () if shared else (units,)) for q in g.parameters}
 
 
-KINDS = [*PARAMETRIC.values(), *VECTOR_ACTIVATIONS.values(), *OUTPUT_MAPS.values()]
+KINDS: list[AnyActivation] = [*PARAMETRIC.values(), *VECTOR_ACTIVATIONS.values(), *OUTPUT_MAPS.values()]
 """The newer kinds ``verify`` covers by default beside the elementwise catalogue: activations
 with parameters, and maps that mix units (softmax and log_softmax in hidden layers too)."""
 
@@ -302,13 +305,14 @@ def held(case: Case, limits: Sequence[float]) -> Case:
     theta, b = list(net.theta), list(net.b)
     a = case.x.astype(np.float64)
     for k in range(1, net.depth + 1):
-        z = a @ theta[k].T + b[k]
+        theta_k, b_k = at_layer(theta, k), at_layer(b, k)
+        z = a @ theta_k.T + b_k
         top = float(np.max(np.abs(z))) if z.size else 0.0
         if top > limits[k - 1]:
             s = limits[k - 1] / top
-            theta[k], b[k], z = theta[k] * s, b[k] * s, z * s
+            theta[k], b[k], z = theta_k * s, b_k * s, z * s
         with np.errstate(all="ignore"):
-            a = np.asarray(net.g[k].forward(z, np), np.float64)
+            a = np.asarray(manual.activate(activation_at(net, k), z, net.p[k]), np.float64)
     return replace(case, network=replace(net, theta=tuple(theta), b=tuple(b)))
 
 
@@ -320,7 +324,7 @@ def fits(case: Case) -> bool:
         if not all(np.all(np.abs(v) <= top) for v in fwd.a):
             return False
         grads = manual.backward(case.network, fwd.z, fwd.a, case.y, loss=case.loss)
-    return all(np.all(np.abs(v) <= top) for v in (*grads.theta[1:], *grads.b[1:]))
+    return all(np.all(np.abs(v) <= top) for v in (*grads.theta[1:], *grads.b[1:]) if v is not None)
 
 
 GROWTH_LIMIT = 10.0
@@ -364,7 +368,9 @@ def scaled_until_it_fits(case: Case, dtype: np.dtype) -> Case | None:
         tried = replace(
             case,
             network=replace(
-                net, theta=(None,) + tuple(t * s for t in net.theta[1:]), b=(None,) + tuple(b * s for b in net.b[1:])
+                net,
+                theta=(None,) + tuple(t * s for t in net.theta[1:] if t is not None),
+                b=(None,) + tuple(b * s for b in net.b[1:] if b is not None),
             ),
         ).astype(dtype)
         if fits(tried):
@@ -403,7 +409,7 @@ def smallest_counterexample(
     case, comparison = min(failing, key=lambda cc: (cc[0].network.depth, sum(cc[0].network.widths), cc[0].n))
     singles = [case.rows([row]) for row in range(case.n)]
     refs = fast.autodiff_many([(s.network, s.x, s.y) for s in singles], loss=case.loss, batched=True, branches=branches)
-    for single, ref in zip(singles, refs):
+    for single, ref in zip(singles, refs, strict=True):
         again = first_failure(compare_case(single, ref, equations)[0])
         if again is not None:
             case, comparison = single, again
@@ -419,10 +425,10 @@ def smallest_counterexample(
         "hand": comparison.manual_value,
         "autodiff": comparison.autodiff_value,
         "widths": list(net.widths),
-        "activations": [g.name for g in net.g[1:]],
+        "activations": [g.name for g in net.g[1:] if g is not None],
         "loss": case.loss.name,
-        "theta": [t.tolist() for t in net.theta[1:]],
-        "b": [b.tolist() for b in net.b[1:]],
+        "theta": [t.tolist() for t in net.theta[1:] if t is not None],
+        "b": [b.tolist() for b in net.b[1:] if b is not None],
         "x": case.x.tolist(),
         "y": case.y.tolist(),
     }
@@ -438,7 +444,7 @@ def run_verify(
     examples: int = DEFAULT_EXAMPLES,
     seed: int = 0,
     *,
-    activations: Sequence[Activation] | None = None,
+    activations: Sequence[AnyActivation] | None = None,
     equations: Equations = EQUATIONS,
     losses: Sequence[Loss] | None = None,
     dtype: np.dtype | type = np.float64,
@@ -457,7 +463,7 @@ def run_verify(
     rounding and not a mistake (``activation_check.rounding_explains``); such a network is
     counted in ``excused`` with the first reason, not as a failure."""
     start = time.perf_counter()
-    chosen = list(activations) if activations is not None else [*CATALOGUE.values(), *KINDS]
+    chosen: list[AnyActivation] = list(activations) if activations is not None else [*CATALOGUE.values(), *KINDS]
     elementwise = [g for g in chosen if isinstance(g, Activation)]
     kinds = [g for g in chosen if not isinstance(g, Activation)]
     if losses is None:  # every catalogue loss, unless the activations were chosen by the caller
@@ -510,7 +516,7 @@ def judgeable_pairs(cases: list, branches: tuple, dtype, report: Report) -> list
     judged, pending = [], list(cases)
     for attempt in range(TAME_ATTEMPTS + 1):
         retry = []
-        for case, ref in zip(pending, references(pending, branches) if pending else []):
+        for case, ref in zip(pending, references(pending, branches) if pending else [], strict=True):
             if judgeable(case, ref):
                 judged.append((case, ref))
             elif attempt < TAME_ATTEMPTS and not all(_tamed(g) for g in case.network.g[1:]):
@@ -528,7 +534,9 @@ def _shrunk(case: Case, dtype) -> Case | None:
     tried = replace(
         case,
         network=replace(
-            net, theta=(None,) + tuple(t / 8 for t in net.theta[1:]), b=(None,) + tuple(b / 8 for b in net.b[1:])
+            net,
+            theta=(None,) + tuple(t / 8 for t in net.theta[1:] if t is not None),
+            b=(None,) + tuple(b / 8 for b in net.b[1:] if b is not None),
         ),
     ).astype(dtype)
     return tried if fits(tried) else None
@@ -555,13 +563,13 @@ def _run(
     plans = design(examples, rng, pool, forced)
     branches = fast.branches_for_pool(pool)  # one compiled program for every chunk
     for begin in range(0, examples, CHUNK):
-        drawn = [
+        numbered = [
             (i, tame(make_case(plan, rng, loss), dtype))
-            for i, plan, loss in zip(
-                range(begin, begin + CHUNK), plans[begin : begin + CHUNK], chosen_losses[begin : begin + CHUNK]
+            for i, (plan, loss) in enumerate(
+                zip(plans[begin : begin + CHUNK], chosen_losses[begin : begin + CHUNK], strict=True), begin
             )
         ]
-        drawn = [case for i, case in drawn if i in ours]
+        drawn = [case for i, case in numbered if i in ours]
         cases = [case for case in drawn if case is not None]
         report.fingerprints += [fingerprint(case) for case in cases]
         report.skipped_overflow += len(drawn) - len(cases)

@@ -30,6 +30,7 @@ from property_tests.checkers.verify import Tally, fingerprint, in_shard
 from property_tests.library import layer_compare as lc
 from property_tests.library.compare import Comparison
 from property_tests.library.layer_strategies import LayerCase
+from property_tests.library.strategies import at_layer
 from reference.layers import layer_autodiff
 
 DRAWS = 3
@@ -38,7 +39,7 @@ DRAWS = 3
 G = object()
 """In ``EXTREMES``, where an activation of the catalogue goes (they take turns)."""
 
-EXTREMES: list[tuple[str, tuple[int, int, int], list]] = [
+EXTREMES: list[tuple[str, tuple[int, ...], list]] = [
     (
         "conv2d kernel 5, padding 2",
         (2, 12, 11),
@@ -155,7 +156,8 @@ def draw_case(
     With ``flat_rows`` the first layer, a dense one, has every row of Θ and every b the same up
     to 1e-6, so that each example's output units are nearly equal: a variance far below the
     ε of the norm that follows."""
-    params, shape = [None], in_shape
+    params: list[dict[str, np.ndarray] | None] = [None]  # index 0, the input layer, has none
+    shape = in_shape
     for layer, _ in stack:
         template = layer.init(rng, shape)
         if isinstance(layer, (LayerNorm, RMSNorm)):  # BatchNorm is a LayerNorm too
@@ -171,7 +173,7 @@ def draw_case(
             params.append({name: rng.uniform(-1, 1, v.shape) / np.sqrt(fan_in) for name, v in template.items()})
         shape = layer.out_shape(shape)
     if flat_rows:
-        first = params[1]
+        first = at_layer(params, 1)
         first["theta"] = first["theta"][:1] + 1e-6 * rng.uniform(-1, 1, first["theta"].shape)
         first["b"] = first["b"][:1] + 1e-6 * rng.uniform(-1, 1, first["b"].shape)
     network = LayerNetwork(

@@ -20,6 +20,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
+
+from property_tests.checkers.loading import InternalError, UsageError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_BY_VERDICT = {
@@ -30,11 +33,8 @@ EXIT_BY_VERDICT = {
 }
 
 
-from property_tests.checkers.loading import InternalError, UsageError
-
-
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one sentence, no usage dump, exit 2
+    def error(self, message: str) -> NoReturn:  # one sentence, no usage dump, exit 2
         raise UsageError(message)
 
 
@@ -479,8 +479,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if args.conv or args.norm:
         from property_tests.teaching.conv import explain_conv, format_explained_conv
 
-        explained = explain_conv(args.activation, args.seed, network="conv" if args.conv else "norm")
-        print(json.dumps(explained.as_dict()) if args.json else format_explained_conv(explained))
+        explained_conv = explain_conv(args.activation, args.seed, network="conv" if args.conv else "norm")
+        print(json.dumps(explained_conv.as_dict()) if args.json else format_explained_conv(explained_conv))
         return EXIT_OK
     from property_tests.teaching.dense import explain, format_explained
 

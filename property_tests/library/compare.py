@@ -11,17 +11,25 @@ the same sums taken on absolute values.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 import manual
 from manual import EQUATIONS, Activation, Equations, Network, ParametricActivation, VectorActivation, as_used
-from property_tests.checkers.loading import require_finite
 from property_tests.library import tolerances as tol
-from property_tests.library.strategies import Case
+from property_tests.library.strategies import Case, activation_at, at_layer
+from property_tests.library.tolerances import require_finite
 from reference import Reference
+
+if TYPE_CHECKING:
+    from reference.layers import LayerReference
+
+BoundKey = tuple[str, int] | tuple[str, int, str]
+"""A key of ``Bounds``: ("delta", k), ("theta", k), ("b", k), or ("p", k, parameter name)."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,13 @@ class RaisedComparison(Comparison):
 
 
 def judge(
-    equation: str, layer: int, activation: str, m: np.ndarray, r: np.ndarray, magnitude: np.ndarray, allowed: np.ndarray
+    equation: str,
+    layer: int,
+    activation: str,
+    m: npt.ArrayLike | None,
+    r: npt.ArrayLike,
+    magnitude: npt.ArrayLike,
+    allowed: npt.ArrayLike,
 ) -> Comparison:
     """Compare ``m`` (by hand) with ``r`` (autodiff) elementwise: |m − r| ≤ allowed. A NaN or an
     infinity by hand where autodiff is finite always fails, with no error figure (``error`` is
@@ -114,11 +128,11 @@ class Bounds:
     absolute values), its running rounding-error bound E (in units of u, see
     ``property_tests.library.tolerances``) and autodiff's noise N carried along."""
 
-    M: dict
-    E: dict
-    N: dict
+    M: dict[BoundKey, np.ndarray]
+    E: dict[BoundKey, np.ndarray]
+    N: dict[BoundKey, np.ndarray]
 
-    def allowed(self, key: tuple[str, int], dtype: np.dtype | type, terms: int) -> np.ndarray:
+    def allowed(self, key: BoundKey, dtype: np.dtype | type, terms: int) -> np.ndarray:
         return tol.scale(dtype) * self.E[key] + tol.NOISE_SAFETY * self.N[key] + tol.floor(dtype, terms)
 
 
@@ -258,7 +272,7 @@ def loss_terms(case: Case, a: np.ndarray) -> np.ndarray:
     return np.abs(case.loss.gradient(a, y, np)) + units * (np.abs(a) + np.abs(y) + (case.loss.name != "mse"))
 
 
-def output_layer(case: Case, ref: Reference, EA_L=0.0, EZ_L=0.0):
+def output_layer(case: Case, ref: Reference | LayerReference, EA_L=0.0, EZ_L=0.0):
     """M, E (units of u) and N of δ⁽ᴸ⁾ by equation (1) in the form the case uses: fused with
     the loss, the general form J_gᵀ∇ₐE, or the elementwise form."""
     net, L = case.network, case.network.depth
@@ -297,11 +311,11 @@ class _Forward:
     eta: list
 
 
-def _forward_bounds(case: Case, ref: Reference, theta: tuple) -> _Forward:
+def _forward_bounds(case: Case, ref: Reference, theta: Mapping[int, np.ndarray]) -> _Forward:
     net, L = case.network, case.network.depth
     fw = _Forward([np.abs(ref.a[0])], [np.zeros_like(ref.a[0])], [None], [None], [None])
     for k in range(1, L + 1):
-        Z = fw.A[k - 1] @ theta[k].T + np.abs(net.b[k].astype(np.float64))
+        Z = fw.A[k - 1] @ theta[k].T + np.abs(at_layer(net.b, k).astype(np.float64))
         fw.EZ.append((theta[k].shape[1] + 1) * Z + fw.EA[k - 1] @ theta[k].T)
         g = net.g[k]
         if isinstance(g, VectorActivation):
@@ -318,7 +332,7 @@ def _forward_bounds(case: Case, ref: Reference, theta: tuple) -> _Forward:
 
 def parameter_bounds(
     g: ParametricActivation,
-    p: dict,
+    p: Mapping[str, np.ndarray],
     z: np.ndarray,
     w: np.ndarray,
     Ew: np.ndarray,
@@ -348,14 +362,16 @@ def parameter_bounds(
 def error_bounds(case: Case, ref: Reference) -> Bounds:
     """The running error analysis of the whole pipeline, on autodiff's values (float64)."""
     net, L, n = case.network, case.network.depth, case.n
-    theta = (None,) + tuple(np.abs(t.astype(np.float64)) for t in net.theta[1:])
+    theta = {k: np.abs(at_layer(net.theta, k).astype(np.float64)) for k in range(1, L + 1)}  # |Θ⁽ᵏ⁾|
     fw = _forward_bounds(case, ref, theta)
     f, EZ = fw.f, fw.EZ
 
     def g_prime_error(k):
         return tol.derivative_bound(f[k], ref.z[k]) + tol.SECOND_DERIVATIVE_RATIO * f[k] * EZ[k]
 
-    M, E, N = {}, {}, {}
+    M: dict[BoundKey, np.ndarray] = {}
+    E: dict[BoundKey, np.ndarray] = {}
+    N: dict[BoundKey, np.ndarray] = {}
     M["delta", L], E["delta", L], N["delta", L] = output_layer(case, ref, fw.EA[L], EZ[L])
     upstream = {}  # ∂Eₜ/∂a⁽ᵏ⁾'s terms, running error and noise, for the parameter gradients
     if isinstance(net.g[L], ParametricActivation):
@@ -390,8 +406,9 @@ def error_bounds(case: Case, ref: Reference) -> Bounds:
         M["b", k] = Md.sum(axis=0) / n
         E["b", k] = (Ed.sum(axis=0) + (n + 1) * Md.sum(axis=0)) / n
         N["b", k] = Nd.sum(axis=0) / n
-        if isinstance(net.g[k], ParametricActivation):
-            Mp, Ep, Np = parameter_bounds(net.g[k], net.p[k], ref.z[k], *upstream[k], EZ[k], n)
+        g_k = net.g[k]
+        if isinstance(g_k, ParametricActivation):
+            Mp, Ep, Np = parameter_bounds(g_k, at_layer(net.p, k), ref.z[k], *upstream[k], EZ[k], n)
             for name in Mp:
                 M["p", k, name], E["p", k, name], N["p", k, name] = Mp[name], Ep[name], Np[name]
     return Bounds(M, E, N)
@@ -401,8 +418,9 @@ def equation_1(case: Case, ref: Reference, equations: Equations = EQUATIONS) -> 
     """Equation (1) on autodiff's z⁽ᴸ⁾ and a⁽ᴸ⁾: δ⁽ᴸ⁾ by hand against ∂Eₜ/∂z⁽ᴸ⁾ from autodiff.
     The inputs are shared, so only the equation's own rounding counts."""
     net, L = case.network, case.network.depth
-    g, y = net.g[L], case.y.astype(np.float64)
+    g, y = activation_at(net, L), case.y.astype(np.float64)
     if case.loss.fuses(g):
+        assert case.loss.fused_delta is not None  # a loss that fuses with g has its fused form of (1)
         m = case.loss.fused_delta(ref.z[L], y, np)
     else:
         m = equations.output_delta(case.loss.gradient(ref.a[L], y, np), ref.z[L], as_used(net, L))
@@ -415,8 +433,8 @@ def equation_2(case: Case, ref: Reference, k: int, equations: Equations = EQUATI
     """Equation (2) at layer k on autodiff's δ⁽ᵏ⁺¹⁾ and z⁽ᵏ⁾, against autodiff's δ⁽ᵏ⁾; in its
     general form J_gᵀ(Θᵀδ) for a map that mixes units. The inputs are shared, so only the
     equation's own rounding counts."""
-    net, g = case.network, case.network.g[k]
-    theta_next = net.theta[k + 1].astype(np.float64)
+    net, g = case.network, activation_at(case.network, k)
+    theta_next = at_layer(net.theta, k + 1).astype(np.float64)
     back = np.abs(ref.delta[k + 1]) @ np.abs(theta_next)
     terms = theta_next.shape[0]
     if isinstance(g, VectorActivation):
@@ -425,7 +443,9 @@ def equation_2(case: Case, ref: Reference, k: int, equations: Equations = EQUATI
         E = mixed_terms(g, ref.z[k], (terms + 1) * back) + mixed_rounding(ref.z[k], back.shape[-1]) * M
         allowed = tol.scale(np.float64) * E + tol.floor(np.float64, terms + back.shape[-1])
         return judge("(2)", k, g.name, m, ref.delta[k], M, allowed)
-    m = equations.hidden_delta(theta_next, ref.delta[k + 1], ref.z[k], as_used(net, k))
+    g_used = as_used(net, k)
+    assert isinstance(g_used, Activation)  # g is elementwise here (bound to p⁽ᵏ⁾ if it has parameters)
+    m = equations.hidden_delta(theta_next, ref.delta[k + 1], ref.z[k], g_used)
     f, noise = scales(g, ref.z[k], net.p[k])
     E = (terms + 1) * back * f + back * tol.derivative_bound(f, ref.z[k])
     allowed = tol.scale(np.float64) * E + tol.NOISE_SAFETY * back * noise + tol.floor(np.float64, terms)
@@ -437,17 +457,19 @@ def parameter_equation(case: Case, ref: Reference, k: int, equations: Equations 
     z⁽ᵏ⁾ and ∂Eₜ/∂a⁽ᵏ⁾ (∇ₐEₜ at the output, δ⁽ᵏ⁺¹⁾Θ⁽ᵏ⁺¹⁾ below), against ``jax.grad``'s ∂E/∂p:
     one comparison per parameter, only the equation's own rounding counted."""
     net, g, n = case.network, case.network.g[k], case.n
+    assert isinstance(g, ParametricActivation)  # layer k's activation has parameters
+    p = at_layer(net.p, k)
     if k == net.depth:
         w = case.loss.gradient(ref.a[k], case.y.astype(np.float64), np)
         w_terms = loss_terms(case, ref.a[k])
         E_w = tol.ELEMENTARY_ULPS * w_terms
     else:
-        theta_next = net.theta[k + 1].astype(np.float64)
+        theta_next = at_layer(net.theta, k + 1).astype(np.float64)
         w = ref.delta[k + 1] @ theta_next
         w_terms = np.abs(ref.delta[k + 1]) @ np.abs(theta_next)
         E_w = (theta_next.shape[0] + 1) * w_terms
-    m = equations.activation_parameter_gradients(w, ref.z[k], g, net.p[k])
-    M, E, N = parameter_bounds(g, net.p[k], ref.z[k], w_terms, E_w, np.zeros_like(w_terms), 0.0, n)
+    m = equations.activation_parameter_gradients(w, ref.z[k], g, p)
+    M, E, N = parameter_bounds(g, p, ref.z[k], w_terms, E_w, np.zeros_like(w_terms), 0.0, n)
     out = []
     for name in M:
         allowed = tol.scale(np.float64) * E[name] + tol.floor(np.float64, w.size)
@@ -464,7 +486,8 @@ def equation_3(case: Case, ref: Reference, bounds: Bounds, grads: manual.Gradien
     terms = max(net.widths) + case.n
     out = []
     for k in range(1, net.depth + 1):
-        name = net.g[k].name
+        name = activation_at(net, k).name
+        key: BoundKey
         for part, m, r in (("Θ", grads.theta[k], ref.theta[k]), ("b", grads.b[k], ref.b[k])):
             key = ("theta" if part == "Θ" else "b", k)
             out.append(judge(f"(3) {part}", k, name, m, r, bounds.M[key], bounds.allowed(key, net.dtype, terms)))
@@ -503,15 +526,16 @@ def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple, a_manual: tuple |
     End-to-end comparisons are skipped there, never reported as failures."""
     net = case.network
     for k in range(1, net.depth + 1):
+        g = activation_at(net, k)
         z_m = z_manual[k].astype(np.float64)
-        if isinstance(net.g[k], VectorActivation) and net.g[k].mixes == "groups":
-            row = tie_in_doubt(net.g[k].group, z_m, ref.z[k], z_manual[k].dtype)
+        if isinstance(g, VectorActivation) and g.mixes == "groups":
+            row = tie_in_doubt(g.group, z_m, ref.z[k], z_manual[k].dtype)
             if row is not None:
                 return (
-                    f"z⁽{k}⁾ of example {row} has a group of {net.g[k].name} whose maxima tie, or nearly, "
+                    f"z⁽{k}⁾ of example {row} has a group of {g.name} whose maxima tie, or nearly, "
                     f"so rounding may pick a different maximum by hand than in autodiff"
                 )
-        for kink in net.g[k].kinks:
+        for kink in g.kinks:
             # A forward may shift z before it meets the kink (hard_sigmoid tests z + 3), so two
             # different z within a few ulps of the kink are in doubt even on the same side.
             near = KINK_ULPS * np.spacing(np.asarray(max(abs(kink), 1.0), z_manual[k].dtype))
@@ -521,7 +545,7 @@ def kink_in_doubt(case: Case, ref: Reference, z_manual: tuple, a_manual: tuple |
                 row, unit = (int(i) for i in np.argwhere(flipped)[0])
                 return (
                     f"z⁽{k}⁾ of example {row}, unit {unit} lies on the other side of "
-                    f"{net.g[k].name}'s kink at {kink:g} by hand than in autodiff"
+                    f"{g.name}'s kink at {kink:g} by hand than in autodiff"
                 )
     if a_manual is not None:
         y = case.y.astype(np.float64)
@@ -567,17 +591,18 @@ def compare_case(case: Case, ref: Reference, equations: Equations = EQUATIONS) -
     skipped because a z sits on a kink within rounding, the reason. A derivation that raises
     (shapes that do not fit, as Θ without its transpose does) fails the equation it raised in."""
     net = case.network
-    comparisons = [_guarded("(1)", net.depth, net.g[-1].name, lambda: equation_1(case, ref, equations))]
+    comparisons = [_guarded("(1)", net.depth, activation_at(net, -1).name, lambda: equation_1(case, ref, equations))]
     comparisons += [
-        _guarded("(2)", k, net.g[k].name, lambda k=k: equation_2(case, ref, k, equations))
+        _guarded("(2)", k, activation_at(net, k).name, lambda k=k: equation_2(case, ref, k, equations))
         for k in range(net.depth - 1, 0, -1)
     ]
     for k in range(1, net.depth + 1):
-        if isinstance(net.g[k], ParametricActivation):
+        g = net.g[k]
+        if isinstance(g, ParametricActivation):
             try:
                 comparisons += parameter_equation(case, ref, k, equations)
             except (ValueError, IndexError, KeyError) as error:
-                comparisons.append(_raised("(3) p", k, net.g[k].name, error))
+                comparisons.append(_raised("(3) p", k, g.name, error))
     fwd = manual.forward(net, case.x)
     doubt = kink_in_doubt(case, ref, fwd.z, fwd.a)
     if doubt is None:
@@ -639,7 +664,7 @@ def _mean_error(network: Network, x: np.ndarray, y: np.ndarray, loss) -> tuple[f
 
 
 def _sides(network: Network, z: tuple) -> list:
-    return [np.sign(z[k][..., None] - np.asarray(network.g[k].kinks)) for k in range(1, network.depth + 1)]
+    return [np.sign(z[k][..., None] - np.asarray(activation_at(network, k).kinks)) for k in range(1, network.depth + 1)]
 
 
 def finite_differences(case: Case, grads: manual.Gradients) -> tuple[list[Comparison], int]:
@@ -657,22 +682,22 @@ def finite_differences(case: Case, grads: manual.Gradients) -> tuple[list[Compar
     skipped, out = 0, []
     for k in range(1, L + 1):
         for part, values in (("Θ", net.theta), ("b", net.b)):
-            m = (grads.theta if part == "Θ" else grads.b)[k]
+            m = at_layer(grads.theta if part == "Θ" else grads.b, k)
             d_h, d_2h = np.zeros_like(m), np.zeros_like(m)
-            h = tol.finite_difference_step() * np.maximum(1.0, np.abs(values[k]))
+            h = tol.finite_difference_step() * np.maximum(1.0, np.abs(at_layer(values, k)))
             for index in np.ndindex(m.shape):
                 quotients, crossed = [], False
                 for step in (1, 2):
                     e = []
                     for sign in (1, -1):
                         moved = list(values)
-                        moved[k] = values[k].copy()
-                        moved[k][index] += sign * step * h[index]
+                        moved[k] = moved_k = at_layer(values, k).copy()
+                        moved_k[index] += sign * step * h[index]
                         perturbed = Network(
                             *((tuple(moved), net.b, net.g) if part == "Θ" else (net.theta, tuple(moved), net.g))
                         )
                         value, z = _mean_error(perturbed, x, y, case.loss)
-                        crossed |= any(np.any(s != s0) for s, s0 in zip(_sides(net, z), sides0))
+                        crossed |= any(np.any(s != s0) for s, s0 in zip(_sides(net, z), sides0, strict=True))
                         e.append(value)
                     quotients.append((e[0] - e[1]) / (2 * step * h[index]))
                 if crossed:
@@ -681,5 +706,5 @@ def finite_differences(case: Case, grads: manual.Gradients) -> tuple[list[Compar
                 else:
                     d_h[index], d_2h[index] = quotients
             allowed = tol.finite_difference_tolerance(d_h, d_2h, error_bound, h)
-            out.append(judge(f"FD {part}", k, net.g[k].name, m, d_h, np.abs(d_h) + allowed, allowed))
+            out.append(judge(f"FD {part}", k, activation_at(net, k).name, m, d_h, np.abs(d_h) + allowed, allowed))
     return out, skipped

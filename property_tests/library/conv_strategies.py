@@ -103,16 +103,19 @@ def conv_cases(
         ragged = draw_(st.booleans())
         kernel: list[int] = []
         outs: list[int] = []
-        for size, s, p, d in zip((h, w), stride, padding, dilation):
+        for size, s, p, d in zip((h, w), stride, padding, dilation, strict=True):
 
             def out(k: int, size=size, s=s, p=p, d=d) -> int:
                 return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+            def ragged_if_asked(k: int, size=size, s=s, p=p, d=d) -> bool:
+                return not ragged or s == 1 or leftover(size, k, s, p, d) > 0
 
             fits = [k for k in range(1, max_kernel + 1) if d * (k - 1) + 1 <= size + 2 * p]
             k = one_of(
                 fits,
                 lambda k: k not in kernel,
-                lambda k, size=size, s=s, p=p, d=d: not ragged or s == 1 or leftover(size, k, s, p, d) > 0,
+                ragged_if_asked,
                 lambda k: out(k) not in outs,
                 unused,
                 lambda k: out(k) not in used,

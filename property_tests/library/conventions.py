@@ -1,9 +1,10 @@
 """What ``jax.grad`` returns at each catalogue kink, recorded as data.
 
 The autodiff tests check this record: ``test_catalogue.py`` against ``jax.grad`` of the
-``jax.nn`` function, ``test_losses.py`` against ``jax.grad`` of the loss's own error; the tests that run without JAX (``test_without_autodiff.py``, the
-suite that mutation testing runs) check the hand derivatives against the record. A new kinked
-activation or loss therefore needs its line here, and the autodiff test says which value.
+``jax.nn`` function, ``test_losses.py`` against ``jax.grad`` of the loss's own error; the tests
+that run without JAX (``test_without_autodiff.py``, the suite that mutation testing runs) check
+the hand derivatives against the record. A new kinked activation or loss therefore needs its
+line here, and the autodiff test says which value.
 """
 
 from __future__ import annotations

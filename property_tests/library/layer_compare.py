@@ -79,14 +79,19 @@ def layer_bounds(case: LayerCase, ref: LayerReference) -> LayerBounds:
     """The running error analysis of forward, (1), (2) and (3), on autodiff's values (float64),
     each layer kind's part from ``layer_bounds``."""
     net, L = case.network, case.network.depth
-    A, EA, EZ, f, eta = [np.abs(ref.a[0])], [np.zeros_like(ref.a[0])], [None], [None], [None]
+    A, EA = [np.abs(ref.a[0])], [np.zeros_like(ref.a[0])]
+    EZ: list = [None]  # index 0, the input, has no z; f and η are None too where a layer has no g
+    f: list = [None]
+    eta: list = [None]
     for k in range(1, L + 1):
         Z, EZ_k = forward_bound(net.layers[k], net.params[k], A[k - 1], EA[k - 1], ref.a[k - 1])
         EZ.append(EZ_k)
         A_k, EA_k, f_k, eta_k = activation_sizes(net.g[k], ref.z[k], ref.a[k], Z, EZ_k)
         for column, value in ((A, A_k), (EA, EA_k), (f, f_k), (eta, eta_k)):
             column.append(value)
-    M, E, N = {}, {}, {}
+    M: dict[tuple, np.ndarray] = {}
+    E: dict[tuple, np.ndarray] = {}
+    N: dict[tuple, np.ndarray] = {}
     M["delta", L], E["delta", L], N["delta", L] = output_layer(_output_case(case), ref, EA[L], EZ[L])
     for k in range(L - 1, 0, -1):
         M_back, E_back, N_back = backward_bound(
@@ -192,7 +197,7 @@ def equation_by_equation(case: LayerCase, ref: LayerReference, backward=None) ->
     derivation's ``delta_through`` (a negative control)."""
     through = backward or delta_through
     net, L, f64 = case.network, case.network.depth, np.dtype(np.float64)
-    params = [None] + [{name: v.astype(np.float64) for name, v in p.items()} for p in net.params[1:]]
+    params = {k: {name: v.astype(np.float64) for name, v in net.params[k].items()} for k in range(1, L + 1)}
     y = case.y.astype(np.float64)
     out = []
     M, E, N = output_layer(_output_case(case), ref)

@@ -50,7 +50,7 @@ class LayerCase:
     def describe(self) -> str:
         """The architecture as one line: every layer's kind, settings and activation."""
         parts = []
-        for layer, g in zip(self.network.layers[1:], self.network.g[1:]):
+        for layer, g in zip(self.network.layers[1:], self.network.g[1:], strict=True):
             settings = ", ".join(f"{k}={v}" for k, v in layer_config(layer).items())
             parts.append(f"{kind_of(layer)}({settings})" + ("" if g is None else f"→{g.name}"))
         return f"x {self.x.shape} {self.dtype}, loss {self.loss.name}: " + " · ".join(parts)
@@ -67,7 +67,7 @@ def _conv(draw, shape: tuple[int, int, int], max_channels: int) -> Conv2D | None
     padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     kernel = []
-    for size, p, d in zip((h, w), padding, dilation):
+    for size, p, d in zip((h, w), padding, dilation, strict=True):
         fitting = [k for k in range(1, 6) if _fits(size, d * (k - 1) + 1, p)]
         kernel.append(draw(st.sampled_from(fitting)))
     return Conv2D(c, draw(st.integers(1, max_channels)), tuple(kernel), stride, padding, dilation)
@@ -78,7 +78,7 @@ def _pool(draw, shape: tuple[int, int, int]):
     _, h, w = shape
     window = (draw(st.integers(1, min(3, h + 2))), draw(st.integers(1, min(3, w + 2))))
     padding = tuple(draw(st.integers(0, min(2, k - 1))) for k in window)
-    if not all(_fits(size, k, p) for size, k, p in zip((h, w), window, padding)):
+    if not all(_fits(size, k, p) for size, k, p in zip((h, w), window, padding, strict=True)):
         return None
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     return draw(st.sampled_from([MaxPool2D, AvgPool2D]))(window, stride, padding)
@@ -169,7 +169,8 @@ def layer_cases(
     def draw(draw_) -> LayerCase:
         in_shape, stack = draw_(layer_architectures(activations=activations, max_blocks=max_blocks, pool_first=ties))
         scale = draw_(st.sampled_from([0.5, 1.0, 2.0]))
-        params, shape = [None], in_shape
+        params: list[dict | None] = [None]  # index 0, the input layer, has none
+        shape = in_shape
         for layer, _ in stack:
             params.append(_parameters(draw_, layer, shape, dtype, scale))
             shape = layer.out_shape(shape)
@@ -265,7 +266,8 @@ def mixed_layer_cases(
     def draw(draw_) -> LayerCase:
         in_shape, stack = draw_(mixed_layer_architectures(activations=activations, conv_front=conv_front))
         scale = draw_(st.sampled_from([0.5, 1.0, 2.0]))
-        params, shape = [None], in_shape
+        params: list[dict | None] = [None]  # index 0, the input layer, has none
+        shape = in_shape
         for layer, _ in stack:
             if isinstance(layer, NORMS):
                 params.append(_norm_parameters(draw_, layer, shape, dtype))

@@ -26,10 +26,10 @@ from property_tests.library.compare import (
     kink_in_doubt,
     parameter_equation,
 )
-from property_tests.library.strategies import Case
+from property_tests.library.strategies import Case, activation_at, at_layer
 from reference import fast, plain
 
-Reference = Callable[[manual.Network, np.ndarray, np.ndarray], object]
+Reference = Callable[[manual.Network, np.ndarray, np.ndarray], plain.Reference]
 
 
 def _require(comparisons: list[Comparison], case: Case | None = None) -> None:
@@ -94,8 +94,8 @@ def averaging_constraint_holds(case: Case, equations: Equations = EQUATIONS) -> 
             case,
             batch,
             "mean of singles",
-            theta=[np.mean([s.theta[k] for s in singles], axis=0) for k in _layers(case)],
-            b=[np.mean([s.b[k] for s in singles], axis=0) for k in _layers(case)],
+            theta=[np.mean([at_layer(s.theta, k) for s in singles], axis=0) for k in _layers(case)],
+            b=[np.mean([at_layer(s.b, k) for s in singles], axis=0) for k in _layers(case)],
         ),
         case,
     )
@@ -130,7 +130,7 @@ def _manual_against_manual(case: Case, batch: manual.Gradients, what: str, theta
     terms = max(case.network.widths) + case.n
     out = []
     for k in _layers(case):
-        name = case.network.g[k].name
+        name = activation_at(case.network, k).name
         out.append(
             judge(
                 f"{what} Θ",
@@ -179,7 +179,7 @@ def fast_reference_equals_plain(case: Case, fast_autodiff: Reference = fast.auto
                 judge(
                     f"fast {field}",
                     k,
-                    case.network.g[k].name,
+                    activation_at(case.network, k).name,
                     getattr(quick, field)[k],
                     getattr(slow, field)[k],
                     bounds.M[key, k],
@@ -192,7 +192,15 @@ def fast_reference_equals_plain(case: Case, fast_autodiff: Reference = fast.auto
             )
             got = (quick.p[k] or {}).get(name, np.nan) if quick.p else np.nan
             out.append(
-                judge("fast p", k, f"{case.network.g[k].name}.{name}", got, value, bounds.M["p", k, name], allowed)
+                judge(
+                    "fast p",
+                    k,
+                    f"{activation_at(case.network, k).name}.{name}",
+                    got,
+                    value,
+                    bounds.M["p", k, name],
+                    allowed,
+                )
             )
     _require(out, case)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from hypothesis import strategies as st
@@ -32,6 +33,7 @@ from manual import (
     PARAMETRIC,
     VECTOR_ACTIVATIONS,
     Activation,
+    AnyActivation,
     Loss,
     Network,
     OutputMap,
@@ -43,17 +45,34 @@ from manual import (
 
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Architecture:
     """Layer widths (input first) and one activation per layer with weights."""
 
     widths: tuple[int, ...]
-    g: tuple[Activation, ...]
+    g: tuple[AnyActivation, ...]
 
     @property
     def depth(self) -> int:
         return len(self.widths) - 1
+
+
+def at_layer(values: Sequence[T | None], k: int) -> T:
+    """``values[k]`` for a layer k ≥ 1 of a per-layer tuple (Θ, b, p, z, δ, ...), whose index 0,
+    the input layer, alone holds ``None``."""
+    value = values[k]
+    assert value is not None, f"layer {k} has no entry (index 0, the input layer, alone is None)"
+    return value
+
+
+def activation_at(network: Network, k: int) -> AnyActivation:
+    """g_k of a network's layer k ≥ 1 (``network.g[0]``, the input layer's, alone is ``None``)."""
+    g = network.g[k]
+    assert g is not None, f"layer {k} has no activation (index 0, the input layer, alone is None)"
+    return g
 
 
 @dataclass(frozen=True)
@@ -78,7 +97,7 @@ class Case:
 
     def describe(self) -> str:
         """A short, replayable description: architecture, activations, batch size."""
-        names = ", ".join(g.name for g in self.network.g[1:])
+        names = ", ".join(g.name for g in self.network.g[1:] if g is not None)  # index 0 alone is None
         return (
             f"widths {self.network.widths}, activations [{names}], {self.n} example(s), "
             f"{self.network.dtype}, loss {self.loss.name}"
@@ -90,12 +109,14 @@ def _check_range(name: str, low: float, high: float, minimum: float) -> None:
         raise InvalidArgument(f"{name}: need {minimum} <= min <= max, got min={low}, max={high}")
 
 
-def _resolve(names: Sequence[str | Activation | OutputMap] | None, *, maps: bool = False) -> list:
+def _resolve(
+    names: Sequence[str | Activation | OutputMap] | None, *, maps: bool = False
+) -> list[Activation | OutputMap]:
     if names is None:
         return list(CATALOGUE.values())
     if len(names) == 0:
         raise InvalidArgument("activations: give at least one activation, or None for the catalogue")
-    chosen = []
+    chosen: list[Activation | OutputMap] = []
     for item in names:
         if isinstance(item, Activation) or (maps and isinstance(item, OutputMap)):
             chosen.append(item)
@@ -103,6 +124,8 @@ def _resolve(names: Sequence[str | Activation | OutputMap] | None, *, maps: bool
         if maps and item in OUTPUT_MAPS:
             chosen.append(OUTPUT_MAPS[item])
             continue
+        if not isinstance(item, str):  # an output map where only activations may go, or no activation at all
+            raise InvalidArgument(f"{item!r} is not an activation: give a catalogue name or an Activation")
         try:
             chosen.append(activation(item))
         except (KeyError, TypeError) as error:
@@ -197,7 +220,7 @@ def networks(
         s = draw_(scales)
         theta, b, p = [None], [None], [None]
         n_in = architecture.widths[0]
-        for g, n_out in zip(architecture.g, architecture.widths[1:]):
+        for g, n_out in zip(architecture.g, architecture.widths[1:], strict=True):
             std = np.asarray(s / np.sqrt(n_in), dtype)
             theta.append(draw_(unit_arrays((n_out, n_in), dtype=dtype)) * std)
             b.append(draw_(unit_arrays((n_out,), dtype=dtype)) * std)
@@ -254,7 +277,7 @@ def mixed_architectures(
         widths = [next(iter(used))]
         for g_k in g:
             group = g_k.group if isinstance(g_k, VectorActivation) else 1
-            choices = [w for w in range(group, max(max_width, group) + 1, group)]
+            choices = list(range(group, max(max_width, group) + 1, group))
             fresh = [w for w in choices if w not in used and output_width(g_k, w) not in used] or choices
             w = draw_(st.sampled_from(fresh))
             used |= {w, output_width(g_k, w)}
@@ -288,7 +311,7 @@ def mixed_cases(
         network = draw_(networks(arch, dtype=dtype))
         if ties:
             network = tied(network)
-        sizes = set(arch.widths) | {output_width(g, w) for g, w in zip(arch.g, arch.widths[1:])}
+        sizes = set(arch.widths) | {output_width(g, w) for g, w in zip(arch.g, arch.widths[1:], strict=True)}
         n = draw_(st.sampled_from([m for m in range(1, max_examples + 1) if m not in sizes] or [max_examples]))
         x = draw_(unit_arrays((n, arch.widths[0]), dtype=dtype))
         y = draw_(targets(loss, (n, network.output_width), dtype=dtype))
@@ -304,9 +327,10 @@ def tied(network: Network) -> Network:
     for k in range(1, network.depth + 1):
         g = network.g[k]
         if isinstance(g, VectorActivation) and g.mixes == "groups" and g.group > 1:
-            theta[k], b[k] = theta[k].copy(), b[k].copy()
-            theta[k][1 :: g.group] = theta[k][0 :: g.group]
-            b[k][1 :: g.group] = b[k][0 :: g.group]
+            theta_k, b_k = at_layer(theta, k).copy(), at_layer(b, k).copy()
+            theta_k[1 :: g.group] = theta_k[0 :: g.group]
+            b_k[1 :: g.group] = b_k[0 :: g.group]
+            theta[k], b[k] = theta_k, b_k
     return Network(tuple(theta), tuple(b), network.g, network.p)
 
 

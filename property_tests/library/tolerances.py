@@ -41,12 +41,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
+from typing import overload
 
 import numpy as np
 
 ELEMENTARY_ULPS = 8
 """Rounding of one g or g′ evaluation, in units of u: NumPy/SciPy and XLA elementary functions
 are within 1–4 ulps, and a catalogue entry composes at most three of them."""
+
 
 SECOND_DERIVATIVE_RATIO = 2
 """max|g″| / max|g′| over the catalogue (soft_sign's); bounds how far an error in z moves g′."""
@@ -318,9 +320,29 @@ def finite_difference_step(dtype: np.dtype | type = np.float64) -> float:
     return unit_roundoff(dtype) ** (1 / 3)
 
 
+@overload
 def finite_difference_tolerance(
-    d_h: np.ndarray, d_2h: np.ndarray, error_bound: np.ndarray, h: np.ndarray, dtype: np.dtype | type = np.float64
-) -> np.ndarray:
+    d_h: np.ndarray,
+    d_2h: np.ndarray | float,
+    error_bound: np.ndarray | float,
+    h: np.ndarray | float,
+    dtype: np.dtype | type = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def finite_difference_tolerance(
+    d_h: float, d_2h: float, error_bound: float, h: float, dtype: np.dtype | type = ...
+) -> float: ...
+
+
+def finite_difference_tolerance(
+    d_h: np.ndarray | float,
+    d_2h: np.ndarray | float,
+    error_bound: np.ndarray | float,
+    h: np.ndarray | float,
+    dtype: np.dtype | type = np.float64,
+) -> np.ndarray | float:
     """Error bound of the central difference D(h) = (E(θ+h) − E(θ−h)) / 2h.
 
     Truncation: D(h) − E′ ≈ c·h², so D(2h) − D(h) ≈ 3c·h² estimates it (Richardson).
@@ -329,3 +351,15 @@ def finite_difference_tolerance(
     truncation = np.abs(d_2h - d_h) / 3
     rounding = unit_roundoff(dtype) * error_bound / h
     return FINITE_DIFFERENCE_SAFETY * (truncation + rounding)
+
+
+class InternalError(RuntimeError):
+    """A NaN or an infinity reached an error or a tolerance: a bug of the checker, reported as
+    such (exit code 4), never as a verdict."""
+
+
+def require_finite(what: str, *values) -> None:
+    """Raise ``InternalError`` unless every value is finite: no error or tolerance may be NaN or ∞."""
+    for value in values:
+        if value is not None and not np.all(np.isfinite(value)):
+            raise InternalError(f"{what} is not finite; please report this as a bug of backprop-check")

@@ -17,6 +17,7 @@ n·∂E/∂z, as every δ here is (docs/normalization.md).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +26,7 @@ from manual import MSE, Activation
 from manual.conv import Conv2D, correlate, crop, insert_zeros, rotate180
 from manual.layers import (
     Dense,
+    Layer,
     LayerNetwork,
     delta_through,
     init_layer_network,
@@ -63,6 +65,8 @@ def tiny_network(g: Activation, seed: int, kind: str = "conv") -> tuple[LayerNet
     """The network of the module's docstring (``kind`` "conv" or "norm"), its examples and their
     targets, from ``seed``."""
     rng = np.random.default_rng(seed)
+    in_shape: tuple[int, ...]
+    stack: list[tuple[Layer, Activation | None]]
     if kind == "conv":
         in_shape, n = IN_SHAPE, 1
         stack = [
@@ -132,7 +136,7 @@ def explain_conv(
         }
         for k in range(1, L + 1)
     ]
-    delta = [None] * (L + 1)
+    delta: dict[int, np.ndarray] = {}  # δ⁽ᵏ⁾ by layer k = 1 … L
     entries = []
     delta[L] = last_delta(net.g[L], z[L], a[L], y, MSE)  # (1)
     entries.append(
@@ -163,7 +167,7 @@ def explain_conv(
             "example, and this is the quantity every layer passes back (docs/normalization.md)"
         )
     return ExplainedConv(
-        [describe(layer, g_k) for layer, g_k in zip(net.layers[1:], net.g[1:])],
+        [describe(layer, g_k) for layer, g_k in zip(net.layers[1:], net.g[1:], strict=True)],
         MSE.name,
         x.tolist(),
         y.tolist(),
@@ -174,7 +178,7 @@ def explain_conv(
     )
 
 
-def _step_2(net: LayerNetwork, k: int, delta: list, a: tuple, z: tuple) -> tuple[str, dict, str]:
+def _step_2(net: LayerNetwork, k: int, delta: Mapping[int, np.ndarray], a: tuple, z: tuple) -> tuple[str, dict, str]:
     """(2) from layer k + 1 to layer k: the formula, its intermediate steps, a note."""
     layer, params, g = net.layers[k + 1], net.params[k + 1], net.g[k]
     g_prime = {} if g is None else {f"g′(z⁽{k}⁾)": g.derivative(z[k], np).tolist()}

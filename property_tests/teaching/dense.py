@@ -141,7 +141,7 @@ def build(
             p=(None,)
             + tuple(
                 g_k.defaults(w, per_unit=parameters == "per-unit") if isinstance(g_k, ParametricActivation) else None
-                for g_k, w in zip(layers, widths[1:])
+                for g_k, w in zip(layers, widths[1:], strict=True)
             ),
         )
     x = np.round(rng.uniform(-1, 1, (examples, widths[0])), 2) + 0.0  # + 0.0: no −0 in the printout
@@ -235,13 +235,14 @@ def explain(
     L = net.depth
     forward = []
     for k in range(1, L + 1):
-        g, units = net.g[k], net.widths[k]
+        g, units, z_k = net.g[k], net.widths[k], fwd.z[k]
+        assert z_k is not None  # index 0, the input layer, alone has no z
         out = manual.output_width(g, units)
         layer = {
             "layer": k,
             "theta": net.theta[k].tolist(),
             "b": net.b[k].tolist(),
-            "z": fwd.z[k].tolist(),
+            "z": z_k.tolist(),
             "a": fwd.a[k].tolist(),
             "g": g.name,
             "p": None if net.p[k] is None else {name: np.asarray(v).tolist() for name, v in net.p[k].items()},
@@ -270,20 +271,23 @@ def explain(
         note = _how(g_L) + "; " + _width_change(g_L, L, net.widths[L], net.output_width, hidden=False)
     elif isinstance(g_L, ParametricActivation):
         formula = "δ⁽ᴸ⁾ = ∇ₐE ⊙ ∂g/∂z(z⁽ᴸ⁾; p)   (g′ at the current p)"
+        g_used = manual.as_used(net, L)
+        assert isinstance(g_used, Activation)  # g bound to its p is elementwise
         parts = {
             "∇ₐE": loss_.gradient(fwd.a[L], y, np).tolist(),
-            "∂g/∂z(z⁽ᴸ⁾; p)": manual.as_used(net, L).derivative(fwd.z[L], np).tolist(),
+            "∂g/∂z(z⁽ᴸ⁾; p)": g_used.derivative(fwd.z[L], np).tolist(),
         }
     else:
         formula = "δ⁽ᴸ⁾ = ∇ₐE ⊙ g′(z⁽ᴸ⁾)"
         parts = {"∇ₐE": loss_.gradient(fwd.a[L], y, np).tolist(), "g′(z⁽ᴸ⁾)": g_L.derivative(fwd.z[L], np).tolist()}
     entries.append(_entry("(1)", L, formula, parts, grads.delta[L], ref.delta[L], note))
     for k in range(L - 1, 0, -1):
-        g = net.g[k]
+        g, z_k = net.g[k], fwd.z[k]
+        assert z_k is not None  # index 0, the input layer, alone has no z
         back = {f"(Θ⁽{k + 1}⁾)ᵀδ⁽{k + 1}⁾": (grads.delta[k + 1] @ net.theta[k + 1]).tolist()}
         if isinstance(g, VectorActivation):
             formula = f"δ⁽{k}⁾ = J_g(z⁽{k}⁾)ᵀ ((Θ⁽{k + 1}⁾)ᵀ δ⁽{k + 1}⁾)   (the general form: {g.name} mixes units)"
-            parts = {**back, f"J_g(z⁽{k}⁾)": jacobian(g, fwd.z[k]).tolist()}
+            parts = {**back, f"J_g(z⁽{k}⁾)": jacobian(g, z_k).tolist()}
             note = (
                 _how(g) + "; " + _width_change(g, k, net.widths[k], manual.output_width(g, net.widths[k]), hidden=True)
             )
@@ -291,7 +295,9 @@ def explain(
             name = "∂g/∂z" if isinstance(g, ParametricActivation) else "g′"
             arg = f"(z⁽{k}⁾; p)" if isinstance(g, ParametricActivation) else f"(z⁽{k}⁾)"
             formula = f"δ⁽{k}⁾ = (Θ⁽{k + 1}⁾)ᵀ δ⁽{k + 1}⁾ ⊙ {name}{arg}"
-            parts = {**back, f"{name}{arg}": manual.as_used(net, k).derivative(fwd.z[k], np).tolist()}
+            g_used = manual.as_used(net, k)
+            assert isinstance(g_used, Activation)  # g is elementwise here (bound to its p if it has one)
+            parts = {**back, f"{name}{arg}": g_used.derivative(z_k, np).tolist()}
             note = ""
         entries.append(_entry("(2)", k, formula, parts, grads.delta[k], ref.delta[k], note))
     for k in range(1, L + 1):
@@ -494,8 +500,10 @@ def plot(g: Activation, output: str, *, low: float = -6.0, high: float = 6.0, se
     net = manual.Network(net.theta, net.b, (None, g, g, g))
     m, r = manual.gradients(net, x, y), plain.autodiff(net, x, y)
     for k in range(1, net.depth + 1):
-        bottom.scatter(r.theta[k].ravel(), m.theta[k].ravel(), s=14, label=f"Θ⁽{k}⁾")
-        bottom.scatter(r.b[k].ravel(), m.b[k].ravel(), s=14, marker="x", label=f"b⁽{k}⁾")
+        m_theta, m_b = m.theta[k], m.b[k]
+        assert m_theta is not None and m_b is not None  # index 0, the input layer, alone has none
+        bottom.scatter(r.theta[k].ravel(), m_theta.ravel(), s=14, label=f"Θ⁽{k}⁾")
+        bottom.scatter(r.b[k].ravel(), m_b.ravel(), s=14, marker="x", label=f"b⁽{k}⁾")
     lim = max(np.max(np.abs(np.concatenate([v.ravel() for v in r.theta[1:] + r.b[1:]]))), 1e-12) * 1.1
     bottom.plot([-lim, lim], [-lim, lim], color="0.6", linewidth=1)
     bottom.set_xlabel("∂E/∂w by jax.grad")

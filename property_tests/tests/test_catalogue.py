@@ -129,7 +129,7 @@ def test_kink_convention_matches_jax_nn(name):
     assert mine_under_jax == jax_value, "the forward's own autodiff must follow jax.nn's convention"
     recorded = ACTIVATION_KINK_SLOPES[name]
     assert list(recorded) == list(g.kinks) and list(recorded.values()) == jax_value, (
-        f"conventions.ACTIVATION_KINK_SLOPES[{name!r}] must be {dict(zip(g.kinks, jax_value))}"
+        f"conventions.ACTIVATION_KINK_SLOPES[{name!r}] must be {dict(zip(g.kinks, jax_value, strict=True))}"
     )
 
 

@@ -26,9 +26,9 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 
-from manual import CATALOGUE, MSE, VectorActivation
+from manual import CATALOGUE, MSE, Activation, VectorActivation
 from manual.conv import Conv2D
-from manual.layers import Dense, LayerGradients, init_layer_network, kind_of
+from manual.layers import Dense, Layer, LayerGradients, init_layer_network, kind_of
 from manual.pooling import Flatten, MaxPool2D
 from property_tests.banks.controls import rejects
 from property_tests.library import layer_compare as lc
@@ -42,7 +42,7 @@ from reference.layers import LayerReference, layer_autodiff
 TEMPLATE = conv_fast.STANDARD[-1]
 """The largest standard template: it holds every network of ``layer_cases()``."""
 
-BUDGET = settings(max_examples=max(8, settings.default.max_examples // 3))
+BUDGET = settings(max_examples=max(8, settings().max_examples // 3))
 """A third of the profile's examples: each compiles the plain reference for its architecture."""
 
 FastReference = Callable[[LayerCase], LayerReference]
@@ -169,7 +169,7 @@ def test_a_three_block_template_holds_every_tied_network(case):
 
 def _three_blocks() -> tuple:
     tanh, rng = CATALOGUE["tanh"], np.random.default_rng(0)
-    stack = [
+    stack: list[tuple[Layer, Activation | None]] = [
         (Conv2D(1, 2, (3, 3), padding=(1, 1)), tanh),
         (MaxPool2D((2, 2), (2, 2)), None),
         (Conv2D(2, 2, (1, 1)), tanh),

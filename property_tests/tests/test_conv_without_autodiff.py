@@ -266,7 +266,7 @@ def test_float32_in_float32_out():
     "make, message",
     [
         (lambda: Conv2D(0, 1, (1, 1)), "in_channels"),
-        (lambda: Conv2D(1, 1, (3,)), "kernel"),
+        (lambda: Conv2D(1, 1, (3,)), "kernel"),  # type: ignore[arg-type]  # one number, to check the refusal
         (lambda: Conv2D(1, 1, (3, 3), stride=(0, 1)), "stride"),
         (lambda: Conv2D(1, 1, (3, 3), padding=(-1, 0)), "padding"),
         (lambda: Conv2D(1, 1, (3, 3), dilation=(1, 0)), "dilation"),

@@ -1,5 +1,7 @@
 """The three equations against autodiff, each with its negative control."""
 
+from typing import TypedDict
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -97,7 +99,15 @@ def test_permutation_rejects_misaligned_examples():
     assert rejects(_permutation_property, case_and_permutation(min_examples=3), equations=broken.MISALIGNED_EXAMPLES)
 
 
-SMALL = dict(max_depth=3, max_width=4, max_examples=4)
+class Sizes(TypedDict):
+    """The size limits of ``cases`` that the properties below fix."""
+
+    max_depth: int
+    max_width: int
+    max_examples: int
+
+
+SMALL = Sizes(max_depth=3, max_width=4, max_examples=4)
 
 
 @given(cases(**SMALL))

@@ -5,6 +5,7 @@ Each test has a way to fail: a negative control shows that what it compares can 
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -14,9 +15,10 @@ from manual.conv import Conv2D, crop
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def load(name: str):
+def load(name: str) -> ModuleType:
     """An example script as a module, from ``examples/<name>.py``."""
     spec = importlib.util.spec_from_file_location(f"examples_{name}", ROOT / "examples" / f"{name}.py")
+    assert spec is not None and spec.loader is not None, name
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up here
     spec.loader.exec_module(module)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -32,28 +33,37 @@ from hypothesis import HealthCheck, given, settings
 
 from manual import Activation, Loss
 from property_tests.banks import fuzz
-from property_tests.checkers.activation_check import check_activation
+from property_tests.checkers.activation_check import PointCounterexample, check_activation
 from property_tests.checkers.loss_check import check_loss, check_pointwise
 
-FUZZ_EXAMPLES = max(2, settings.default.max_examples // 10)
+FUZZ_EXAMPLES = max(2, settings().max_examples // 10)
 """Examples per checker property: 3 under the default and ci profiles (30), 1000 when thorough."""
 
-LOSS_EXAMPLES = max(2, settings.default.max_examples // 15)
+LOSS_EXAMPLES = max(2, settings().max_examples // 15)
 """Examples per loss-checker property: 2 under the default and ci profiles, 666 when thorough
 (``check_loss`` compiles networks for every new loss: several seconds each)."""
 
 CHECK_EXAMPLES = 5
 """``examples=`` (Hypothesis point arrays, random networks) of each checker call."""
 
-CHECK_OPTIONS = dict(examples=CHECK_EXAMPLES, seed=0, networks=CHECK_EXAMPLES)
 
-POINTWISE_EXAMPLES = 2 * settings.default.max_examples
+class CheckOptions(TypedDict):
+    """The keyword arguments of ``check_activation`` that the properties below fix."""
+
+    examples: int
+    seed: int
+    networks: int
+
+
+CHECK_OPTIONS = CheckOptions(examples=CHECK_EXAMPLES, seed=0, networks=CHECK_EXAMPLES)
+
+POINTWISE_EXAMPLES = 2 * settings().max_examples
 """Examples of the pointwise-only properties: 60 each under the default and ci profiles (180
 generated activations and 120 losses in all), 20,000 when thorough. Without networks a check costs about
 0.4 s: the pointwise judgement, where the false alarms of extreme numbers live, gets volume;
 the few examples above carry the networks."""
 
-POINTWISE_OPTIONS = dict(examples=2, seed=0, networks=0)
+POINTWISE_OPTIONS = CheckOptions(examples=2, seed=0, networks=0)
 
 EXPENSIVE = settings(
     max_examples=FUZZ_EXAMPLES,
@@ -69,7 +79,7 @@ EXPENSIVE = settings(
 LOSSES = settings(EXPENSIVE, max_examples=LOSS_EXAMPLES)
 
 CHEAP = settings(
-    max_examples=max(10, settings.default.max_examples // 2),
+    max_examples=max(10, settings().max_examples // 2),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 """The generator's own checks: about 0.2 s an example (sympy, one JAX compilation)."""
@@ -147,7 +157,7 @@ def assert_sound(sym: fuzz.SymbolicActivation) -> None:
         *by_jax, autodiff = (np.asarray(v) for v in both(jnp.asarray(z)))
     by_numpy = [act.forward(z, np), act.derivative(z, np)]
     slack = [_spread(act.forward, z), _spread(act.derivative, z)]
-    for what, n, j, s in zip(("forward", "derivative"), by_numpy, by_jax, slack):
+    for what, n, j, s in zip(("forward", "derivative"), by_numpy, by_jax, slack, strict=True):
         assert np.array_equal(np.isfinite(n), np.isfinite(j)), (what, n, j)
         assert np.all(_close(n, j, 1e-9, s)), (what, n, j)
     assert np.all(_close(by_numpy[1], autodiff, 1e-7, slack[1])), ("jax.grad", by_numpy[1], autodiff)
@@ -308,8 +318,9 @@ def test_never_wrong_rejects_a_wrong_variant(dtype):
 
 def assert_caught(variant: fuzz.WrongVariant) -> None:
     report = check_activation(variant.activation, dtype=np.float64, **CHECK_OPTIONS)
-    assert report.verdict == "wrong" and report.counterexample is not None, report.message()
-    z = report.counterexample.z
+    counterexample = report.counterexample  # an elementwise activation's: at a point z
+    assert report.verdict == "wrong" and isinstance(counterexample, PointCounterexample), report.message()
+    z = counterexample.z
     assert variant.differs(np.array([z]))[0], (
         f"the counterexample z = {z!r} is a point where g′ is right\n" + report.message()
     )

@@ -10,13 +10,21 @@ import pytest
 from hypothesis import given, settings
 
 import manual
-from manual import LOG_SOFTMAX, PARAMETRIC, SOFTMAX, VECTOR_ACTIVATIONS, Network
+from manual import (
+    LOG_SOFTMAX,
+    PARAMETRIC,
+    SOFTMAX,
+    VECTOR_ACTIVATIONS,
+    Network,
+    ParametricActivation,
+    VectorActivation,
+)
 from property_tests.banks import broken
 from property_tests.banks.controls import rejects
 from property_tests.library import tolerances as tol
 from property_tests.library.strategies import mixed_cases
 
-SMOOTH_KINDS = (
+SMOOTH_KINDS: list[ParametricActivation | VectorActivation] = (
     [PARAMETRIC[n] for n in ("swish_beta", "snake", "acon_c")]
     + [VECTOR_ACTIVATIONS[n] for n in ("glu", "geglu", "swiglu")]
     + [SOFTMAX, LOG_SOFTMAX]
@@ -37,7 +45,10 @@ def _agree(hand, d_h, d_2h, h, size):
     return abs(hand - d_h) <= allowed + 1e-9 * size
 
 
-@pytest.mark.parametrize("g", sorted(PARAMETRIC.values(), key=lambda g: g.name), ids=lambda g: g.name)
+PARAMETRIC_BY_NAME = sorted(PARAMETRIC.values(), key=lambda g: g.name)
+
+
+@pytest.mark.parametrize("g", PARAMETRIC_BY_NAME, ids=lambda g: g.name)
 def test_parameter_partials_by_central_differences(g):
     rng = np.random.default_rng(1)
     for _ in range(40):
@@ -48,9 +59,11 @@ def test_parameter_partials_by_central_differences(g):
         partials = {"z": g.derivative(np.array(z), p, np), **g.parameter_derivatives(np.array(z), p, np)}
         for name, hand in partials.items():
             if name == "z":
-                (d_h, d_2h), h = _central(lambda s: g.forward(np.array(s), p, np), z)
+                (d_h, d_2h), h = _central(lambda s, p=p: g.forward(np.array(s), p, np), z)
             else:
-                (d_h, d_2h), h = _central(lambda s: g.forward(np.array(z), {**p, name: np.float64(s)}, np), p[name])
+                (d_h, d_2h), h = _central(
+                    lambda s, z=z, p=p, name=name: g.forward(np.array(z), {**p, name: np.float64(s)}, np), p[name]
+                )
             assert _agree(float(hand), float(d_h), float(d_2h), h, 1 + abs(z) ** 5), (g.name, name, z, p)
 
 
@@ -102,7 +115,9 @@ def parameter_gradients_match_differences(case, equations=manual.EQUATIONS) -> N
     fwd = manual.forward(case.network, case.x)
     size = 1 + float(np.mean(np.sum((np.abs(fwd.a[-1]) + np.abs(case.y)) ** 2, axis=1)))
     for k, name, d_h, d_2h, h in parameter_differences(case):
-        hand = np.asarray(grads.p[k][name])
+        grads_p = grads.p[k]
+        assert grads_p is not None, f"layer {k} has parameters but no ∂E/∂p"
+        hand = np.asarray(grads_p[name])
         allowed = tol.finite_difference_tolerance(d_h, d_2h, 64 * size, h)
         assert hand.shape == d_h.shape and np.all(np.abs(hand - d_h) <= allowed + 1e-9 * size), (
             f"∂E/∂{name} of layer {k}: hand {hand}, central differences {d_h}"

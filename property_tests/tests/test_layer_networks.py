@@ -21,7 +21,7 @@ from property_tests.library import layer_compare as lc
 from property_tests.library.layer_strategies import LayerCase, describe_kinds, layer_cases
 from reference.layers import layer_autodiff
 
-BUDGET = settings(max_examples=max(10, settings.default.max_examples // 3))
+BUDGET = settings(max_examples=max(10, settings().max_examples // 3))
 """A third of the profile's examples: each compiles the reference for its architecture."""
 
 

@@ -5,6 +5,8 @@ the refusals of networks and batches that do not fit. Each property beside a con
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -36,7 +38,9 @@ def mean_error(case: LayerCase, params: tuple) -> float:
     fwd = layer_forward(net, case.x)
     g_L = net.g[-1]
     if g_L is not None and case.loss.fuses(g_L):
-        return float(np.mean(case.loss.fused_error(fwd.z[-1], case.y, np)))
+        fused_error = case.loss.fused_error
+        assert fused_error is not None, f"{case.loss.name} fuses with {g_L.name} but has no fused error"
+        return float(np.mean(fused_error(fwd.z[-1], case.y, np)))
     return float(np.mean(case.loss.error(fwd.a[-1], case.y, np)))
 
 
@@ -84,9 +88,11 @@ def central_difference(case: LayerCase, k: int, name: str, index: tuple, h: floa
     values = []
     for sign in (1, -1):
         params = [None] + [dict(p) for p in case.network.params[1:]]
-        moved = params[k][name].copy()
+        layer_params = params[k]
+        assert layer_params is not None, f"layer {k} has no parameters"
+        moved = layer_params[name].copy()
         moved[index] += sign * h
-        params[k][name] = moved
+        layer_params[name] = moved
         values.append((mean_error(case, tuple(params)), moved[index]))
     (up, at_up), (down, at_down) = values
     return (up - down) / (at_up - at_down)
@@ -123,7 +129,7 @@ def cases_and_entries(cases: st.SearchStrategy[LayerCase] | None = None) -> st.S
     return draw()
 
 
-@settings(max_examples=max(10, settings.default.max_examples // 2))
+@settings(max_examples=max(10, settings().max_examples // 2))
 @given(cases_and_entries())
 def test_central_differences_agree(case_and_entries):
     differences_agree(case_and_entries)
@@ -138,7 +144,7 @@ def test_central_differences_reject_the_classic_mistakes(mistake):
     assert rejects(differences_agree, cases_and_entries(with_mistake(layer_cases(), kind, wrong)))
 
 
-@settings(max_examples=max(10, settings.default.max_examples // 2))
+@settings(max_examples=max(10, settings().max_examples // 2))
 @given(cases_and_entries(mixed_layer_cases()))
 def test_central_differences_agree_through_norms_and_residual_blocks(case_and_entries):
     differences_agree(case_and_entries)
@@ -199,7 +205,7 @@ def test_batch_norm_refuses_one_example_in_one_sentence():
     "make, message",
     [
         (lambda: Residual(3, manual.CATALOGUE["tanh"]).out_shape((4,)), "skip path"),
-        (lambda: Residual(3, manual.SOFTMAX), "elementwise"),
+        (lambda: Residual(3, manual.SOFTMAX), "elementwise"),  # type: ignore[arg-type]  # checks the refusal
         (lambda: LayerNorm().out_shape((2, 3, 3)), "Flatten"),
         (lambda: RMSNorm(eps=0.0), "eps"),
     ],
@@ -221,12 +227,12 @@ def dense_pairs(draw):
         st.lists(st.sampled_from(list(manual.CATALOGUE.values())), min_size=len(widths) - 1, max_size=len(widths) - 1)
     )
     n = draw(st.integers(1, 4))
-    theta = [None] + [draw(unit_arrays((o, i))) for i, o in zip(widths, widths[1:])]
+    theta = [None] + [draw(unit_arrays((o, i))) for i, o in pairwise(widths)]
     b = [None] + [draw(unit_arrays((o,))) for o in widths[1:]]
     layers = LayerNetwork(
         (widths[0],),
         (None,) + tuple(Dense(o) for o in widths[1:]),
-        (None,) + tuple({"theta": t, "b": v} for t, v in zip(theta[1:], b[1:])),
+        (None,) + tuple({"theta": t, "b": v} for t, v in zip(theta[1:], b[1:], strict=True)),
         (None, *g),
     )
     return (
@@ -245,9 +251,11 @@ def same_as_the_essay(pair, dense=Dense) -> None:
         )
     by_layers, by_essay = layer_gradients(layers, x, y), manual.gradients(network, x, y)
     for k in range(1, network.depth + 1):
-        assert np.array_equal(by_layers.delta[k], by_essay.delta[k]), f"δ⁽{k}⁾ differs"
-        assert np.array_equal(by_layers.params[k]["theta"], by_essay.theta[k]), f"∂E/∂Θ⁽{k}⁾ differs"
-        assert np.array_equal(by_layers.params[k]["b"], by_essay.b[k]), f"∂E/∂b⁽{k}⁾ differs"
+        delta, theta, b = by_essay.delta[k], by_essay.theta[k], by_essay.b[k]
+        assert delta is not None and theta is not None and b is not None, f"the essay has no gradients at layer {k}"
+        assert np.array_equal(by_layers.delta[k], delta), f"δ⁽{k}⁾ differs"
+        assert np.array_equal(by_layers.params[k]["theta"], theta), f"∂E/∂Θ⁽{k}⁾ differs"
+        assert np.array_equal(by_layers.params[k]["b"], b), f"∂E/∂b⁽{k}⁾ differs"
 
 
 @given(dense_pairs())

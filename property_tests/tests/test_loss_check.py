@@ -32,7 +32,11 @@ IN_NETWORKS = [bank.RIGHT_MSE_TINY, bank.RIGHT_MSE_HUGE]
 """Checked in full, networks included (seconds each: a new loss compiles the network reference):
 the scaled ones, where an absolute slack in a network bound would show. The CLI test runs
 RIGHT_LOGCOSH and WRONG_MSE_TWICE_AVERAGED in full too."""
-name = lambda loss: loss.name
+
+
+def name(loss: Loss) -> str:
+    """The test id of a parametrized loss."""
+    return loss.name
 
 
 @cache
@@ -145,7 +149,7 @@ def test_a_few_overflowing_points_are_left_out_counted_and_shown():
     assert report.verdict == "verified" and 0 < report.excluded < report.points / 10, report.message()
     assert report.nonfinite_hand == 0  # sinh(a − y) = inf where cosh(a − y) is: left out, not wrong
     example = report.as_dict()["excluded_example"]
-    assert max(abs(a - y) for a, y in zip(example["a"], example["y"])) > 700 and "inf" in example["why"]
+    assert max(abs(a - y) for a, y in zip(example["a"], example["y"], strict=True)) > 700 and "inf" in example["why"]
     assert f"{report.excluded} examples left out" in report.message()
 
 

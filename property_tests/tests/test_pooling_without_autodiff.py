@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from math import ceil
+from typing import TypedDict
 
 import numpy as np
 import pytest
@@ -179,7 +180,11 @@ def pool_cases(*, ties: bool | None = True, flat: bool = False, **limits) -> st.
         tied = draw_(st.booleans()) if ties is None else ties
         a_prev = draw_(tied_inputs(shape, window) if tied else untied_inputs(shape))
         n, C, H, W = shape
-        out = (n, C * H * W) if flat else (n, C, *(output_size(*axis) for axis in zip((H, W), window, stride, padding)))
+        out = (
+            (n, C * H * W)
+            if flat
+            else (n, C, *(output_size(*axis) for axis in zip((H, W), window, stride, padding, strict=True)))
+        )
         return PoolCase(window, stride, padding, a_prev, draw_(deltas(out)))
 
     return draw()
@@ -314,7 +319,16 @@ def max_pool_conserves_delta(case: PoolCase, kind=MaxPool2D) -> None:
     assert np.array_equal(grad.sum(axis=(2, 3)), case.delta.sum(axis=(2, 3))), case.describe()
 
 
-UNTIED = dict(ties=False, max_size=8, max_channels=3, max_batch=3)
+class Untied(TypedDict):
+    """``pool_cases`` without ties, and the limits of ``pool_configs``."""
+
+    ties: bool
+    max_size: int
+    max_channels: int
+    max_batch: int
+
+
+UNTIED = Untied(ties=False, max_size=8, max_channels=3, max_batch=3)
 """Central differences cost four forward passes per position: the images stay at most 8 × 8."""
 
 
@@ -428,7 +442,7 @@ REFUSED = [
     (lambda: MaxPool2D((0, 2)), "window must be a pair"),
     (lambda: MaxPool2D((2, 2), (1, 0)), "stride must be a pair"),
     (lambda: MaxPool2D((2, 2), (1, 1), (-1, 0)), "padding must be a pair"),
-    (lambda: MaxPool2D([2, 2]), "window must be a pair"),
+    (lambda: MaxPool2D([2, 2]), "window must be a pair"),  # type: ignore[arg-type]  # a list, to check the refusal
     (lambda: MaxPool2D((3, 3)).out_shape((1, 2, 5)), "does not fit"),
     (lambda: AvgPool2D((3, 3), (1, 1), (1, 0)).out_shape((1, 5, 2)), "does not fit"),
     (lambda: MaxPool2D((2, 2)).out_shape((4, 4)), "in_shape must be"),

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from typing import TypedDict
 
 from hypothesis import given, settings
 
@@ -11,9 +12,18 @@ from property_tests.library import profiles, properties
 from property_tests.library.strategies import cases, loss_cases
 from reference import fast
 
+
+class Sizes(TypedDict):
+    """The size limits of ``cases`` that the properties below fix."""
+
+    max_depth: int
+    max_width: int
+    max_examples: int
+
+
 # The plain oracle compiles once per architecture (0.1–0.7 s), so this property runs fewer
 # examples than the others unless the thorough profile asks for many.
-PLAIN = dict(max_depth=4, max_width=8, max_examples=8)
+PLAIN = Sizes(max_depth=4, max_width=8, max_examples=8)
 PLAIN_EXAMPLES = settings(max_examples=10_000 if profiles.PROFILE == "thorough" else 12)
 
 

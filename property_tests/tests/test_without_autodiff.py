@@ -17,6 +17,7 @@ import dataclasses
 import math
 import re
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -26,7 +27,19 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import manual
-from manual import ALIASES, CATALOGUE, CROSS_ENTROPY, LOSSES, MSE, OUTPUT_MAPS, SOFTMAX, Activation, Network
+from manual import (
+    ALIASES,
+    CATALOGUE,
+    CROSS_ENTROPY,
+    LOSSES,
+    MSE,
+    OUTPUT_MAPS,
+    SOFTMAX,
+    Activation,
+    Network,
+    ParametricActivation,
+    VectorActivation,
+)
 from property_tests.banks import broken
 from property_tests.banks.controls import rejects
 from property_tests.library import tolerances as tol
@@ -441,10 +454,23 @@ def row_by_row(piece) -> None:
     np.testing.assert_array_equal(batch, np.concatenate(rows))
 
 
-ROW_PIECES = (
+def fused_cross_entropy_error(z: np.ndarray, v: np.ndarray, y: np.ndarray) -> np.ndarray:
+    assert CROSS_ENTROPY.fused_error is not None, "cross-entropy has its fused form after softmax"
+    return CROSS_ENTROPY.fused_error(z, y, np)
+
+
+def fused_cross_entropy_delta(z: np.ndarray, v: np.ndarray, y: np.ndarray) -> np.ndarray:
+    assert CROSS_ENTROPY.fused_delta is not None, "cross-entropy has its fused form after softmax"
+    return CROSS_ENTROPY.fused_delta(z, y, np)
+
+
+RowPiece = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""A row-wise piece of the output layer's computation, of (z, v, y)."""
+
+ROW_PIECES: list[RowPiece] = (
     [lambda z, v, y, g=g: g.forward(z, np) for g in OUTPUT_MAPS.values()]
     + [lambda z, v, y, g=g: g.vjp(z, v, np) for g in OUTPUT_MAPS.values()]
-    + [lambda z, v, y: CROSS_ENTROPY.fused_error(z, y, np), lambda z, v, y: CROSS_ENTROPY.fused_delta(z, y, np)]
+    + [fused_cross_entropy_error, fused_cross_entropy_delta]
 )
 
 
@@ -541,7 +567,7 @@ def small_cases(draw, pairs=LOSS_AND_OUTPUTS) -> Case:
     loss_name, outputs = draw(st.sampled_from(pairs))
     depth = draw(st.integers(1, 3))
     widths = draw(st.lists(st.integers(1, 4), min_size=depth + 1, max_size=depth + 1))
-    g = [CATALOGUE[draw(st.sampled_from(SMOOTH))] for _ in range(depth - 1)]
+    g: list[Activation | VectorActivation] = [CATALOGUE[draw(st.sampled_from(SMOOTH))] for _ in range(depth - 1)]
     g_L = draw(st.sampled_from(outputs))
     g.append(OUTPUT_MAPS.get(g_L) or CATALOGUE[g_L])
     if g_L in OUTPUT_MAPS or g_L == "sigmoid" and loss_name == "binary_cross_entropy":
@@ -571,16 +597,20 @@ def size_of_error(case: Case) -> float:
     """Rounding of E in units of u: sums over the widest layer through every layer (γ_m), times
     the size of the terms E is made of."""
     fwd = manual.forward(case.network, case.x)
-    terms = np.mean(np.sum((np.abs(fwd.z[-1]) + np.abs(fwd.a[-1]) + np.abs(case.y) + 1) ** 2, axis=1))
-    return 4 * (case.network.depth + 1) * (max(case.network.widths) + 1 + tol.ELEMENTARY_ULPS) * terms
+    z_L = fwd.z[-1]
+    assert z_L is not None, "the forward pass has no z⁽ᴸ⁾"
+    terms = np.mean(np.sum((np.abs(z_L) + np.abs(fwd.a[-1]) + np.abs(case.y) + 1) ** 2, axis=1))
+    return float(4 * (case.network.depth + 1) * (max(case.network.widths) + 1 + tol.ELEMENTARY_ULPS) * terms)
 
 
 def differences_of_error(case: Case, k: int, what: str):
     """D(h), D(2h) and h of E in every element of Θ⁽ᵏ⁾, b⁽ᵏ⁾ or the offset on z⁽ᵏ⁾."""
     net = case.network
     theta, b = list(net.theta), list(net.b)
-    offsets = [np.zeros((case.n, w)) for w in net.widths]
-    x0 = {"theta": theta[k], "b": b[k], "offset": offsets[k]}[what]
+    offsets: list[np.ndarray | None] = [np.zeros((case.n, w)) for w in net.widths]
+    parts = {"theta": theta, "b": b, "offset": offsets}[what]
+    x0 = parts[k]
+    assert x0 is not None, f"layer {k} has no {what}"
     h = tol.finite_difference_step() * np.maximum(1.0, np.abs(x0))
     quotients = []
     for step in (1, 2):
@@ -590,7 +620,6 @@ def differences_of_error(case: Case, k: int, what: str):
             for sign in (1, -1):
                 moved = x0.copy()
                 moved[index] += sign * step * h[index]
-                parts = {"theta": theta, "b": b, "offset": offsets}[what]
                 parts[k] = moved
                 e.append(mean_error(theta, b, net.g, case.x, case.y, case.loss, offsets))
                 parts[k] = x0
@@ -606,9 +635,12 @@ def equations_agree_with_differences(case: Case, equations=manual.EQUATIONS) -> 
     for k in range(net.depth, 0, -1):
         equation = "(1)" if k == net.depth else "(2)"
         d_h, d_2h, h = differences_of_error(case, k, "offset")
-        agrees_with_differences(grads.delta[k] / n, d_h, d_2h, h, size, f"{equation} δ⁽{k}⁾ / n")
+        delta = grads.delta[k]
+        assert delta is not None, f"no δ⁽{k}⁾"
+        agrees_with_differences(delta / n, d_h, d_2h, h, size, f"{equation} δ⁽{k}⁾ / n")
     for k in range(1, net.depth + 1):
         for part, mine in (("theta", grads.theta[k]), ("b", grads.b[k])):
+            assert mine is not None, f"no ∂E/∂{part}⁽{k}⁾"
             d_h, d_2h, h = differences_of_error(case, k, part)
             agrees_with_differences(mine, d_h, d_2h, h, size, f"(3) ∂E/∂{part}⁽{k}⁾")
 
@@ -630,8 +662,11 @@ def forward_is_the_definition(case: Case, forward=manual.forward) -> None:
     assert len(fwd.z) == len(fwd.a) == net.depth + 1 and fwd.z[0] is None and fwd.a[0] is x
     a = x
     for k in range(1, net.depth + 1):
-        z = a @ net.theta[k].T + net.b[k]
-        a = net.g[k].forward(z, np)
+        theta, b, g = net.theta[k], net.b[k], net.g[k]
+        assert theta is not None and b is not None and g is not None, f"layer {k} is incomplete"
+        assert not isinstance(g, ParametricActivation), "small_cases draws no activation parameters"
+        z = a @ theta.T + b
+        a = g.forward(z, np)
         np.testing.assert_array_equal(fwd.z[k], z)
         np.testing.assert_array_equal(fwd.a[k], a)
 
