@@ -20,7 +20,6 @@ are reported apart (``warm_up_seconds``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -28,6 +27,7 @@ import time
 from collections import Counter
 
 import numpy as np
+from _common import throughput_arguments
 
 from manual import CATALOGUE, CROSS_ENTROPY, MSE, SOFTMAX, AnyActivation
 from manual.conv import Conv2D
@@ -187,12 +187,7 @@ def warm_up() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--networks", type=int, default=1000, help="networks per fast run")
-    parser.add_argument("--plain-networks", type=int, default=10, help="networks per plain run")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = throughput_arguments(__doc__.splitlines()[0], networks_help="networks per fast run")
 
     load_before = os.getloadavg()[0]
     warm = warm_up()
@@ -233,6 +228,8 @@ def main() -> None:
         "end_to_end_in_doubt": fast_tally.in_doubt + plain_tally.in_doubt,
         "load_average": [load_before, os.getloadavg()[0]],
     }
+    # The first report lines match throughput.py's; the rest are this benchmark's own figures, so
+    # each prints its whole report itself.
     if args.json:
         print(json.dumps(result))
         return

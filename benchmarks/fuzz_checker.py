@@ -102,6 +102,8 @@ class Outcome:
                 return line
         return lines[1]
 
+    # One outcome's JSON object, field by field, like verify's Tally.as_dict: the same dict shape
+    # but other fields, so nothing to share.
     def as_dict(self) -> dict:
         return {
             "expected": self.expected,

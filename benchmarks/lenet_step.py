@@ -35,13 +35,7 @@ kernel not rotated) is off by a relative O(1) and fails.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import manual_only_in_child, median_ms, step_results
 from jax import lax
 
 import manual
@@ -65,18 +60,10 @@ TOLERANCE_EPS = 256
 ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1"}
 
 
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up (and compilation, for JAX)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
-
 def problem(dtype):
     rng = np.random.default_rng(0)
+    # LeNet as the docstring draws it, in init_layer_network's (layer, activation) form, the form
+    # examples/train_shapes.py uses for its own, smaller network: the form is shared, not the layers.
     stack = [
         (Conv2D(1, 6, (5, 5)), TANH),
         (MaxPool2D((2, 2), (2, 2)), None),
@@ -141,15 +128,7 @@ def manual_only(dtype, repeats: int) -> float:
 
 def one_blas_thread(dtype, repeats: int) -> float:
     """``manual_only`` in a child process whose OpenBLAS runs on one thread."""
-    env = dict(os.environ, **ONE_BLAS_THREAD)
-    done = subprocess.run(
-        [sys.executable, __file__, "--manual-only", np.dtype(dtype).name, "--repeats", str(repeats)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout)
+    return manual_only_in_child(__file__, dtype, repeats, ONE_BLAS_THREAD)
 
 
 def measure(dtype, repeats: int) -> dict:
@@ -173,21 +152,13 @@ def measure(dtype, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--manual-only", metavar="DTYPE", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.manual_only:
-        print(json.dumps(manual_only(np.dtype(args.manual_only), args.repeats)))
+    done = step_results(__doc__.splitlines()[0], manual_only, measure)
+    if done is None:  # --manual-only or --json: already printed
         return
-    results = {name: measure(dtype, args.repeats) for name, dtype in (("float32", np.float32), ("float64", np.float64))}
-    if args.json:
-        print(json.dumps(results))
-        return
+    results, repeats = done
     print(
         f"LeNet {IN_SHAPE[0]}×{IN_SHAPE[1]}×{IN_SHAPE[2]} → conv 6@5×5 → pool 2 → conv 16@5×5 → pool 2 "
-        f"→ 120 → 84 → {OUTPUTS}, tanh, batch {BATCH}; median of {args.repeats} runs"
+        f"→ 120 → 84 → {OUTPUTS}, tanh, batch {BATCH}; median of {repeats} runs"
     )
     for name, r in results.items():
         print(

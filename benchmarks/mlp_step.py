@@ -21,33 +21,17 @@ Each figure is the median of ``--repeats`` timed runs (after a warm-up).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import resource
-import statistics
-import subprocess
-import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import manual_only_in_child, median_ms, step_results
 
 import manual
 
 WIDTHS = (784, 1024, 1024, 1024, 10)
 BATCH = 512
-
-
-def median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up (and compilation, for JAX)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
 
 
 def step_flops() -> float:
@@ -111,15 +95,8 @@ def manual_only(dtype, repeats: int) -> dict:
 
 
 def retained_heap(dtype, repeats: int) -> dict:
-    env = dict(os.environ, **RETAINED_HEAP)
-    done = subprocess.run(
-        [sys.executable, __file__, "--manual-only", np.dtype(dtype).name, "--repeats", str(repeats)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(done.stdout)
+    """``manual_only`` in a child process whose C allocator keeps freed memory."""
+    return manual_only_in_child(__file__, dtype, repeats, RETAINED_HEAP)
 
 
 def measure(dtype, repeats: int) -> dict:
@@ -159,19 +136,11 @@ def measure(dtype, repeats: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--manual-only", metavar="DTYPE", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.manual_only:
-        print(json.dumps(manual_only(np.dtype(args.manual_only), args.repeats)))
+    done = step_results(__doc__.splitlines()[0], manual_only, measure)
+    if done is None:  # --manual-only or --json: already printed
         return
-    results = {name: measure(dtype, args.repeats) for name, dtype in (("float32", np.float32), ("float64", np.float64))}
-    if args.json:
-        print(json.dumps(results))
-        return
-    print(f"MLP {'-'.join(map(str, WIDTHS))}, batch {BATCH}, ReLU; median of {args.repeats} runs")
+    results, repeats = done
+    print(f"MLP {'-'.join(map(str, WIDTHS))}, batch {BATCH}, ReLU; median of {repeats} runs")
     for name, r in results.items():
         print(
             f"{name}: manual {r['manual_ms']:.1f} ms, jax.jit(jax.grad) {r['jax_jit_ms']:.1f} ms, "

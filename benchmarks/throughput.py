@@ -15,12 +15,12 @@ compilation happens before the first run and is reported apart).
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import time
 
 import numpy as np
+from _common import throughput_arguments
 
 import manual
 from manual import CATALOGUE
@@ -62,12 +62,7 @@ def run_manual(cases) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--networks", type=int, default=1000, help="networks per fast and manual run")
-    parser.add_argument("--plain-networks", type=int, default=10, help="networks per plain run")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = throughput_arguments(__doc__.splitlines()[0], networks_help="networks per fast and manual run")
 
     start = time.perf_counter()
     run_fast(draw_cases(8, 10_000))  # compilation
@@ -90,6 +85,8 @@ def main() -> None:
         "runs": args.runs,
         "networks_per_run": {"fast": args.networks, "manual": args.networks, "plain": args.plain_networks},
     }
+    # The first report lines match conv_throughput.py's; the rest are this benchmark's own figures, so
+    # each prints its whole report itself.
     if args.json:
         print(json.dumps(result))
         return

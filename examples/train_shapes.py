@@ -69,6 +69,8 @@ def network(seed: int = 1) -> LayerNetwork:
     """conv 1→4 3×3 tanh (12×12 → 10×10), max pool 2 (→ 5×5), conv 4→4 3×3 tanh (→ 3×3),
     max pool 3 (→ 1×1), flatten (→ 4), dense → 1 sigmoid."""
     tanh, sigmoid = manual.CATALOGUE["tanh"], manual.CATALOGUE["sigmoid"]
+    # init_layer_network's (layer, activation) form, as benchmarks/lenet_step.py writes LeNet: another
+    # network, so each lists its own layers.
     stack: list[tuple[Layer, manual.Activation | None]] = [
         (Conv2D(1, 4, (3, 3)), tanh),
         (MaxPool2D((2, 2), (2, 2)), None),
@@ -147,6 +149,8 @@ def draw(net, x, y, by_hand, by_jax, output: str, samples: int = 8) -> None:
     fig = plt.figure(figsize=(13, 4.5))
     grid = fig.add_gridspec(2, 2 + samples // 2, width_ratios=[3, 0.3] + [1] * (samples // 2))
     left = fig.add_subplot(grid[:, 0])
+    # The loss-curve panel of train_spirals.py too: each example is one self-contained script, to read and run
+    # alone (the tests load it by its path), so the two share no module.
     left.semilogy(by_hand, label="gradients by hand (manual)", linewidth=3, alpha=0.5)
     left.semilogy(by_jax, label="gradients by jax.grad", linestyle="--")
     left.set_xlabel("step")
@@ -180,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
     x, y = shapes(seed=args.seed)
     trained, by_hand = train_by_hand(network(args.seed + 1), x, y, args.steps)
     by_jax = train_with_jax(network(args.seed + 1), x, y, args.steps)
+    # The same report as train_spirals.py's, written again because each example stands alone (see draw).
     draw(trained, x, y, by_hand, by_jax, args.output)
     print(f"by hand:  loss {by_hand[0]:.4f} → {by_hand[-1]:.4f}; accuracy {accuracy(trained, x, y):.1%}")
     print(f"jax.grad: loss {by_jax[0]:.4f} → {by_jax[-1]:.4f}")

@@ -92,6 +92,8 @@ def draw(net, x, y, by_hand, by_jax, output: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    # The loss-curve panel of train_shapes.py too: each example is one self-contained script, to read and run
+    # alone (the tests load it by its path), so the two share no module.
     left.semilogy(by_hand, label="gradients by hand (manual)", linewidth=3, alpha=0.5)
     left.semilogy(by_jax, label="gradients by jax.grad", linestyle="--")
     left.set_xlabel("step")
@@ -121,6 +123,7 @@ def main() -> None:
     trained, by_hand = train_by_hand(network(), x, y, args.steps)
     by_jax = train_with_jax(network(), x, y, args.steps)
     accuracy = np.mean((manual.forward(trained, x).a[-1] > 0.5) == (y > 0.5))
+    # The same report as train_shapes.py's, written again because each example stands alone (see draw).
     draw(trained, x, y, by_hand, by_jax, args.output)
     print(f"by hand:  loss {by_hand[0]:.4f} → {by_hand[-1]:.4f}; accuracy {accuracy:.1%}")
     print(f"jax.grad: loss {by_jax[0]:.4f} → {by_jax[-1]:.4f}")

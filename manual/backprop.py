@@ -17,7 +17,7 @@ import numpy as np
 
 from .activations import Activation
 from .losses import MSE, Loss
-from .network import Network, Parameters, check_input, forward
+from .network import Network, Parameters, check_input, check_targets, forward
 from .parametric import ParametricActivation
 from .vector_activations import VectorActivation
 
@@ -195,9 +195,6 @@ def gradients(
 ) -> Gradients:
     """Forward pass, then backward pass: every δ⁽ᵏ⁾, ∂E/∂Θ⁽ᵏ⁾ and ∂E/∂b⁽ᵏ⁾ for the batch x, y."""
     check_input(network, x)
-    if not isinstance(y, np.ndarray) or y.shape != (x.shape[0], network.output_width):
-        raise ValueError(f"y must be an array of shape {(x.shape[0], network.output_width)}, got {np.shape(y)}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError("y contains NaN or infinity")
+    check_targets(y, x.shape[0], network.output_width)
     fwd = forward(network, x)
     return backward(network, fwd.z, fwd.a, y, loss=loss, equations=equations)

@@ -32,7 +32,7 @@ from .activations import Activation
 from .backprop import output_delta, parameter_gradients
 from .conv import Conv2D
 from .losses import MSE, Loss
-from .network import FLOAT_DTYPES
+from .network import FLOAT_DTYPES, check_targets
 from .norms import BatchNorm, LayerNorm, RMSNorm
 from .pooling import AvgPool2D, Flatten, MaxPool2D
 from .residual import Residual
@@ -137,6 +137,8 @@ class LayerNetwork:
     params: tuple
     g: tuple
 
+    # Same shape as manual.network.Network (checked on creation, depth = entries − 1): the dense
+    # network and the layer network are separate types with their own fields and checks.
     def __post_init__(self) -> None:
         check_layer_network(self)
 
@@ -316,9 +318,6 @@ def layer_backward(net: LayerNetwork, z: tuple, a: tuple, y: np.ndarray, *, loss
 def layer_gradients(net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE) -> LayerGradients:
     """Forward pass, then backward pass, for the batch x, y."""
     check_layer_input(net, x)
-    if not isinstance(y, np.ndarray) or y.shape != (x.shape[0], net.output_width):
-        raise ValueError(f"y must be an array of shape {(x.shape[0], net.output_width)}, got {np.shape(y)}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError("y contains NaN or infinity")
+    check_targets(y, x.shape[0], net.output_width)
     fwd = layer_forward(net, x)
     return layer_backward(net, fwd.z, fwd.a, y, loss=loss)

@@ -178,6 +178,8 @@ BINARY_CROSS_ENTROPY = Loss(
     fused_error=binary_cross_entropy_from_logits,
     fused_delta=binary_cross_entropy_delta,
 )
+# Same shape as BINARY_CROSS_ENTROPY above: each loss declares its gradient, targets and fused
+# form beside its own definition, so the entries stay written out one by one.
 CROSS_ENTROPY = Loss(
     "cross_entropy",
     cross_entropy,

@@ -207,3 +207,12 @@ def check_input(network: Network, x: np.ndarray) -> None:
         raise ValueError(f"x is {x.dtype} but the network is {network.dtype}")
     if not np.all(np.isfinite(x)):
         raise ValueError("x contains NaN or infinity")
+
+
+def check_targets(y: np.ndarray, n: int, width: int) -> None:
+    """Raise ``ValueError`` with one clear sentence unless y holds n finite targets of ``width``
+    units, one per row (``gradients`` and ``layer_gradients`` both ask this of y)."""
+    if not isinstance(y, np.ndarray) or y.shape != (n, width):
+        raise ValueError(f"y must be an array of shape {(n, width)}, got {np.shape(y)}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y contains NaN or infinity")

@@ -316,6 +316,8 @@ ACON_C = ParametricActivation(
             "ACON-A, i.e. Swish; the official code draws p₁, p₂ from N(0, 1), and "
             "[−2, 2] holds 95% of those draws",
         ),
+        # swish_beta's β again (default 1, range [0, 5]): the same switching factor of σ(β·), declared
+        # a second time because each activation lists its parameters beside its own equations.
         Parameter(
             "beta",
             1.0,

@@ -322,6 +322,8 @@ class Flatten:
         C, H, W = in_shape
         return (C * H * W,)
 
+    # No parameters, as _Pool2D's: written again rather than inherited, so that Flatten, which shares
+    # nothing else with the pooling layers, states every method of the Layer protocol in its own body.
     def init(
         self, rng: np.random.Generator, in_shape: tuple[int, ...], dtype: np.dtype | type = np.float64
     ) -> dict[str, np.ndarray]:

@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The oracle names manual's catalogues and types directly, so the padding code reads in manual's
+# terms; property_tests imports an overlapping list for its own use, so there is nothing to share.
 from manual import (
     CATALOGUE,
     LOSSES,

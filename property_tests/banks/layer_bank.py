@@ -39,6 +39,8 @@ class ScaledTanh:
     ∂/∂a:  δ ⊙ s ⊙ (1 − tanh²a)        ∂/∂s:  (1/n) Σₜ δₜ ⊙ tanh aₜ
     """
 
+    # Same shape as examples/my_layer.py's ScaledTanh: a bank entry stands whole, as a user writes it,
+    # so that the checker is tried on exactly the code a user would hand it.
     example_shapes = ((4,), (2, 3))
 
     def out_shape(self, in_shape: Shape) -> Shape:

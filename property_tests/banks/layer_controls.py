@@ -29,6 +29,8 @@ from property_tests.library.conv_strategies import (
 from property_tests.library.layer_strategies import LayerCase
 
 
+# The controls below share one shape, a class per mistake: each states its one mistake in full, so
+# a reader sees it without following a helper, and each table entry names its own class.
 @dataclass(frozen=True)
 class KernelNotRotated(Conv2D):
     """(2) with the kernel's channels swapped but its taps not turned by 180°."""
@@ -69,6 +71,8 @@ class BiasSummed(Conv2D):
         return bias_summed(Conv2D(**layer_config(self)), delta, a_prev, params)
 
 
+# Same shape as AvgOffByOnePerMillion and RMSNormOffByOnePerMillion: one class per layer kind, so
+# that each is a layer of that kind (layer_config rebuilds it) and its entry names it.
 @dataclass(frozen=True)
 class ConvOffByOnePerMillion(Conv2D):
     """(2) off by a relative 1e-6: what a derived tolerance must still catch in float64."""
@@ -227,6 +231,8 @@ NORM_CONTROLS = {
 """The classic mistakes of normalization and residual layers."""
 
 
+# Same shape as NORM_CONTROLS: two tables, because the norm controls are rejected on networks of
+# their own (mixed_layer_cases, test_norm_layers) and these on convolutional ones (layer_cases).
 CONTROLS = {
     "kernel not rotated": (Conv2D, KernelNotRotated),
     "stride zeros not inserted": (Conv2D, StrideZerosMissing),

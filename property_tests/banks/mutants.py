@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# A long list, as in verify: each mutant names manual's pieces (EQUATIONS, backprop, the catalogues)
+# bare, so that an entry reads like the derivation it breaks.
 from manual import (
     CATALOGUE,
     EQUATIONS,
@@ -48,7 +50,7 @@ from property_tests.banks import broken
 from property_tests.banks.layer_controls import CONTROLS, NORM_CONTROLS, has_kind, mistaken
 from property_tests.checkers.verify import design, make_case
 from property_tests.library import tolerances as tol
-from property_tests.library.compare import compare_case, first_failure
+from property_tests.library.compare import Comparison, compare_case, first_failure
 from property_tests.library.strategies import tied
 from reference import fast
 
@@ -382,6 +384,21 @@ def _references(cases: list, branches: tuple) -> list:
     )
 
 
+def _caught(mutant: Mutant | LayerMutant, failure: Comparison, networks: int, start: float) -> MutantResult:
+    """A hunt's result once ``failure`` disagreed with autodiff: where, after how many networks,
+    and the seconds since ``start``."""
+    return MutantResult(
+        mutant.name,
+        mutant.mistake,
+        True,
+        failure.equation,
+        failure.layer,
+        networks,
+        time.perf_counter() - start,
+        failure.describe(),
+    )
+
+
 def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int = 0) -> MutantResult:
     """Random networks, a batch at a time, until a comparison disagrees (or ``max_networks``)."""
     start = time.perf_counter()
@@ -395,16 +412,7 @@ def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int 
         ):
             failure = first_failure(compare_case(hand, ref, equations)[0])
             if failure is not None:
-                return MutantResult(
-                    mutant.name,
-                    mutant.mistake,
-                    True,
-                    failure.equation,
-                    failure.layer,
-                    begin + i + 1,
-                    time.perf_counter() - start,
-                    failure.describe(),
-                )
+                return _caught(mutant, failure, begin + i + 1, start)
     return MutantResult(mutant.name, mutant.mistake, False, None, None, max_networks, time.perf_counter() - start)
 
 
@@ -433,16 +441,7 @@ def hunt_layers(mutant: LayerMutant, *, draws: int = 3, seed: int = 0) -> Mutant
             ref = layer_autodiff(real.network, real.x, real.y, loss=real.loss)
             failure = first_failure(layer_compare.equation_by_equation(hand, ref))
             if failure is not None:
-                return MutantResult(
-                    mutant.name,
-                    mutant.mistake,
-                    True,
-                    failure.equation,
-                    failure.layer,
-                    networks,
-                    time.perf_counter() - start,
-                    failure.describe(),
-                )
+                return _caught(mutant, failure, networks, start)
     return MutantResult(mutant.name, mutant.mistake, False, None, None, networks, time.perf_counter() - start)
 
 

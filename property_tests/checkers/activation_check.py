@@ -49,6 +49,8 @@ if TYPE_CHECKING:  # kinds_check imports this module
 class Kink:
     """A point where g′ jumps: autodiff's one-sided slopes, autodiff's value, the hand value."""
 
+    # Same shape as the end of layer_check.LayerCounterexample: each checker's record spells out its
+    # own fields (the keys of its JSON report) and its own describe().
     z: float
     left: float
     right: float
@@ -76,6 +78,8 @@ class PointCounterexample:
     ``None`` when the hand value is not finite (NaN or ∞ where g and autodiff are finite);
     otherwise it exceeds ``tolerance``, both relative to the derivative's scale there."""
 
+    # Same shape as kinds_check.KindCounterexample: each counterexample keeps its own fields (its JSON
+    # keys) and its own wording, so a reader sees one record whole.
     z: float
     hand: float
     autodiff: float

@@ -393,6 +393,8 @@ def _tally(looks: list[_Look], report: ActivationReport) -> None:
     require_finite("the largest pointwise error or its tolerance", report.max_error, report.tolerance)
 
 
+# The same keyword options as check_activation (which hands a kind over to this) and check_layer,
+# written out in each: a checker's signature is its documented API.
 def check_kind(
     g: ParametricActivation | VectorActivation,
     *,

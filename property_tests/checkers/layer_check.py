@@ -219,6 +219,8 @@ class ImpreciseCase:
     """The first element where a right formula lost digits beyond the bound in the dtype under
     test: its value, autodiff's, and the formula in higher precision."""
 
+    # Same shape as activation_check.ImprecisePoint and as LayerCounterexample's first fields: each
+    # record spells out its own fields (the keys of its JSON report) and its own wording.
     what: str
     batch: int
     in_shape: tuple
@@ -246,6 +248,8 @@ VERDICTS = ("verified", "wrong", "inconclusive", "imprecise")
 class LayerReport:
     """What ``check_layer`` found."""
 
+    # Same shape as activation_check.ActivationReport and loss_check.LossReport: each checker's report
+    # lists its own figures and decides its own verdict, in one place.
     name: str
     dtype: str
     seed: int
@@ -1383,6 +1387,8 @@ def _wrap(layer: object) -> _Layer:
     return wrapped
 
 
+# The same keyword options as check_activation and check_kind, written out in each: a checker's
+# signature is its documented API (the command passes them by name).
 def check_layer(
     layer: object,
     *,

@@ -38,24 +38,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def positive_int(text: str) -> int:
+def _whole_number(text: str, least: int, rule: str) -> int:
+    """``text`` as a whole number of at least ``least``; else ``rule`` says what it must be."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{rule}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _whole_number(text, 1, "must be at least 1")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+    return _whole_number(text, 0, "must be 0 or more")
 
 
 EPILOG = """exit codes:
@@ -127,17 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         "manual.Activation(name, forward, derivative).",
         "Hypothesis-drawn point arrays and random networks (default 200)",
     )
-    act.add_argument(
-        "--dtype",
-        choices=["float64", "float32"],
-        default="float64",
-        help="dtype of the hand derivative (autodiff is always float64)",
-    )
-    act.add_argument(
-        "--strict",
-        action="store_true",
-        help="a right formula that loses digits in this dtype fails (exit 1) instead of warning",
-    )
+    _add_precision(act, "the hand derivative")
     _add_checker(
         commands,
         "loss",
@@ -161,17 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "random cases, one network per 8 of them (default 40)",
     )
     layer.set_defaults(examples=40)
-    layer.add_argument(
-        "--dtype",
-        choices=["float64", "float32"],
-        default="float64",
-        help="dtype of your backward pass (autodiff is always float64)",
-    )
-    layer.add_argument(
-        "--strict",
-        action="store_true",
-        help="a right formula that loses digits in this dtype fails (exit 1) instead of warning",
-    )
+    _add_precision(layer, "your backward pass")
 
     mutants = commands.add_parser(
         "mutants",
@@ -266,6 +245,22 @@ def _add_checker(
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return parser
+
+
+def _add_precision(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--dtype`` and ``--strict``, the options of a checker (``activation``, ``layer``) that
+    runs ``what`` in another dtype than autodiff's."""
+    parser.add_argument(
+        "--dtype",
+        choices=["float64", "float32"],
+        default="float64",
+        help=f"dtype of {what} (autodiff is always float64)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="a right formula that loses digits in this dtype fails (exit 1) instead of warning",
+    )
 
 
 def widths_list(text: str) -> list[int]:

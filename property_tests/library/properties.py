@@ -131,28 +131,18 @@ def _manual_against_manual(case: Case, batch: manual.Gradients, what: str, theta
     out = []
     for k in _layers(case):
         name = activation_at(case.network, k).name
-        out.append(
-            judge(
-                f"{what} Θ",
-                k,
-                name,
-                batch.theta[k],
-                theta[k - 1],
-                bounds.M["theta", k],
-                2 * tol.scale(case.network.dtype) * bounds.E["theta", k] + tol.floor(case.network.dtype, terms),
+        for symbol, key, ours, other in (("Θ", "theta", batch.theta, theta), ("b", "b", batch.b, b)):
+            out.append(
+                judge(
+                    f"{what} {symbol}",
+                    k,
+                    name,
+                    ours[k],
+                    other[k - 1],
+                    bounds.M[key, k],
+                    2 * tol.scale(case.network.dtype) * bounds.E[key, k] + tol.floor(case.network.dtype, terms),
+                )
             )
-        )
-        out.append(
-            judge(
-                f"{what} b",
-                k,
-                name,
-                batch.b[k],
-                b[k - 1],
-                bounds.M["b", k],
-                2 * tol.scale(case.network.dtype) * bounds.E["b", k] + tol.floor(case.network.dtype, terms),
-            )
-        )
     return out
 
 

@@ -25,6 +25,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+# A long list, as in verify and reference.fast: the strategies draw manual's own objects by
+# their names (CATALOGUE, Network, activation, ...), so each one reads like the case it builds.
 from manual import (
     CATALOGUE,
     LOSSES,
@@ -421,6 +423,8 @@ def loss_cases(*, names: Sequence[str | Loss] | None = None, **kwargs) -> st.Sea
     return losses(names=names).flatmap(lambda loss: cases(loss=loss, output_layers=output_layers_for(loss), **kwargs))
 
 
+# The first keywords are architectures()'s, written out rather than passed as **kwargs so that
+# the signature shows every option of a case, with its default and type.
 def cases(
     *,
     min_depth: int = 1,

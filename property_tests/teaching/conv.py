@@ -48,6 +48,8 @@ IN_SHAPE = (1, 5, 5)
 class ExplainedConv:
     """Everything ``explain --conv`` prints, as plain lists (the ``--json`` object)."""
 
+    # Same shape as dense.Explained, not a subclass of it: each is the --json object of its own
+    # command, its fields in the order they print, and a base class would put the shared ones first.
     layers: list[str]
     loss: str
     x: list
@@ -166,6 +168,7 @@ def explain_conv(
             "δ is n·∂E/∂z, one row per example: with BatchNorm, example t's error depends on every "
             "example, and this is the quantity every layer passes back (docs/normalization.md)"
         )
+    # Same shape as the end of dense.explain: each fills its own record, field by field in order.
     return ExplainedConv(
         [describe(layer, g_k) for layer, g_k in zip(net.layers[1:], net.g[1:], strict=True)],
         MSE.name,

@@ -129,6 +129,12 @@ def parameter_sets(g, seed):
     return [("per_unit", per_unit(g, rng)), ("shared", shared(g, rng))]
 
 
+def drawn(name: str, seed: int) -> tuple[ParametricActivation, np.ndarray, list]:
+    """The parametric g called ``name``, its points (``z_for``) and its parameter sets, from ``seed``."""
+    g = PARAMETRIC[name]
+    return g, z_for(g, np.random.default_rng(seed)), parameter_sets(g, seed)
+
+
 # --- autodiff -----------------------------------------------------------------------------------
 
 
@@ -252,10 +258,8 @@ def partials_match(g, z, p) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("name", PARAMETRIC_NAMES)
 def test_partials_equal_autodiff(name, seed):
-    g = PARAMETRIC[name]
-    rng = np.random.default_rng(seed)
-    z = z_for(g, rng)
-    for _, p in parameter_sets(g, seed):
+    g, z, sets = drawn(name, seed)
+    for _, p in sets:
         partials_match(g, z, p)
 
 
@@ -357,11 +361,9 @@ def test_float32_stays_float32(name, xp):
 def test_finite_and_quiet_up_to_1e3(name):
     """No overflow, invalid operation or division by zero in any branch (numpy.where evaluates
     both), at |z| up to 1e3 and parameters anywhere in their ranges, ends included."""
-    g = PARAMETRIC[name]
-    rng = np.random.default_rng(9)
-    z = z_for(g, rng)
+    g, z, sets = drawn(name, 9)
     for dtype in (np.float64, np.float32):
-        for _, p in parameter_sets(g, 9):
+        for _, p in sets:
             with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
                 outputs = [g.forward(z.astype(dtype), p, np), *hand_partials(g, z.astype(dtype), p).values()]
             assert all(np.all(np.isfinite(out)) for out in outputs)
@@ -369,10 +371,8 @@ def test_finite_and_quiet_up_to_1e3(name):
 
 @pytest.mark.parametrize("name", PARAMETRIC_NAMES)
 def test_bind_gives_a_plain_activation(name):
-    g = PARAMETRIC[name]
-    rng = np.random.default_rng(13)
-    z = z_for(g, rng)
-    for _, p in parameter_sets(g, 13):
+    g, z, sets = drawn(name, 13)
+    for _, p in sets:
         bound = g.bind(p)
         assert isinstance(bound, Activation) and bound.name == f"{name}(bound)"
         assert bound.kinks == g.kinks and bound.kink_convention == g.kink_convention
@@ -399,10 +399,8 @@ def off_by_relative(value):
 @pytest.mark.parametrize("name", PARAMETRIC_NAMES)
 def test_control_partial_off_by_1e_6_is_rejected(name):
     """The comparison (scales included) rejects each partial in turn off by a relative 1e-6."""
-    g = PARAMETRIC[name]
-    rng = np.random.default_rng(0)
-    z = z_for(g, rng)
-    for _, p in parameter_sets(g, 0):
+    g, z, sets = drawn(name, 0)
+    for _, p in sets:
         hand = hand_partials(g, z, p)
         dz, dp = autodiff_partials(g, z, p)
         expected, size = {"z": dz, **dp}, scales(g, z, p)
@@ -549,6 +547,13 @@ def tie_rows(k: int, width: int, rng, n: int) -> np.ndarray:
     return out
 
 
+def rows_and_cotangents(g: VectorActivation, seed: int, groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``groups`` of g's groups (``rows``) and a cotangent v for g's output, from ``seed``."""
+    rng = np.random.default_rng(seed)
+    z = rows(g, rng, groups * g.group)
+    return z, rng.normal(size=(z.shape[0], g.width(z.shape[1])))
+
+
 def gate_scale(z, v, g):
     """The sizes J_gᵀv's halves are computed from: |v| on the value half, |v|·|u|·(1 + |s|·…) on
     the gate half; the σ′ inside SiLU and σ is rounded by JAX as for ``SCALES``."""
@@ -572,9 +577,7 @@ def autodiff_vjp(g: VectorActivation, z, v):
 @pytest.mark.parametrize("name", VECTOR_NAMES)
 def test_vjp_equals_autodiff(name, seed):
     g = VECTOR_ACTIVATIONS[name]
-    rng = np.random.default_rng(seed)
-    z = rows(g, rng, 4 * g.group)
-    v = rng.normal(size=(z.shape[0], g.width(z.shape[1])))
+    z, v = rows_and_cotangents(g, seed, 4)
     hand = g.vjp(z, v, np)
     assert hand.shape == z.shape and g.forward(z, np).shape == v.shape
     assert_agree(hand, autodiff_vjp(g, z, v), f"{name} Jᵀv", vjp_scale(g, z, v), z)
@@ -617,9 +620,7 @@ def test_maxout_forward_and_equal_split_at_ties(k, z, expected):
 @pytest.mark.parametrize("xp", [np, jnp], ids=["numpy", "jax.numpy"])
 def test_vector_float32_stays_float32(name, xp):
     g = VECTOR_ACTIVATIONS[name]
-    rng = np.random.default_rng(6)
-    z = rows(g, rng, 2 * g.group).astype(np.float32)
-    v = rng.normal(size=(z.shape[0], g.width(z.shape[1]))).astype(np.float32)
+    z, v = (x.astype(np.float32) for x in rows_and_cotangents(g, 6, 2))
     with jax.enable_x64(True):
         a, back = g.forward(xp.asarray(z), xp), g.vjp(xp.asarray(z), xp.asarray(v), xp)
     assert a.dtype == back.dtype == np.float32 and a.shape == v.shape and back.shape == z.shape
@@ -628,9 +629,7 @@ def test_vector_float32_stays_float32(name, xp):
 @pytest.mark.parametrize("name", VECTOR_NAMES)
 def test_vector_finite_and_quiet_up_to_1e3(name):
     g = VECTOR_ACTIVATIONS[name]
-    rng = np.random.default_rng(8)
-    z = rows(g, rng, 2 * g.group)
-    v = rng.normal(size=(z.shape[0], g.width(z.shape[1])))
+    z, v = rows_and_cotangents(g, 8, 2)
     for dtype in (np.float64, np.float32):
         with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
             outputs = [g.forward(z.astype(dtype), np), g.vjp(z.astype(dtype), v.astype(dtype), np)]
@@ -704,9 +703,7 @@ def test_control_maxout_one_hot_at_ties_is_rejected(k):
 @pytest.mark.parametrize("name", VECTOR_NAMES)
 def test_control_vjp_off_by_1e_6_is_rejected(name):
     g = VECTOR_ACTIVATIONS[name]
-    rng = np.random.default_rng(3)
-    z = rows(g, rng, 4 * g.group)
-    v = rng.normal(size=(z.shape[0], g.width(z.shape[1])))
+    z, v = rows_and_cotangents(g, 3, 4)
     expected, scale = autodiff_vjp(g, z, v), vjp_scale(g, z, v)
     assert agrees(g.vjp(z, v, np), expected, scale)
     assert not agrees(off_by_relative(g.vjp(z, v, np)), expected, scale)

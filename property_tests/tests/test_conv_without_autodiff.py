@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from manual.conv import Conv2D
 from property_tests.banks.controls import rejects
 from property_tests.library import tolerances as tol
+
+# The same controls as test_conv.py imports: each file rejects every one with its own property.
 from property_tests.library.conv_strategies import (
     ConvCase,
     bias_summed,
@@ -161,6 +163,8 @@ def cases_and_entries(draw, **kwargs):
     return case, [entry("a_prev"), entry("a_prev"), entry("W"), entry("W"), entry("b")]
 
 
+# Same shape as test_conv.py's tests of (2) and (3): there autodiff judges, here central differences,
+# each property beside the same negative controls, stated where it is tested.
 @given(cases_and_entries())
 def test_central_differences_agree(case_and_entries):
     differences_agree(case_and_entries)

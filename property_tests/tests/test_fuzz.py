@@ -326,6 +326,8 @@ def assert_caught(variant: fuzz.WrongVariant) -> None:
     )
 
 
+# Same shape as the loss tests below: thin @given wrappers, one per strategy and budget, so each
+# property and its budget are named where pytest reports them.
 @EXPENSIVE
 @given(fuzz.wrong_activations())
 def test_wrong_variants_are_caught(variant):

@@ -32,27 +32,26 @@ def test_every_mutant_is_caught_and_named(capsys):
     assert all(r["equation"] in {"(1)", "(2)", "(3) Θ", "(3) b", "(3) p", "(3) W", "(3) theta"} for r in results)
     assert len({m.name for m in MUTANTS}) == len(MUTANTS) and all(m.mistake for m in MUTANTS)
     by_name = {r["name"]: r for r in results}
-    # each convolutional mistake is caught in the equation it breaks
-    for name in (
-        "conv_kernel_not_rotated",
-        "conv_stride_zeros_missing",
-        "conv_crop_off_by_one",
-        "max_pool_every_tied_maximum",
-        "avg_pool_without_one_over_window",
-    ):
-        assert by_name[name]["equation"] == "(2)", by_name[name]["detail"]
-    assert by_name["conv_weight_channels_transposed"]["equation"] == "(3) W"
-    assert by_name["conv_bias_summed"]["equation"] == "(3) b"
-    # each parameter mistake is caught where it lives, in the parameter gradient (the one about
-    # ∂Eₜ/∂a⁽ᵏ⁾ on networks that end in tanh, so in a hidden layer)
-    for name in (
-        "prelu_partial_off_by_1e_6",
-        "parameter_summed_over_units",
-        "per_unit_treated_as_shared",
-        "parameter_gradient_from_delta",
-    ):
-        assert by_name[name]["equation"] == "(3) p", by_name[name]["detail"]
-    assert by_name["hidden_softmax_diagonal_jacobian"]["equation"] == "(2)"
+    caught_in = {
+        # each convolutional mistake in the equation it breaks
+        "conv_kernel_not_rotated": "(2)",
+        "conv_stride_zeros_missing": "(2)",
+        "conv_crop_off_by_one": "(2)",
+        "max_pool_every_tied_maximum": "(2)",
+        "avg_pool_without_one_over_window": "(2)",
+        "conv_weight_channels_transposed": "(3) W",
+        "conv_bias_summed": "(3) b",
+        # each parameter mistake where it lives, in the parameter gradient (the one about
+        # ∂Eₜ/∂a⁽ᵏ⁾ on networks that end in tanh, so in a hidden layer)
+        "prelu_partial_off_by_1e_6": "(3) p",
+        "parameter_summed_over_units": "(3) p",
+        "per_unit_treated_as_shared": "(3) p",
+        "parameter_gradient_from_delta": "(3) p",
+        # softmax in a hidden layer with only the diagonal of its Jacobian, in (2)
+        "hidden_softmax_diagonal_jacobian": "(2)",
+    }
+    for name, equation in caught_in.items():
+        assert by_name[name]["equation"] == equation, (name, by_name[name]["detail"])
 
 
 def test_run_mutants_reports_what_it_hunted():

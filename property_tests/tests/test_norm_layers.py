@@ -20,6 +20,8 @@ from property_tests.tests.test_layer_networks import (
 )
 
 
+# Same shape as test_layer_networks' tests: thin @given wrappers of the same properties, each file
+# drawing from its own strategy (mixed_layer_cases here), so a failure names the networks it came from.
 @BUDGET
 @given(mixed_layer_cases())
 def test_each_equation_matches_autodiff(case):

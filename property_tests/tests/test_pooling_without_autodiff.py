@@ -89,6 +89,8 @@ def _prefer(options: list[int], *wishes) -> list[int]:
     return options
 
 
+# Same shape as conv_strategies.conv_cases' signature: each strategy's bounds are keywords of its
+# own, with their defaults, so a test asks for exactly the cases it needs.
 @st.composite
 def pool_configs(
     draw,
@@ -200,6 +202,7 @@ class LastMaximumLoops(MaxPool2D):
 
 HAND_MADE_TIES = [
     # (what, a_prev (H, W), window, stride, padding, δ (H_out, W_out), where δ must land)
+    # The entries share one shape: each tie is written out whole, so it can be checked by hand.
     (
         "a window of equal values: the first element",
         [[1.0, 1.0], [1.0, 1.0]],

@@ -12,11 +12,8 @@ from property_tests.banks.layer_controls import CONTROLS
 from property_tests.command.cli import main
 from property_tests.teaching.conv import explain_conv
 
-
-def test_explain_conv_prints_every_step_and_equals_autodiff(capsys):
-    assert main(["explain", "--conv"]) == 0
-    out = capsys.readouterr().out
-    for phrase in (
+STEPS = {
+    "conv": (
         "conv2d(1→2, kernel 2×2) → tanh",
         "with s − 1 zeros inserted",
         "rotated by 180°",
@@ -27,9 +24,30 @@ def test_explain_conv_prints_every_step_and_equals_autodiff(capsys):
         "Equation (3) W",
         "Equation (3) theta",
         "Every number by hand equals autodiff's",
-    ):
+    ),
+    "norm": (
+        "layer_norm",
+        "batch_norm",
+        "residual",
+        "mean(g ⊙ x̂)",
+        "skip path: δ",
+        "dense path",
+        "n·∂E/∂z",
+        "Equation (3) gamma",
+        "Every number by hand equals autodiff's",
+    ),
+}
+"""What ``explain --conv`` and ``explain --norm`` must print: each step of (2) and (3) through
+their layers (the paths of a norm and a residual block), and the verdict."""
+
+
+@pytest.mark.parametrize("network", list(STEPS))
+def test_explain_prints_every_step_and_equals_autodiff(network, capsys):
+    assert main(["explain", f"--{network}"]) == 0
+    out = capsys.readouterr().out
+    for phrase in STEPS[network]:
         assert phrase in out, phrase
-    explained = explain_conv("tanh", 0)
+    explained = explain_conv("tanh", 0, network=network)
     assert [e["equation"] for e in explained.equations][:5] == ["(1)", "(2)", "(2)", "(2)", "(2)"]
     assert explained.max_difference < 1e-12
 
@@ -62,24 +80,6 @@ def test_explain_conv_refuses_a_map_that_mixes_units(capsys):
     assert main(["explain", "--conv", "--activation", "softmax"]) == 2
     err = capsys.readouterr().err
     assert "elementwise activation" in err and len(err.strip().splitlines()) == 1
-
-
-def test_explain_norm_shows_the_paths_and_equals_autodiff(capsys):
-    assert main(["explain", "--norm"]) == 0
-    out = capsys.readouterr().out
-    for phrase in (
-        "layer_norm",
-        "batch_norm",
-        "residual",
-        "mean(g ⊙ x̂)",
-        "skip path: δ",
-        "dense path",
-        "n·∂E/∂z",
-        "Equation (3) gamma",
-        "Every number by hand equals autodiff's",
-    ):
-        assert phrase in out, phrase
-    assert explain_conv("tanh", 0, network="norm").max_difference < 1e-12
 
 
 @pytest.mark.parametrize(
