@@ -11,6 +11,6 @@ manager), so importing this package leaves a user's JAX in whatever mode it was.
 """
 
 from . import fast, plain
-from .plain import JAX_NN, Reference, autodiff, derivative
+from .plain import JAX_NN, Reference, autodiff, derivative, derivatives
 
-__all__ = ["Reference", "autodiff", "derivative", "JAX_NN", "plain", "fast"]
+__all__ = ["Reference", "autodiff", "derivative", "derivatives", "JAX_NN", "plain", "fast"]

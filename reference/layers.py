@@ -93,7 +93,7 @@ def layer_autodiff(net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Los
     with jax.enable_x64(True):
         params = [None] + [{name: jnp.asarray(v, jnp.float64) for name, v in p.items()} for p in net.params[1:]]
         n = x.shape[0]
-        offset = [None] + [jnp.zeros((n, *shape), jnp.float64) for shape in net.shapes[1:]]
+        offset = [None] + [np.zeros((n, *shape)) for shape in net.shapes[1:]]  # NumPy: no program compiled for it
         (error, (z, a)), (d_params, d_offset) = _value_and_grad(
             params, offset, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64), net.layers, net.g, loss
         )

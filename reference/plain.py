@@ -6,6 +6,7 @@ property suite uses ``reference.fast`` for volume and checks it against this one
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -61,7 +62,7 @@ def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE
         p = [None if q is None else {name: jnp.asarray(v, jnp.float64) for name, v in q.items()} for q in network.p]
         x64, y64 = jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
         n = x.shape[0]
-        offset = [None, *(jnp.zeros((n, t.shape[0]), jnp.float64) for t in weights)]
+        offset = [None, *(np.zeros((n, t.shape[0])) for t in weights)]  # NumPy: no program compiled for it
         (error, (z, a)), (d_theta, d_b, d_p, d_offset) = _value_and_grad(theta, b, p, offset, x64, y64, network.g, loss)
         return Reference(
             z=_numpy(z),
@@ -76,14 +77,20 @@ def autodiff(network: Network, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE
 
 def derivative(g: Activation, z: np.ndarray) -> np.ndarray:
     """g′(z) elementwise, as ``jax.grad`` of ``g.forward`` gives it, in float64."""
+    return derivatives((g,), z)[0]
+
+
+def derivatives(gs: Sequence[Activation], z: np.ndarray) -> list[np.ndarray]:
+    """``derivative(g, z)`` for every g of ``gs``, from one compiled program (compiling one
+    program per activation costs some 0.1 s each; the catalogue's 22 together take 0.6 s)."""
     with jax.enable_x64(True):
         z64 = jnp.asarray(z, jnp.float64)
-        return np.asarray(_g_prime(z64.ravel(), g)).reshape(z64.shape)
+        return [np.asarray(r).reshape(z64.shape) for r in _g_primes(z64.ravel(), tuple(gs))]
 
 
 @partial(jax.jit, static_argnums=1)
-def _g_prime(z, g):
-    return jax.vmap(jax.grad(lambda s: g.forward(s, jnp)))(z)
+def _g_primes(z, gs):
+    return [jax.vmap(jax.grad(lambda s, g=g: g.forward(s, jnp)))(z) for g in gs]
 
 
 def partials(g: ParametricActivation, z: np.ndarray, p: dict) -> tuple[np.ndarray, dict]:

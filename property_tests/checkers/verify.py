@@ -278,9 +278,7 @@ def finite_radius(g, dtype: np.dtype) -> float:
     grid = tol._grid()
     with np.errstate(all="ignore"):
         a = np.asarray(g.forward(grid.astype(dtype), np), np.float64)
-    from reference import derivative
-
-    r = derivative(g, grid)
+    r = tol.grid_derivative(g)
     with np.errstate(invalid="ignore"):
         ok = (np.abs(a) <= biggest(dtype)) & (np.abs(r) <= biggest(dtype))
     reach = [1e3]
@@ -461,6 +459,7 @@ def run_verify(
     start = time.perf_counter()
     chosen: list[AnyActivation] = list(activations) if activations is not None else [*CATALOGUE.values(), *KINDS]
     elementwise = [g for g in chosen if isinstance(g, Activation)]
+    tol.prepare(elementwise)  # every profile the run needs, from one compiled program
     kinds = [g for g in chosen if not isinstance(g, Activation)]
     if losses is None:  # every catalogue loss, unless the activations were chosen by the caller
         losses = list(LOSSES.values()) if activations is None else [MSE]

@@ -38,7 +38,7 @@ prints it beside every error, and the negative controls in ``test_equations.py``
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import overload
@@ -105,10 +105,13 @@ def derivative_bound(g_scale: float | np.ndarray, z: np.ndarray) -> np.ndarray:
         return ELEMENTARY_ULPS * g_scale * (1 + np.abs(z))
 
 
+@cache
 def _grid() -> np.ndarray:
-    """Dense on [−50, 50], then logarithmic out to ±1e3."""
+    """Dense on [−50, 50], then logarithmic out to ±1e3 (one read-only array)."""
     tail = np.logspace(np.log10(50), 3, 400)[1:]
-    return np.concatenate([-tail[::-1], np.linspace(-50, 50, 20_001), tail])
+    grid = np.concatenate([-tail[::-1], np.linspace(-50, 50, 20_001), tail])
+    grid.flags.writeable = False
+    return grid
 
 
 REACH = 1.0
@@ -194,12 +197,39 @@ _PROFILES: dict = {}
 
 
 def profile(g) -> Profile:
-    """g's ``Profile``, measured once per activation (see ``measure_profile``)."""
+    """g's ``Profile``, measured once per activation (see ``measure_profile``). The first
+    catalogue activation asked about has the whole catalogue measured with it, in one
+    compiled program (``prepare``)."""
     if id(g) in _ALLOWED:
         return _ALLOWED[id(g)]
     if g not in _PROFILES:
-        _PROFILES[g] = measure_profile(g)
+        from manual import CATALOGUE
+
+        prepare([g, *CATALOGUE.values()] if g in CATALOGUE.values() else [g])
     return _PROFILES[g]
+
+
+def prepare(gs: Iterable) -> None:
+    """Measure the ``Profile`` of every elementwise activation of ``gs`` (each with a
+    ``forward(z, xp)``) not yet measured,
+    their autodiff derivatives taken by one compiled program (``reference.derivatives``)."""
+    from reference import derivatives
+
+    todo = list(dict.fromkeys(g for g in gs if g not in _PROFILES))
+    if todo:
+        z = _neighbourhoods()
+        for g, r in zip(todo, derivatives(todo, z), strict=True):
+            _PROFILES[g] = measure_profile(g, r)
+            _ON_GRID[g] = r[:, NOISE_NEIGHBOURS].copy()
+
+
+def grid_derivative(g) -> np.ndarray:
+    """Autodiff's g′ at the points of ``_grid()``, as measured for g's profile."""
+    profile(g)
+    return _ON_GRID[g]
+
+
+_ON_GRID: dict = {}
 
 
 def allow_deviation(g, like, deviation) -> None:
@@ -241,20 +271,29 @@ def allow_loss_units(loss, units: float | None) -> None:
         _LOSS_UNITS[id(loss)] = units
 
 
-def measure_profile(g) -> Profile:
-    """The slope and noise profile of g's autodiff derivative (see ``Profile``). The noise at a
+def _neighbourhoods() -> np.ndarray:
+    """Each point of ``_grid()`` (the middle column) with the ``NOISE_NEIGHBOURS`` floats on
+    either side of it."""
+    grid = _grid()
+    steps = np.arange(-NOISE_NEIGHBOURS, NOISE_NEIGHBOURS + 1)
+    return grid[:, None] + steps[None, :] * np.spacing(np.abs(grid))[:, None]
+
+
+def measure_profile(g, r: np.ndarray | None = None) -> Profile:
+    """The slope and noise profile of g's autodiff derivative (see ``Profile``); ``r``, when
+    given, is that derivative on ``_neighbourhoods()`` already. The noise at a
     grid point is measured as Moré and Wild do (*Estimating computational noise*, SIAM J. Sci.
     Comput. 33, 2011): evaluate the oracle at the nine floats nearest the point, where the true
     g′ barely moves, and take the spread. Rows that straddle a declared kink are left out, and
     so are rows that are a step (``is_step``): a jump of g′ that nobody declared is not noise,
     and counting it as noise would make every tolerance as wide as the jump. A row with a
     non-finite value is left out of both scales."""
-    from reference import derivative
-
     grid = _grid()
-    steps = np.arange(-NOISE_NEIGHBOURS, NOISE_NEIGHBOURS + 1)
-    z = grid[:, None] + steps[None, :] * np.spacing(np.abs(grid))[:, None]
-    r = derivative(g, z)
+    z = _neighbourhoods()
+    if r is None:
+        from reference import derivative
+
+        r = derivative(g, z)
     with np.errstate(all="ignore"):
         a = np.asarray(g.forward(grid, np), np.float64)
     finite = np.all(np.isfinite(r), axis=1) & np.isfinite(a)
@@ -297,18 +336,22 @@ def is_step(rows: np.ndarray) -> np.ndarray:
     total = np.max(rows, axis=1) - np.min(rows, axis=1)
     flat = STEP_FLATNESS * total
     jump = np.maximum(total / 2, STEP_MINIMUM * np.max(np.abs(rows), axis=1))
-    width = rows.shape[1]
+    # The spread of every left part rows[:, :s] and every right part rows[:, s:], by running
+    # maxima and minima from each end; a split s leaves the left part rows[:, :s] and the right
+    # part rows[:, s + gap:], for s = 1 … width − 1 and a gap of 0 or 1 points.
+    left_spread = np.maximum.accumulate(rows, axis=1) - np.minimum.accumulate(rows, axis=1)
+    backwards = rows[:, ::-1]
+    right_spread = (np.maximum.accumulate(backwards, axis=1) - np.minimum.accumulate(backwards, axis=1))[:, ::-1]
+    left_flat = left_spread <= flat[:, None]  # column s − 1: the left part of split s
+    right_flat = right_spread <= flat[:, None]  # column j: the right part starting at j
+    apart = np.abs(rows - rows[:, :1]) >= jump[:, None]  # column j: the right part's first value
     step = np.zeros(rows.shape[0], bool)
-    for split in range(1, width):
-        for gap in (0, 1):
-            left, right = rows[:, :split], rows[:, split + gap :]
-            if right.shape[1] == 0:
-                continue
-            left_flat = np.max(left, axis=1) - np.min(left, axis=1) <= flat
-            right_flat = np.max(right, axis=1) - np.min(right, axis=1) <= flat
-            apart = np.abs(left[:, 0] - right[:, 0]) >= jump
-            step |= left_flat & right_flat & apart & (total > 0)
-    return step
+    for gap in (0, 1):
+        splits = rows.shape[1] - 1 - gap  # s = 1 … width − 1 − gap leave a right part
+        start = slice(1 + gap, 1 + gap + splits)
+        both = left_flat[:, :splits] & right_flat[:, start] & apart[:, start]
+        step |= np.any(both, axis=1)
+    return step & (total > 0)
 
 
 FINITE_DIFFERENCE_SAFETY = 4
