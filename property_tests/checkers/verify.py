@@ -39,6 +39,7 @@ from manual import (
     ParametricActivation,
     VectorActivation,
 )
+from property_tests.checkers.judges import Done, Judges, Pending, judge_pairs, shippable
 from property_tests.checkers.loading import json_safe
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import Comparison, compare_case, error_bounds, first_failure
@@ -49,6 +50,8 @@ DEFAULT_EXAMPLES = 5000
 MAX_DEPTH, MAX_WIDTH, MAX_BATCH = 6, 16, 32
 CHUNK = 256
 """Cases per reference call: bounds memory however many examples are asked for."""
+PIECE = 64
+"""Cases judged at a time, here or in the second process (``checkers.judges``)."""
 
 EQUATION_ORDER = ("(1)", "(2)", "(3) Θ", "(3) b", "(3) p")
 
@@ -445,8 +448,11 @@ def run_verify(
     progress: Callable[[int, int], None] | None = None,
     excuse: Callable[[Case, object], str | None] | None = None,
     shard: tuple[int, int] = (1, 1),
+    judges: Judges | None = None,
 ) -> Report:
     """Check equations (1), (2), (3) on ``examples`` random networks; see the module docstring.
+    With ``judges`` (``checkers.judges.Judges``) a second process judges chunks of networks
+    while this one draws the next; the report is the same.
     With ``shard`` = (K, N) only the networks whose index is K − 1 modulo N are checked: every
     network is still drawn, so the N shards of a seed check disjoint parts of the same run and
     together all of it (``Report.examples`` is then the shard's count).
@@ -475,7 +481,20 @@ def run_verify(
         if count:
             ours = [i for i in range(count) if in_shard(offset + i, shard)]
             coverage.append(
-                _run(report, failing, pool, count, pool_losses, rng, equations, dtype, progress, excuse, set(ours))
+                _run(
+                    report,
+                    failing,
+                    pool,
+                    count,
+                    pool_losses,
+                    rng,
+                    equations,
+                    dtype,
+                    progress,
+                    excuse,
+                    set(ours),
+                    judges,
+                )
             )
             offset, mine = offset + count, mine + len(ours)
     report.examples = mine
@@ -549,6 +568,7 @@ def _run(
     progress,
     excuse,
     ours: set[int],
+    judges: Judges | None = None,
 ) -> bool:
     """``examples`` networks from ``pool``, tallied into ``report`` (failures into ``failing``),
     of which those whose index is in ``ours`` are checked (all are drawn, so that the random
@@ -557,6 +577,8 @@ def _run(
     chosen_losses, forced = loss_plan(examples, losses)
     plans = design(examples, rng, pool, forced)
     branches = fast.branches_for_pool(pool)  # one compiled program for every chunk
+    ship = judges is not None and shippable((pool, losses, equations))
+    queue: list[tuple[list, Pending | Done]] = []
     for begin in range(0, examples, CHUNK):
         numbered = [
             (i, tame(make_case(plan, rng, loss), dtype))
@@ -568,17 +590,30 @@ def _run(
         cases = [case for case in drawn if case is not None]
         report.fingerprints += [fingerprint(case) for case in cases]
         report.skipped_overflow += len(drawn) - len(cases)
-        for case, ref in judgeable_pairs(cases, branches, dtype, report):
-            comparisons, doubt = compare_case(case, ref, equations)
-            report.skipped_at_kinks += doubt is not None
-            failure = first_failure(comparisons)
-            reason = None if failure is None or excuse is None else excuse(case, ref)
-            report.add(comparisons, case.loss, excused=reason is not None)
-            if reason is not None:
-                report.excused += 1
-                report.excuse = report.excuse or reason
-            elif failure is not None:
-                failing.append((case, failure))
+        pairs = judgeable_pairs(cases, branches, dtype, report)
+        for piece in (pairs[i : i + PIECE] for i in range(0, len(pairs), PIECE)):
+            if judges is not None and ship and not judges.busy():
+                queue.append((piece, judges.submit(piece, equations)))
+            else:
+                queue.append((piece, Done(judge_pairs(piece, equations))))
+        while queue and queue[0][1].done():  # tallied in order, whoever judged them
+            _tally(report, failing, *queue.pop(0), excuse)
         if progress is not None:
             progress(min(begin + CHUNK, examples), examples)
+    for pairs, judged in queue:
+        _tally(report, failing, pairs, judged, excuse)
     return covered([plan for i, plan in enumerate(plans) if i in ours], pool)
+
+
+def _tally(report: Report, failing: list, pairs: list, judged, excuse) -> None:
+    """Add one chunk's judgements to ``report``, in order; failures go to ``failing``."""
+    for (case, ref), (comparisons, doubt) in zip(pairs, judged.result(), strict=True):
+        report.skipped_at_kinks += doubt is not None
+        failure = first_failure(comparisons)
+        reason = None if failure is None or excuse is None else excuse(case, ref)
+        report.add(comparisons, case.loss, excused=reason is not None)
+        if reason is not None:
+            report.excused += 1
+            report.excuse = report.excuse or reason
+        elif failure is not None:
+            failing.append((case, failure))

@@ -17,12 +17,14 @@ reached an error or a tolerance), never a verdict.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
 from property_tests.checkers.loading import InternalError, UsageError
+from property_tests.library import runtime
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_INCONCLUSIVE, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_BY_VERDICT = {
@@ -112,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=(1, 1),
         metavar="K/N",
         help="check only the K-th of N disjoint parts of the run (for a CI matrix of N jobs)",
+    )
+    verify.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        metavar="J",
+        help="processes: 1, or 2 for a second one that judges networks "
+        "(default: $BACKPROP_CHECK_JOBS, else 2 with two cores or more)",
     )
     verify.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -352,18 +362,25 @@ def format_table(report) -> str:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from property_tests.checkers.judges import Judges, default_jobs
     from property_tests.checkers.verify import run_verify
     from property_tests.checkers.verify_layers import run_layer_verify
 
     progress = None if args.json else _progress
-    dense = (
-        run_verify(args.examples, args.seed, progress=progress, shard=args.shard) if args.networks != "conv" else None
-    )
-    conv = (
-        run_layer_verify(args.seed, progress=None if args.json else _progress_layers, shard=args.shard)
-        if args.networks != "dense"
-        else None
-    )
+    jobs = args.jobs if args.jobs is not None else default_jobs()
+    with Judges() if jobs >= 2 else contextlib.nullcontext() as judges:
+        layers = judges.layers(args.seed, args.shard) if judges is not None and args.networks != "dense" else None
+        dense = (
+            run_verify(args.examples, args.seed, progress=progress, shard=args.shard, judges=judges)
+            if args.networks != "conv"
+            else None
+        )
+        if layers is not None:
+            conv = layers.result()
+        elif args.networks != "dense":
+            conv = run_layer_verify(args.seed, progress=None if args.json else _progress_layers, shard=args.shard)
+        else:
+            conv = None
     verified = all(r.verified for r in (dense, conv) if r is not None)
     if args.json:
         result = {
@@ -511,7 +528,9 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        runtime.use_compilation_cache()
+        with runtime.one_blas_thread():
+            return COMMANDS[args.command](args)
     except UsageError as error:
         print(f"backprop-check: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -95,15 +95,16 @@ def judge(
         return Comparison(equation, layer, activation, None, 0.0, False)
     if m.size == 0:
         return Comparison(equation, layer, activation, 0.0, 0.0, True)
-    allowed = np.broadcast_to(allowed, m.shape)
-    magnitude = np.broadcast_to(magnitude, m.shape)
-    require_finite(f"the tolerance of equation {equation}, layer {layer}", allowed, magnitude, r)
+    allowed, magnitude = _shaped(allowed, m.shape), _shaped(magnitude, m.shape)
+    if not (np.isfinite(allowed).all() and np.isfinite(magnitude).all() and np.isfinite(r).all()):
+        require_finite(f"the tolerance of equation {equation}, layer {layer}", allowed, magnitude, r)
     diff = np.abs(m - r)
-    passed = bool(np.all(diff <= allowed))
+    passed = bool((diff <= allowed).all())
     with np.errstate(divide="ignore", invalid="ignore"):
         score = diff / np.maximum(allowed, _TINY)
-    score[~np.isfinite(m)] = np.inf  # NaN or ∞ by hand ranks worst
-    worst = np.unravel_index(int(np.argmax(score)), m.shape)
+    if not np.isfinite(m).all():
+        score[~np.isfinite(m)] = np.inf  # NaN or ∞ by hand ranks worst
+    worst = np.unravel_index(int(score.argmax()), m.shape)
     unit = max(float(magnitude[worst]), _TINY)
     finite = bool(np.isfinite(m[worst]))
     return Comparison(
@@ -120,6 +121,13 @@ def judge(
 
 
 _TINY = float(np.finfo(np.float64).tiny)
+
+
+def _shaped(v: npt.ArrayLike, shape: tuple[int, ...]) -> np.ndarray:
+    """v broadcast to ``shape`` (v itself when it has that shape already)."""
+    if isinstance(v, np.ndarray) and v.shape == shape:
+        return v
+    return np.broadcast_to(v, shape)
 
 
 @dataclass(frozen=True)
@@ -144,7 +152,20 @@ def scales(g, z, p=None) -> tuple:
         return 1.0, 0.0
     if isinstance(g, ParametricActivation):
         return parametric_sizes(g, p, z)["z"], np.zeros(np.shape(z))
-    return tol.profile(g).at(z)
+    # One comparison asks about the same layer's z several times (its forward bounds, equation
+    # (2), the output layer): the lookup is remembered for the z object, which is held so that
+    # its identity cannot pass to another array.
+    hit = _SCALES.get((id(g), id(z)))
+    if hit is not None and hit[0] is z and hit[1] is g:
+        return hit[2]
+    found = tol.profile(g).at(z)
+    if len(_SCALES) >= 64:
+        _SCALES.clear()
+    _SCALES[id(g), id(z)] = (z, g, found)
+    return found
+
+
+_SCALES: dict[tuple[int, int], tuple] = {}
 
 
 def toward_origin(z: np.ndarray) -> list[np.ndarray]:

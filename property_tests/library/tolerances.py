@@ -63,8 +63,10 @@ REFERENCE_DTYPE = np.dtype(np.float64)
 
 
 @cache
+@cache
 def unit_roundoff(dtype: np.dtype | type) -> float:
-    """u = eps/2: the largest relative error of one rounding."""
+    """u = eps/2: the largest relative error of one rounding (remembered per dtype: every
+    tolerance asks for it)."""
     return float(np.finfo(dtype).eps) / 2
 
 
@@ -85,7 +87,7 @@ def floor(dtype: np.dtype | type, terms: int) -> float:
     is off by that much times what multiplies it afterwards, and below smallest normal / eps no
     result has a digit that can be trusted to 1 ulp whenever an intermediate underflowed
     (4e5·e^{−z²/4}·sin z at z ≈ −30 is 1e-299 by NumPy and 3e-301 by XLA)."""
-    return _smallest_normal(dtype) / float(np.finfo(dtype).eps) * (terms + 2)
+    return _smallest_normal(dtype) / (2 * unit_roundoff(dtype)) * (terms + 2)
 
 
 def derivative_floor(dtype: np.dtype | type, z: np.ndarray) -> np.ndarray:
@@ -404,5 +406,5 @@ class InternalError(RuntimeError):
 def require_finite(what: str, *values) -> None:
     """Raise ``InternalError`` unless every value is finite: no error or tolerance may be NaN or ∞."""
     for value in values:
-        if value is not None and not np.all(np.isfinite(value)):
+        if value is not None and not np.isfinite(value).all():
             raise InternalError(f"{what} is not finite; please report this as a bug of backprop-check")
