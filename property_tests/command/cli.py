@@ -528,6 +528,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        runtime.fewer_malloc_arenas()
         runtime.use_compilation_cache()
         with runtime.one_blas_thread():
             return COMMANDS[args.command](args)
