@@ -28,6 +28,7 @@ from manual.pooling import AvgPool2D, Flatten, MaxPool2D
 from manual.residual import Residual
 from property_tests.checkers.verify import Tally, fingerprint, in_shard
 from property_tests.library import layer_compare as lc
+from property_tests.library import tolerances as tol
 from property_tests.library.compare import Comparison
 from property_tests.library.layer_strategies import LayerCase
 from property_tests.library.strategies import at_layer
@@ -209,6 +210,7 @@ def run_layer_verify(
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
     activations = list(CATALOGUE.values())
+    tol.prepare(activations)  # their profiles from one compiled program
     order = iter(np.resize(rng.permutation(len(activations)), 10 * len(activations) * len(EXTREMES)))
     report = LayerReport()
     for i, (label, in_shape, stack) in enumerate(EXTREMES):

@@ -199,15 +199,12 @@ _PROFILES: dict = {}
 
 
 def profile(g) -> Profile:
-    """g's ``Profile``, measured once per activation (see ``measure_profile``). The first
-    catalogue activation asked about has the whole catalogue measured with it, in one
-    compiled program (``prepare``)."""
+    """g's ``Profile``, measured once per activation (see ``measure_profile``). A caller that
+    needs many (``verify``) measures them together first with ``prepare``."""
     if id(g) in _ALLOWED:
         return _ALLOWED[id(g)]
     if g not in _PROFILES:
-        from manual import CATALOGUE
-
-        prepare([g, *CATALOGUE.values()] if g in CATALOGUE.values() else [g])
+        prepare([g])
     return _PROFILES[g]
 
 
