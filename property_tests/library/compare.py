@@ -153,15 +153,17 @@ def scales(g, z, p=None) -> tuple:
     if isinstance(g, ParametricActivation):
         return parametric_sizes(g, p, z)["z"], np.zeros(np.shape(z))
     # One comparison asks about the same layer's z several times (its forward bounds, equation
-    # (2), the output layer): the lookup is remembered for the z object, which is held so that
-    # its identity cannot pass to another array.
-    hit = _SCALES.get((id(g), id(z)))
-    if hit is not None and hit[0] is z and hit[1] is g:
+    # (2), the output layer): the lookup is remembered for the profile and the z object, both
+    # held so that their identities cannot pass to other objects (a profile given an allowance
+    # by ``tolerances.allow_deviation`` is a new object, so it is looked up anew).
+    profile = tol.profile(g)
+    hit = _SCALES.get((id(profile), id(z)))
+    if hit is not None and hit[0] is z and hit[1] is profile:
         return hit[2]
-    found = tol.profile(g).at(z)
+    found = profile.at(z)
     if len(_SCALES) >= 64:
         _SCALES.clear()
-    _SCALES[id(g), id(z)] = (z, g, found)
+    _SCALES[id(profile), id(z)] = (z, profile, found)
     return found
 
 
