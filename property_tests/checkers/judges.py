@@ -102,7 +102,8 @@ def loads(data: bytes) -> Any:
 
 
 def shippable(obj: Any) -> bool:
-    """Can ``obj`` be sent to the worker?"""
+    """Can ``obj`` be sent to the worker? (Asked once of a run's activations, losses and
+    equations; ``Judges.submit`` still judges here a piece that fails to pickle.)"""
     try:
         dumps(obj)
     except (pickle.PicklingError, AttributeError, TypeError):
@@ -154,8 +155,13 @@ class Judges:
         self._waiting = [f for f in self._waiting if not f.done()]
         return len(self._waiting) >= WAITING
 
-    def submit(self, pairs: Sequence[tuple], equations: Equations) -> Pending:
-        future = self._pool.submit(_judge, dumps((list(pairs), equations)))
+    def submit(self, pairs: Sequence[tuple], equations: Equations) -> Pending | Done:
+        """The pairs judged in the worker, or here at once if they cannot be pickled."""
+        try:
+            payload = dumps((list(pairs), equations))
+        except (pickle.PicklingError, AttributeError, TypeError):
+            return Done(judge_pairs(pairs, equations))
+        future = self._pool.submit(_judge, payload)
         return self._track(Pending(future, lambda: judge_pairs(pairs, equations)))
 
     def layers(self, seed: int, shard: tuple[int, int]) -> Pending:

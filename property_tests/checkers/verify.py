@@ -578,7 +578,7 @@ def _run(
     plans = design(examples, rng, pool, forced)
     branches = fast.branches_for_pool(pool)  # one compiled program for every chunk
     ship = judges is not None and shippable((pool, losses, equations))
-    queue: list[tuple[list, Pending | Done]] = []
+    queue: list[tuple[list, Pending | Done]] = []  # pieces in order, judged there or here
     for begin in range(0, examples, CHUNK):
         numbered = [
             (i, tame(make_case(plan, rng, loss), dtype))

@@ -104,3 +104,9 @@ def test_default_jobs_reads_the_variable(monkeypatch):
     assert J.default_jobs() == 1
     monkeypatch.setenv(J.JOBS_VARIABLE, "")
     assert J.default_jobs() == min(2, J.cpus())
+
+
+def test_a_piece_that_cannot_be_pickled_is_judged_here(judges, monkeypatch):
+    monkeypatch.setattr(J, "judge_pairs", lambda pairs, equations: ["judged here"] * len(pairs))
+    done = judges.submit([(lambda: None, None)], EQUATIONS)
+    assert isinstance(done, J.Done) and done.result() == ["judged here"]
