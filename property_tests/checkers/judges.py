@@ -97,6 +97,10 @@ def dumps(obj: Any) -> bytes:
     return buffer.getvalue()
 
 
+UNPICKLABLE = (pickle.PicklingError, AttributeError, TypeError)
+"""What pickling raises for an object it cannot send (a lambda, a local function)."""
+
+
 def loads(data: bytes) -> Any:
     return pickle.loads(data)
 
@@ -106,7 +110,7 @@ def shippable(obj: Any) -> bool:
     equations; ``Judges.submit`` still judges here a piece that fails to pickle.)"""
     try:
         dumps(obj)
-    except (pickle.PicklingError, AttributeError, TypeError):
+    except UNPICKLABLE:
         return False
     return True
 
@@ -159,7 +163,7 @@ class Judges:
         """The pairs judged in the worker, or here at once if they cannot be pickled."""
         try:
             payload = dumps((list(pairs), equations))
-        except (pickle.PicklingError, AttributeError, TypeError):
+        except UNPICKLABLE:
             return Done(judge_pairs(pairs, equations))
         future = self._pool.submit(_judge, payload)
         return self._track(Pending(future, lambda: judge_pairs(pairs, equations)))

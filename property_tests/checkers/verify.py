@@ -580,13 +580,13 @@ def _run(
     ship = judges is not None and shippable((pool, losses, equations))
     queue: list[tuple[list, Pending | Done]] = []  # pieces in order, judged there or here
     for begin in range(0, examples, CHUNK):
-        numbered = [
-            (i, tame(make_case(plan, rng, loss), dtype))
+        numbered = [  # every network is drawn (the random stream), only this shard's are held
+            (i, make_case(plan, rng, loss))
             for i, (plan, loss) in enumerate(
                 zip(plans[begin : begin + CHUNK], chosen_losses[begin : begin + CHUNK], strict=True), begin
             )
         ]
-        drawn = [case for i, case in numbered if i in ours]
+        drawn = [tame(case, dtype) for i, case in numbered if i in ours]
         cases = [case for case in drawn if case is not None]
         report.fingerprints += [fingerprint(case) for case in cases]
         report.skipped_overflow += len(drawn) - len(cases)
