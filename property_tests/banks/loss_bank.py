@@ -105,6 +105,27 @@ WRONG_MAE_AT_KINK = Loss("mae_3_at_kink", _mae, lambda a, y, xp: xp.where(a == y
 """Σ|a − y| with gradient 3 at a = y, outside the one-sided gradients ±1: a jump is no rounding noise."""
 
 
+def _saturating(a, y, xp):
+    r = a - y
+    return xp.sum(r / (xp.tanh(r**3) + 2), axis=-1)
+
+
+def _saturating_gradient(a, y, xp):
+    r = a - y
+    t = xp.tanh(r**3)
+    return 1 / (t + 2) - 3 * r**3 * (1 - t**2) / (t + 2) ** 2
+
+
+RIGHT_SATURATING = Loss("saturating_tanh", _saturating, _saturating_gradient)
+"""Σ r/(tanh r³ + 2): for r ≲ −2 autodiff's 1 − tanh² of XLA's tanh (a few ulps from −1) times
+3r³ is off by ~100 ulps of the gradient, which stays ≈ 1 there; only a central difference on
+steps far longer than u^(1/5) is precise enough to side with the hand value."""
+
+WRONG_SATURATING = Loss(
+    "saturating_tanh_off_1e-6", _saturating, lambda a, y, xp: _saturating_gradient(a, y, xp) * (1 + 1e-6)
+)
+
+
 RIGHT = [
     RIGHT_LOGCOSH,
     RIGHT_MSE_TINY,
@@ -113,6 +134,7 @@ RIGHT = [
     RIGHT_CANCELLING,
     RIGHT_EXP_CANCELLING,
     RIGHT_MAE_SIGN_ZERO,
+    RIGHT_SATURATING,
 ]
 """Every right loss of the bank: verified."""
 
@@ -126,6 +148,7 @@ WRONG = [
     WRONG_EXP_CANCELLING,
     WRONG_NAN_AT_ZERO,
     WRONG_MAE_AT_KINK,
+    WRONG_SATURATING,
 ]
 """Every wrong loss of the bank: wrong, with a counterexample."""
 

@@ -312,15 +312,39 @@ def grid_points(g: Activation) -> tuple[np.ndarray, list[str]]:
     return z, ranges
 
 
+MAGNITUDES = (-8.0, 3.0)
+"""Hypothesis-drawn magnitudes run from 10⁻⁸ to 10³."""
+NEAR_INTEGERS = (10, 8)
+"""Hypothesis draws points up to 8 ulps from the integers −10 … 10."""
+
+
 def random_points() -> st.SearchStrategy[np.ndarray]:
-    """Hypothesis arrays of z across magnitudes, and a few ulps from small integers."""
-    magnitude = st.floats(-8, 3).map(lambda e: 10.0**e)
-    signed = st.tuples(st.sampled_from([-1.0, 1.0]), magnitude).map(lambda p: p[0] * p[1])
-    near_integers = st.tuples(st.integers(-10, 10), st.integers(-8, 8)).map(
-        lambda p: p[0] + p[1] * float(np.spacing(max(abs(p[0]), 1.0)))
+    """Hypothesis arrays of z, each of one kind: signed magnitudes from 1e-8 to 1e3, anything
+    in [−50, 50], or a few ulps from a small integer. Every element is one float or integer
+    drawn by Hypothesis (its cheapest draws), made into z by NumPy for the whole array."""
+    size = st.integers(1, 64)
+    low, high = MAGNITUDES
+    reach, ulps = NEAR_INTEGERS
+    exponents = st.floats(-(high - low), high - low)  # the sign of z, and |e| + low its exponent
+    tags = st.integers(0, (2 * reach + 1) * (2 * ulps + 1) - 1)  # an integer and an ulp count
+    return st.one_of(
+        hnp.arrays(np.float64, size, elements=exponents).map(signed_magnitudes),
+        hnp.arrays(np.float64, size, elements=st.floats(-50, 50, allow_subnormal=False)),
+        hnp.arrays(np.int64, size, elements=tags).map(near_integers),
     )
-    element = st.one_of(signed, st.floats(-50, 50, allow_subnormal=False), near_integers)
-    return hnp.arrays(np.float64, st.integers(1, 64), elements=element, fill=st.nothing())
+
+
+def signed_magnitudes(e: np.ndarray) -> np.ndarray:
+    """±10^(|e| + low) for drawn e, the sign of e's (−0 and 0 alike give +10⁻⁸ at e = 0)."""
+    return np.where(np.signbit(e), -1.0, 1.0) * 10.0 ** (np.abs(e) + MAGNITUDES[0])
+
+
+def near_integers(tag: np.ndarray) -> np.ndarray:
+    """The integer i = tag // (2·ulps + 1) − reach, moved by tag % (2·ulps + 1) − ulps of its ulps."""
+    reach, ulps = NEAR_INTEGERS
+    i, moved = np.divmod(tag, 2 * ulps + 1)
+    whole = (i - reach).astype(np.float64)
+    return whole + (moved - ulps) * np.spacing(np.maximum(np.abs(whole), 1.0))
 
 
 # --- judging points --------------------------------------------------------------------------
@@ -620,8 +644,9 @@ def check_activation(
             f"[−10, 10] in {dtype}: too few to judge"
         )
     if report.counterexample is None and not report.inconclusive:  # let Hypothesis look further
-        judged += _hypothesis_points(act, examples, seed, dtype)
-        report.ranges.append(f"{len(judged) - 1} Hypothesis-drawn arrays")
+        drawn, arrays = _hypothesis_points(act, examples, seed, dtype)
+        judged.append(drawn)
+        report.ranges.append(f"{arrays} Hypothesis-drawn arrays")
         _summarise(act, report, judged, dtype)
 
     if not report.inconclusive and networks > 0:
@@ -630,8 +655,10 @@ def check_activation(
     return report
 
 
-def _hypothesis_points(act, examples, seed, dtype) -> list[_Judged]:
-    found: list[_Judged] = []
+def _hypothesis_points(act, examples, seed, dtype) -> tuple[_Judged, int]:
+    """The Hypothesis-drawn arrays (``random_points``), judged together in one look; returns
+    the look and how many arrays were drawn."""
+    found: list[np.ndarray] = []
 
     @hypothesis_seed(seed)  # the same seed draws the same points
     @settings(
@@ -643,10 +670,10 @@ def _hypothesis_points(act, examples, seed, dtype) -> list[_Judged]:
     )
     @given(random_points())
     def draw(z):
-        found.append(judge_points(act, z, dtype))
+        found.append(z)
 
     draw()
-    return found
+    return judge_points(act, np.concatenate(found), dtype), len(found)
 
 
 def _concatenate(judged: list[_Judged]) -> _Judged:

@@ -302,8 +302,8 @@ def reexamine(
 
     wide = in_wide(derivative, z)
     if wide is not None:
-        high = wide.astype(np.float64)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"):  # a longdouble beyond float64's range becomes ∞, not judged
+            high = wide.astype(np.float64)
             in_64 = np.asarray(derivative(z, np), np.float64)
             noise_64 = spread(np.asarray(derivative(neighbourhood(z, np.float64), np), np.float64))
             error_64 = np.maximum(np.abs(in_64 - high), np.where(np.isfinite(noise_64), noise_64, 0.0))

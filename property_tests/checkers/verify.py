@@ -529,8 +529,13 @@ def judgeable_pairs(cases: list, branches: tuple, dtype, report: Report) -> list
     counted in ``skipped_overflow``."""
     judged, pending = [], list(cases)
     for attempt in range(TAME_ATTEMPTS + 1):
-        retry = []
-        for case, ref in zip(pending, references(pending, branches) if pending else [], strict=True):
+        retry, refs = [], references(pending, branches) if pending else []
+        # An activation given an allowance (``backprop-check activation``) has it measured at
+        # every layer's z of every network at once, not once per layer.
+        tol.prefetch_deviations(
+            (g, ref.z[k]) for case, ref in zip(pending, refs) for k, g in enumerate(case.network.g) if k
+        )
+        for case, ref in zip(pending, refs, strict=True):
             if judgeable(case, ref):
                 judged.append((case, ref))
             elif attempt < TAME_ATTEMPTS and not all(_tamed(g) for g in case.network.g[1:]):

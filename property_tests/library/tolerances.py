@@ -38,7 +38,7 @@ prints it beside every error, and the negative controls in ``test_equations.py``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from typing import overload
@@ -231,6 +231,42 @@ def grid_derivative(g) -> np.ndarray:
 _ON_GRID: dict = {}
 
 
+class Allowance:
+    """``deviation(z)`` for ``allow_deviation``, remembered for z arrays measured together
+    beforehand (``prefetch``): one network stage asks about every layer's z of every network,
+    and one call on all of them at once costs what one call on a single layer does. Each
+    remembered z is held, so that its identity cannot pass to another array."""
+
+    def __init__(self, deviation: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.deviation = deviation
+        self.known: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def prefetch(self, zs: Sequence[np.ndarray]) -> None:
+        zs = [z for z in zs if id(z) not in self.known]
+        if not zs:
+            return
+        values = self.deviation(np.concatenate([np.ravel(z) for z in zs]))
+        for z, part in zip(zs, np.split(values, np.cumsum([z.size for z in zs])[:-1]), strict=True):
+            self.known[id(z)] = (z, part.reshape(z.shape))
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        hit = self.known.get(id(z))
+        return hit[1] if hit is not None and hit[0] is z else self.deviation(z)
+
+
+def prefetch_deviations(pairs: Iterable[tuple[object, np.ndarray]]) -> None:
+    """Measure together, for every (g, z) whose g has an allowance (``allow_deviation``), the
+    allowances at those z (float64 arrays, looked up later by identity)."""
+    wanted: dict[int, list[np.ndarray]] = {}
+    for g, z in pairs:
+        if id(g) in _ALLOWED:
+            wanted.setdefault(id(g), []).append(z)
+    for key, zs in wanted.items():
+        allowance = _ALLOWED[key].deviation
+        if isinstance(allowance, Allowance):
+            allowance.prefetch(zs)
+
+
 def allow_deviation(g, like, deviation) -> None:
     """Give g the profile of ``like`` with an allowance for the hand g′ itself: ``noise_at(z)``
     becomes at least ``deviation(z)``, the deviation |hand − autodiff| of g′ at exactly those z
@@ -238,7 +274,7 @@ def allow_deviation(g, like, deviation) -> None:
     stage of ``backprop-check activation`` judges its activation this way: a right formula that
     loses digits at some z (reported by the pointwise stage) must not fail the equations there,
     while a g′ applied wrongly in the chain (to the wrong axis of a batch, say) still does."""
-    _ALLOWED[id(g)] = replace(profile(like), deviation=deviation)
+    _ALLOWED[id(g)] = replace(profile(like), deviation=Allowance(deviation))
 
 
 def forget_deviation(g) -> None:
