@@ -22,7 +22,7 @@ TARGETS = {
     "right gated": "property_tests.banks.kinds_bank:RIGHT_FIRST_HALF_GLU",
     "wrong parametric": "property_tests.banks.kinds_bank:WRONG_SWISH_1E6",
 }
-GOALS = {"right": 10.0, "wrong": 5.0, "right parametric": 10.0, "right gated": 10.0, "wrong parametric": 10.0}
+GOALS = {"right": 3.0, "wrong": 5.0, "right parametric": 10.0, "right gated": 10.0, "wrong parametric": 10.0}
 
 
 def command() -> list[str]:
