@@ -30,6 +30,7 @@ from typing import ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from .conv import surround
 
 Pair = tuple[int, int]
 Shape = tuple[int, int, int]
@@ -134,7 +135,7 @@ class _Pool2D:
     def pad(self, a_prev: np.ndarray) -> np.ndarray:
         """ã: a⁽ᵏ⁻¹⁾ with ph rows above and below, pw columns left and right, of ``fill``."""
         (ph, pw) = self.padding
-        return np.pad(a_prev, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=self.fill)
+        return surround(a_prev, (ph, pw), (ph, pw), self.fill)
 
     def windows(self, a_prev: np.ndarray) -> np.ndarray:
         """A read-only view of shape (n, C, H_out, W_out, wh, ww): element [t, c, i, j, r, q] is

@@ -84,14 +84,18 @@ def _linear_backward(layer, P, M, E, N, a, A, EA):
         return layer.input_delta(v, a, P)
 
     M_back = back(M)
-    return M_back, back(E) + backward_terms(layer, P) * M_back, back(N)
+    # A linear map takes zeros to zeros (each equation on its own has no running error E, and
+    # autodiff's noise N is zero without a noisy activation above): not computed.
+    E_back, N_back = (back(v) if np.any(v) else np.zeros_like(M_back) for v in (E, N))
+    return M_back, E_back + backward_terms(layer, P) * M_back, N_back
 
 
 def _linear_gradients(layer, P, M, E, N, a, A, EA):
     Mp = layer.parameter_gradients(M, A, P)
-    Ep_delta = layer.parameter_gradients(E, A, P)
-    Ep_a = layer.parameter_gradients(M, EA, P)
-    Np = layer.parameter_gradients(N, A, P)
+    zeros = {name: np.zeros_like(v) for name, v in Mp.items()}
+    Ep_delta = layer.parameter_gradients(E, A, P) if np.any(E) else zeros
+    Ep_a = layer.parameter_gradients(M, EA, P) if np.any(EA) else zeros
+    Np = layer.parameter_gradients(N, A, P) if np.any(N) else zeros
     count = gradient_terms(layer, M)
     return {
         name: (Mp[name], Ep_delta[name] + (Ep_a[name] if name != "b" else 0) + (count + 1) * Mp[name], Np[name])
