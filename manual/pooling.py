@@ -30,6 +30,7 @@ from typing import ClassVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
 from .conv import surround
 
 Pair = tuple[int, int]

@@ -533,7 +533,7 @@ def judgeable_pairs(cases: list, branches: tuple, dtype, report: Report) -> list
         # An activation given an allowance (``backprop-check activation``) has it measured at
         # every layer's z of every network at once, not once per layer.
         tol.prefetch_deviations(
-            (g, ref.z[k]) for case, ref in zip(pending, refs) for k, g in enumerate(case.network.g) if k
+            (g, ref.z[k]) for case, ref in zip(pending, refs, strict=True) for k, g in enumerate(case.network.g) if k
         )
         for case, ref in zip(pending, refs, strict=True):
             if judgeable(case, ref):
