@@ -15,7 +15,7 @@ stride s, zero padding p and dilation d on each axis, and x the input padded by 
 
 δ = ∂Eₜ/∂z per example, not divided by n; the 1/n of E = (1/n) Σₜ Eₜ is applied once, in (3).
 ``input_delta`` is the part of (2) before the ⊙ g′(z) of the layer below. Each equation comes
-twice: vectorized (the windows of ``sliding_window_view`` copied into one matrix per example,
+twice: vectorized (the windows, a strided view of the input, copied into one matrix per example,
 im2col, so that each sum is a matrix product) and as plain loops over the indices (``*_loops``),
 which the tests show equal.
 """
@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from .network import FLOAT_DTYPES
 
@@ -52,11 +52,19 @@ def surround(x: np.ndarray, before: Pair, after: Pair, fill: float = 0.0) -> np.
 
 def windows(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair) -> np.ndarray:
     """im2col as a view: ``windows(x)[t, c, i, j, u, v]`` = x_t,c,(s·i + d·u),(s·j + d·v), shape
-    (n, C, H_out, W_out, kh, kw); every window that fits, nothing copied."""
+    (n, C, H_out, W_out, kh, kw); every window that fits, nothing copied. The index formula is
+    the strides: a step of i moves s rows of x, a step of u moves d rows (read-only, as
+    ``sliding_window_view`` gives, without its checks: this runs for every layer of every check)."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
-    spans = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)  # the dilated kernel's extent
-    every = sliding_window_view(x, spans, axis=(2, 3))  # every position, stride 1
-    return every[:, :, ::sh, ::sw, ::dh, ::dw]
+    n, c, h, w = x.shape
+    h_out, w_out = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1  # windows that fit
+    t_step, c_step, row, column = x.strides
+    return as_strided(
+        x,
+        (n, c, h_out, w_out, kh, kw),
+        (t_step, c_step, sh * row, sw * column, dh * row, dw * column),
+        writeable=False,
+    )
 
 
 def im2col(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair) -> np.ndarray:
