@@ -70,12 +70,19 @@ def step_results(
     return results, args.repeats
 
 
-def throughput_arguments(description: str, networks_help: str) -> argparse.Namespace:
+def throughput_arguments(description: str, networks_help: str, jobs: int | None = None) -> argparse.Namespace:
     """A throughput benchmark's command line: ``--runs``, ``--networks``, ``--plain-networks``,
-    ``--json``."""
+    ``--json``, and ``--jobs`` (processes judging) when ``jobs`` gives its default."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--networks", type=int, default=1000, help=networks_help)
     parser.add_argument("--plain-networks", type=int, default=10, help="networks per plain run")
     parser.add_argument("--json", action="store_true")
-    return parser.parse_args()
+    if jobs is not None:
+        parser.add_argument(
+            "--jobs", type=int, default=jobs, help=f"processes judging the fast path's networks (default {jobs})"
+        )
+    args = parser.parse_args()
+    if jobs is not None and args.jobs < 1:
+        parser.error("--jobs must be at least 1")
+    return args

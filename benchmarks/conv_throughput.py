@@ -7,7 +7,8 @@ in one run:
 
 - plain: ``reference.layers`` (``jax.grad``, one compilation per architecture) + the judgement;
 - fast: ``reference.conv_fast`` (one compilation per canvas side for the whole run, 32 networks
-  a call) + the same judgement;
+  a call) + the same judgement, shared with a second process as ``verify`` shares its networks
+  (``--jobs``, default 2 on two cores or more; ``--jobs 1`` judges everything in one process);
 - the fast run's time split per network: the oracle, the hand pass, the judging, so that the
   bottleneck is visible (``split_ms_per_network``); and the hand pass alone, for scale.
 
@@ -15,12 +16,15 @@ Each rate is the median over ``--runs`` runs of fresh random networks; the fast 
 compilations (and the tolerance tables of every activation) happen before the first run and
 are reported apart (``warm_up_seconds``).
 
-    python benchmarks/conv_throughput.py [--runs 5] [--networks 1000] [--plain-networks 10] [--json]
+    python benchmarks/conv_throughput.py [--runs 5] [--networks 1000] [--plain-networks 10] [--jobs J] [--json]
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import json
+import multiprocessing
 import os
 import statistics
 import time
@@ -33,6 +37,8 @@ from manual import CATALOGUE, CROSS_ENTROPY, MSE, SOFTMAX, AnyActivation
 from manual.conv import Conv2D
 from manual.layers import Dense, Layer, LayerNetwork
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
+from property_tests.checkers import judges
+from property_tests.library import runtime
 from property_tests.library import layer_compare as lc
 from property_tests.library import tolerances as tol
 from property_tests.library.layer_strategies import LayerCase
@@ -147,14 +153,51 @@ class Tally:
         self.in_doubt += other.in_doubt
 
 
-def run_fast(cases: list[LayerCase], tally: Tally) -> float:
-    """Verified networks per second with ``reference.conv_fast``."""
-    start = time.perf_counter()
-    refs = conv_fast.layer_autodiff_many([(c.network, c.x, c.y, c.loss) for c in cases])
-    tally.seconds["oracle"] += time.perf_counter() - start
-    for case, ref in zip(cases, refs, strict=True):
+PIECE = 32
+"""Networks per call of the fast oracle, and per piece handed to the second process."""
+
+
+def judge_piece(payload: bytes) -> bytes:
+    """In the second process: ``Tally.judge`` for every (case, autodiff) pair of a piece."""
+    tally = Tally()
+    for case, ref in judges.loads(payload):
         tally.judge(case, ref)
+    return judges.dumps(vars(tally))  # plain values: this module is __main__ only in the first process
+
+
+def run_fast(cases: list[LayerCase], tally: Tally, pool: concurrent.futures.Executor | None = None) -> float:
+    """Verified networks per second with ``reference.conv_fast``, PIECE networks a call. With a
+    ``pool`` (one more process, as ``verify`` uses both cores) a piece is judged there while
+    this process runs the oracle on the next one, and here whenever the other process still has
+    ``judges.WAITING`` pieces to do; its seconds are added to the tally's split all the same."""
+    start = time.perf_counter()
+    waiting: list[concurrent.futures.Future] = []
+    for begin in range(0, len(cases), PIECE):
+        piece = cases[begin : begin + PIECE]
+        before = time.perf_counter()
+        refs = conv_fast.layer_autodiff_many([(c.network, c.x, c.y, c.loss) for c in piece])
+        tally.seconds["oracle"] += time.perf_counter() - before
+        if pool is not None and sum(not f.done() for f in waiting) < judges.WAITING:
+            waiting.append(pool.submit(judge_piece, judges.dumps(list(zip(piece, refs, strict=True)))))
+            continue
+        for case, ref in zip(piece, refs, strict=True):
+            tally.judge(case, ref)
+    for future in waiting:
+        there = Tally()
+        vars(there).update(judges.loads(future.result()))
+        tally.add(there)
     return len(cases) / (time.perf_counter() - start)
+
+
+def judging_pool(jobs: int) -> concurrent.futures.Executor | None:
+    """A second process for ``run_fast`` (spawned: JAX's threads do not survive a fork), set up
+    as ``verify``'s (``judges._start``: one BLAS thread, every catalogue profile), or ``None``."""
+    if jobs < 2:
+        return None
+    context = multiprocessing.get_context("spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=judges._start)
+    pool.submit(int).result()  # started and set up before anything is timed
+    return pool
 
 
 def run_plain(cases: list[LayerCase], tally: Tally) -> float:
@@ -187,9 +230,25 @@ def warm_up() -> dict:
 
 
 def main() -> None:
-    args = throughput_arguments(__doc__.splitlines()[0], networks_help="networks per fast run")
+    args = throughput_arguments(
+        __doc__.splitlines()[0], networks_help="networks per fast run", jobs=min(2, judges.cpus())
+    )
 
     load_before = os.getloadavg()[0]
+    pool = judging_pool(args.jobs)
+    with contextlib.ExitStack() as stack:
+        if pool is not None:  # two processes: one BLAS thread each, as in verify
+            stack.enter_context(runtime.one_blas_thread())
+            stack.callback(pool.shutdown)
+        result = measure(args, pool, load_before)
+    if args.json:
+        print(json.dumps(result))
+        return
+    report(result)
+
+
+def measure(args, pool: concurrent.futures.Executor | None, load_before: float) -> dict:
+    """Warm up, then ``args.runs`` runs of both paths; every figure of the report."""
     warm = warm_up()
     rates: dict[str, list[float]] = {"plain": [], "fast": [], "manual": [], "judging": [], "oracle": []}
     splits: list[dict] = []
@@ -199,7 +258,7 @@ def main() -> None:
         cases = draw_cases(args.networks, run)
         sides.update(conv_fast.template_for(c.network, c.n, c.loss).side for c in cases)
         tally = Tally()
-        rates["fast"].append(run_fast(cases, tally))
+        rates["fast"].append(run_fast(cases, tally, pool))
         split = {part: 1e3 * tally.seconds[part] / len(cases) for part in ("oracle", "manual", "judging")}
         splits.append(split)
         for part in ("oracle", "manual", "judging"):
@@ -227,21 +286,27 @@ def main() -> None:
         "not_verified": fast_tally.failures + plain_tally.failures,
         "end_to_end_in_doubt": fast_tally.in_doubt + plain_tally.in_doubt,
         "load_average": [load_before, os.getloadavg()[0]],
+        "jobs": args.jobs,
     }
-    # The first report lines match throughput.py's; the rest are this benchmark's own figures, so
-    # each prints its whole report itself.
-    if args.json:
-        print(json.dumps(result))
-        return
-    print(f"verified convolutional networks per second, median of {args.runs} runs:")
-    print(f"  plain reference + judgement: {median['plain']:10.1f}")
-    print(f"  fast reference + judgement:  {median['fast']:10.1f}   ({result['fast_over_plain']:.0f}× plain)")
+    return result
+
+
+def report(result: dict) -> None:
+    """The figures for people. The first lines match throughput.py's; the rest are this
+    benchmark's own figures, so each prints its whole report itself."""
+    split, plain_oracle_ms = result["split_ms_per_network"], result["plain_oracle_ms_per_network"]
+    print(f"verified convolutional networks per second, median of {result['runs']} runs:")
+    print(f"  plain reference + judgement: {result['plain_networks_per_second']:10.1f}")
+    print(
+        f"  fast reference + judgement:  {result['fast_networks_per_second']:10.1f}   "
+        f"({result['fast_over_plain']:.0f}× plain; {result['jobs']} process(es) judging)"
+    )
     print(
         f"  per network (ms): fast oracle {split['oracle']:.2f}, hand pass {split['manual']:.2f}, "
         f"judging {split['judging']:.2f}; plain oracle {plain_oracle_ms:.0f}"
     )
     print(f"  networks not verified: {result['not_verified']} (must be 0)")
-    print(f"  one-time warm-up: {', '.join(f'{k} {v:.1f} s' for k, v in warm.items())}")
+    print(f"  one-time warm-up: {', '.join(f'{k} {v:.1f} s' for k, v in result['warm_up_seconds'].items())}")
 
 
 if __name__ == "__main__":
