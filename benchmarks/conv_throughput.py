@@ -38,8 +38,8 @@ from manual.conv import Conv2D
 from manual.layers import Dense, Layer, LayerNetwork
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
 from property_tests.checkers import judges
-from property_tests.library import runtime
 from property_tests.library import layer_compare as lc
+from property_tests.library import runtime
 from property_tests.library import tolerances as tol
 from property_tests.library.layer_strategies import LayerCase
 from reference import conv_fast
