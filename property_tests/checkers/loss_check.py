@@ -532,6 +532,9 @@ class _Judge:
                 ratio[at] = excess[ok] / look.limit[ok]
                 error[at] = excess[ok] / look.denominator[ok]
                 tolerance[at] = look.limit[ok] / look.denominator[ok]
+            # A point the second look cleared is reported by its warning, not as the largest error
+            # (which would then read as beyond its tolerance in a VERIFIED report).
+            ratio[look.rows[~look.wrong], look.cols[~look.wrong]] = -1.0
         i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
         if ratio[i] > self.worst[0]:
             self.worst = (float(ratio[i]), float(error[i]), float(tolerance[i]))
@@ -540,7 +543,8 @@ class _Judge:
         """Second looks at the bad points that are not kinks: first the simplest of the clear ones
         (at least half as far beyond the tolerance as the worst, or not finite; smallest a and y
         first), then the rest, worst first; stopping at the first look that holds a wrong point
-        (so kinks are counted among the points examined)."""
+        (so kinks are counted among the points examined). A kink's ``ratio`` becomes −1: it is
+        counted among the kinks, not reported as the largest error."""
         if rows.size == 0:
             return []
         r = np.where(finite[rows, cols], ratio[rows, cols], np.inf)
@@ -557,6 +561,7 @@ class _Judge:
             mask[r_, c_] = finite[r_, c_]
             kinks = _at_kinks(self.loss, b.a, b.y, b.w, hand, allowed, mask)[r_, c_]
             self.kinks += int(np.sum(kinks))
+            ratio[r_[kinks], c_[kinks]] = -1.0  # counted as kinks, not as the largest error
             r_, c_ = r_[~kinks], c_[~kinks]
             if r_.size == 0:
                 continue
