@@ -66,7 +66,9 @@ loses more, and so may autodiff's. Every point beyond the bound is re-examined:
 
 The point is WRONG only if |hand − autodiff| exceeds the bound plus ``NOISE_SAFETY`` times both
 noises AND the hand value also disagrees with the Richardson difference beyond its error
-estimate, when that estimate is informative (below a quarter of |hand − autodiff|). A right
+estimate, when that estimate is informative (below half of |hand − autodiff|), AND the hand
+formula evaluated on long doubles (where that type is wider and the formula keeps it) neither
+agrees with autodiff nor with an informative difference that disagrees with autodiff. A right
 formula that merely loses digits is verified with a warning naming the worst such point and how
 many digits it loses against autodiff's. Both tests are relative to the loss's own scale too:
 noise and differences scale with c.
@@ -124,9 +126,15 @@ u^(1/5)·max(1, |aⱼ|) balances truncation against rounding only for a loss tha
 scale of 1; a nearly linear one (z/(tanh z³ + 2) for z ≲ −2) wants far longer steps before its
 rounding over the step stops hiding a disagreement of 1e-14, a fast-varying one shorter."""
 
-RICHARDSON_INFORMATIVE = 4
-"""The Richardson difference takes part in the verdict only when its error estimate is below a
-quarter of |hand − autodiff|: then it can tell which of the two is off."""
+RICHARDSON_INFORMATIVE = 2
+"""The Richardson difference takes part in the verdict only when its error estimate is below
+half of |hand − autodiff| (as ``second_look`` asks of it): then the two cannot both lie within
+it, and it can tell which of them is off."""
+
+RESOLVED = 1e-7
+"""A Richardson difference whose error is below 1e-7 of the gradient's scale (|R| + F) resolves
+any mistake the checker is for (1e-6 of the gradient at the points where it is of that scale):
+a hand value and its formula in higher precision both within that error are not shown wrong."""
 
 FIRST_LOOK = 32
 LATER_LOOK = 1024
@@ -614,11 +622,48 @@ class _Judge:
             beyond = ~(excess <= limit)
             informative = np.isfinite(R) & np.isfinite(R_error) & (R_error * RICHARDSON_INFORMATIVE <= excess)
             agrees = informative & (np.abs(hand - R) <= R_error + allowed)
-            wrong = ~np.isfinite(hand) | ~np.isfinite(excess) | (beyond & ~agrees)
+            formula_right = (
+                np.zeros(k, bool) if skip else self._formula_right(A, Y, cols, hand, auto, R, R_error, limit)
+            )
+            wrong = ~np.isfinite(hand) | ~np.isfinite(excess) | (beyond & ~agrees & ~formula_right)
             denominator = _denominator(np.abs(auto) + self.F, excess)
         return _Look(
             rows, cols, hand, auto, allowed, hand_noise, auto_noise, R, R_error, limit, denominator, wrong, informative
         )
+
+    def _formula_right(self, A, Y, cols, hand, auto, R, R_error, limit) -> np.ndarray:
+        """Is the hand formula itself right where its float64 value lost the digits? Its value on
+        ``np.longdouble`` inputs (where that type is wider and the gradient keeps it: the same
+        ``xp=numpy`` code) either agrees with autodiff's within the bound, or agrees with an
+        informative Richardson difference that disagrees with autodiff, or agrees with a
+        difference that cannot tell it from autodiff either. (1 − tanh²(10r) at r ≈ 1.9 is 0 in
+        float64 and 1e-16 in long double, as the difference says.)"""
+        ld = np.longdouble
+        no = np.zeros(auto.shape, bool)
+        if np.finfo(ld).eps >= np.finfo(np.float64).eps:
+            return no
+        try:
+            with np.errstate(all="ignore"):
+                out = np.asarray(self.loss.gradient(A.astype(ld), Y.astype(ld), np))
+        except Exception:  # the user's code need not take long doubles
+            return no
+        if out.dtype != ld or out.shape != A.shape:
+            return no
+        with np.errstate(all="ignore"):
+            high = out[np.arange(A.shape[0]), cols].astype(np.float64)
+            gap = np.abs(high - auto)
+            measured = np.isfinite(R) & np.isfinite(R_error)
+            formula_on_difference = measured & (np.abs(high - R) <= R_error + limit)
+            sides_with_difference = formula_on_difference & (R_error * RICHARDSON_INFORMATIVE <= gap)
+            # Or autodiff lies within the difference's error too: the formula is where the
+            # difference puts g′, and what separates it from autodiff is finer than any
+            # independent measurement here (autodiff's 1 − tanh² of a tanh a few ulps from 1).
+            unresolved = formula_on_difference & (np.abs(auto - R) <= R_error + limit)
+            # Or the hand value lies within the difference's error as well as the formula, that
+            # error being fine against the gradient's scale: nothing independent shows it off.
+            fine = R_error <= RESOLVED * (np.abs(R) + self.F)
+            consistent = formula_on_difference & fine & (np.abs(hand - R) <= R_error + limit)
+            return np.isfinite(high) & ((gap <= limit) | sides_with_difference | unresolved | consistent)
 
     def _richardson(self, A, Y, cols, x0, e64) -> tuple[np.ndarray, np.ndarray]:
         """Richardson-extrapolated central differences of the error in coordinate j, on a ladder
