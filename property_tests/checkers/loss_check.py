@@ -56,7 +56,7 @@ loses more, and so may autodiff's. Every point beyond the bound is re-examined:
   rounding its inputs (a − y, say) may cost a right formula (XLA's sinh(a − y) at |a − y| ≈ 500
   is some 250 ulps from NumPy's);
 - a Richardson-extrapolated central difference of the error in that coordinate, with its own
-  error estimate: Rₖ = (4·D(hₖ₊₁) − D(hₖ))/3 on a ladder of steps hₖ = h·2⁻ᵏ (h = u^(1/5)·max(1,
+  error estimate: Rₖ = (4·D(hₖ₊₁) − D(hₖ))/3 on a ladder of steps hₖ = h·2^(6 − k) (h = u^(1/5)·max(1,
   |aⱼ|); a loss's length scale is unknown, so the step whose estimate is smallest is taken), and
   its error |Rₖ − Rₖ₋₁| (truncation) plus the error function's noise (its scatter around a line
   at the nearest floats, at least 8 ulps) over the step (rounding), times
@@ -67,8 +67,10 @@ loses more, and so may autodiff's. Every point beyond the bound is re-examined:
 The point is WRONG only if |hand − autodiff| exceeds the bound plus ``NOISE_SAFETY`` times both
 noises AND the hand value also disagrees with the Richardson difference beyond its error
 estimate, when that estimate is informative (below half of |hand − autodiff|), AND the hand
-formula evaluated on long doubles (where that type is wider and the formula keeps it) neither
-agrees with autodiff nor with an informative difference that disagrees with autodiff. A right
+formula evaluated on long doubles (where that type is wider and the formula keeps it) agrees
+neither with autodiff, nor with an informative difference that disagrees with autodiff, nor with
+a difference that cannot tell it from autodiff, nor (with the hand value) with a difference
+precise to ``RESOLVED`` of the gradient's scale (``_Judge._formula_right``). A right
 formula that merely loses digits is verified with a warning naming the worst such point and how
 many digits it loses against autodiff's. Both tests are relative to the loss's own scale too:
 noise and differences scale with c.
@@ -638,17 +640,10 @@ class _Judge:
         informative Richardson difference that disagrees with autodiff, or agrees with a
         difference that cannot tell it from autodiff either. (1 − tanh²(10r) at r ≈ 1.9 is 0 in
         float64 and 1e-16 in long double, as the difference says.)"""
-        ld = np.longdouble
-        no = np.zeros(auto.shape, bool)
-        if np.finfo(ld).eps >= np.finfo(np.float64).eps:
-            return no
-        try:
-            with np.errstate(all="ignore"):
-                out = np.asarray(self.loss.gradient(A.astype(ld), Y.astype(ld), np))
-        except Exception:  # the user's code need not take long doubles
-            return no
-        if out.dtype != ld or out.shape != A.shape:
-            return no
+        wide_y = Y.astype(second_look.WIDE)
+        out = second_look.in_wide(lambda a, xp: self.loss.gradient(a, wide_y, xp), A)
+        if out is None:  # long double is no wider here, or the gradient does not keep it
+            return np.zeros(auto.shape, bool)
         with np.errstate(all="ignore"):
             high = out[np.arange(A.shape[0]), cols].astype(np.float64)
             gap = np.abs(high - auto)
