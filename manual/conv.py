@@ -72,7 +72,11 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair) -> np.ndar
     x_t,c,(s·i + d·u),(s·j + d·v), shape (n, C·kh·kw, H_out·W_out). Row (c, u, v) lines up with
     column (c, u, v) of W reshaped to (F, C·kh·kw), so that the sums over c, u, v (or over i, j)
     become matrix products (BLAS), one per example."""
-    view = windows(x, kernel, stride, dilation)  # (n, C, H_out, W_out, kh, kw)
+    return columns(windows(x, kernel, stride, dilation))
+
+
+def columns(view: np.ndarray) -> np.ndarray:
+    """The windows (n, C, H_out, W_out, kh, kw) copied into im2col's matrices."""
     n, c, h_out, w_out, kh, kw = view.shape
     return view.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, h_out * w_out)
 
@@ -80,11 +84,9 @@ def im2col(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair) -> np.ndar
 def correlate(x: np.ndarray, K: np.ndarray, stride: Pair, dilation: Pair) -> np.ndarray:
     """Valid cross-correlation of x (N, C, H, W) with K (F, C, kh, kw):
     out_t,f,ij = Σ_c Σ_uv K_fcuv · x_t,c,(s·i + d·u),(s·j + d·v)."""
-    n, f = x.shape[0], K.shape[0]
-    columns = im2col(x, K.shape[2:], stride, dilation)
-    out = K.reshape(f, -1) @ columns  # Σ_c Σ_uv: one product per example
-    h_out = (x.shape[2] - dilation[0] * (K.shape[2] - 1) - 1) // stride[0] + 1  # the windows that fit
-    return out.reshape(n, f, h_out, columns.shape[2] // h_out)
+    view = windows(x, K.shape[2:], stride, dilation)  # built once: its shape is the output's
+    out = K.reshape(K.shape[0], -1) @ columns(view)  # Σ_c Σ_uv: one product per example
+    return out.reshape(x.shape[0], K.shape[0], *view.shape[2:4])
 
 
 def insert_zeros(delta: np.ndarray, stride: Pair) -> np.ndarray:

@@ -335,7 +335,7 @@ def random_points() -> st.SearchStrategy[np.ndarray]:
 
 
 def signed_magnitudes(e: np.ndarray) -> np.ndarray:
-    """±10^(|e| + low) for drawn e, the sign of e's (−0 and 0 alike give +10⁻⁸ at e = 0)."""
+    """±10^(|e| + low) for drawn e, with the sign of e (its sign bit: −0 gives −10⁻⁸, 0 gives +10⁻⁸)."""
     return np.where(np.signbit(e), -1.0, 1.0) * 10.0 ** (np.abs(e) + MAGNITUDES[0])
 
 
