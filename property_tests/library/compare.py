@@ -267,6 +267,21 @@ def mixed_terms(g: VectorActivation, z: np.ndarray, v: np.ndarray) -> np.ndarray
     return terms
 
 
+def mixed_sensitivity(g: VectorActivation, z: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """How far an error in z moves J_g(z)ᵀv, per unit of the row's largest error, divided by
+    ``tolerances.SECOND_DERIVATIVE_RATIO`` (z's shape, v non-negative): the terms of J_gᵀv
+    with the Jacobian sized one unit (``tolerances.REACH``) past z, as an elementwise g′ is
+    (``scales``). Its own terms (``mixed_terms``) are not enough: a GLU's ∂aᵢ/∂sᵢ = uᵢh′(sᵢ) is
+    as small as uᵢ, yet an error Δu moves it by h′(sᵢ)·Δu, so with uᵢ a sum that cancels to
+    1e-5 an error of u·1e-1 in it moves δ by 1e4 times u·|terms|. A softmax-like map's terms
+    (vᵢ + Σⱼvⱼ) already bound how its Jacobian moves."""
+    terms = mixed_terms(g, z, v)
+    if g.mixes == "row":
+        return terms
+    reached = z + np.where(z >= 0, 1.0, -1.0) * tol.REACH
+    return np.maximum(terms, mixed_terms(g, reached, v))
+
+
 def mixed_forward(g: VectorActivation, z: np.ndarray, a: np.ndarray, EZ: np.ndarray) -> tuple:
     """(A, EA) of a = g(z) for a map that mixes units: the size of its terms and its running
     error (units of u), from z's error EZ."""
@@ -303,18 +318,16 @@ def output_layer(case: Case, ref: Reference | LayerReference, EA_L=0.0, EZ_L=0.0
     # exp and log cost ELEMENTARY_ULPS·(1 + |z|) each; softmax's normalising sum over the m
     # output units costs m more (γ_m), as does the Σⱼ aⱼvⱼ of its Jᵀv.
     m_units = net.widths[-1]
-    conditioning = (
-        tol.ELEMENTARY_ULPS * (1 + np.abs(z))
-        + m_units
-        + tol.SECOND_DERIVATIVE_RATIO * np.max(np.broadcast_to(EZ_L, np.shape(z)), axis=-1, keepdims=True)
-    )
+    own = tol.ELEMENTARY_ULPS * (1 + np.abs(z)) + m_units
+    z_error = tol.SECOND_DERIVATIVE_RATIO * np.max(np.broadcast_to(EZ_L, np.shape(z)), axis=-1, keepdims=True)
     if case.loss.fuses(g):  # a·Σy − y
         M = np.abs(a) * np.sum(np.abs(y), axis=-1, keepdims=True) + np.abs(y) + np.abs(a)
-        return M, M * (conditioning + 2) + EA_L, np.zeros_like(M)
+        return M, M * (own + z_error + 2) + EA_L, np.zeros_like(M)
     G = loss_terms(case, a)
     if isinstance(g, VectorActivation):
         M = mixed_terms(g, z, G)
-        return M, M * (conditioning + 2) + mixed_terms(g, z, G + EA_L), np.zeros_like(M)
+        E = M * (own + 2) + mixed_sensitivity(g, z, G) * z_error + mixed_terms(g, z, G + EA_L)
+        return M, E, np.zeros_like(M)
     f, eta = scales(g, z, net.p[L])
     M = G * f
     loss_rounding = 1 if case.loss.name == "mse" else tol.ELEMENTARY_ULPS
@@ -412,7 +425,7 @@ def error_bounds(case: Case, ref: Reference) -> Bounds:
             E["delta", k] = (
                 mixed_terms(g, ref.z[k], E_back)
                 + mixed_rounding(ref.z[k], back.shape[-1]) * M["delta", k]
-                + tol.SECOND_DERIVATIVE_RATIO * M["delta", k] * np.max(EZ[k], axis=-1, keepdims=True)
+                + tol.SECOND_DERIVATIVE_RATIO * mixed_sensitivity(g, ref.z[k], back) * np.max(EZ[k], axis=-1, keepdims=True)
             )
             N["delta", k] = mixed_terms(g, ref.z[k], N_back)
         else:

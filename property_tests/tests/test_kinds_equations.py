@@ -1,13 +1,17 @@
 """The equations for activations with trainable parameters and for maps that mix units, in
 networks that mix every kind, each property with its negative control."""
 
+import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from manual import PARAMETRIC, SOFTMAX, VECTOR_ACTIVATIONS
 from property_tests.banks import broken
 from property_tests.banks.controls import rejects
-from property_tests.library import properties
+from property_tests.library import compare, properties
+from property_tests.library import tolerances as tol
 from property_tests.library.strategies import mixed_cases
 
 GLU_FAMILY = [VECTOR_ACTIVATIONS[name] for name in ("glu", "reglu", "geglu", "swiglu")]
@@ -100,3 +104,45 @@ def test_fast_reference_with_a_misplaced_glu_half_is_rejected():
     assert rejects(
         properties.fast_reference_equals_plain, mixed_cases(kinds=glu, elementwise=["tanh"]), fast_autodiff=misplaced
     )
+
+
+SMOOTH_MAPS = [g for g in VECTOR_ACTIVATIONS.values() if g.mixes != "groups"]
+"""The maps whose Jacobian moves smoothly with z (maxout's jumps at ties are ``in_doubt``'s)."""
+
+
+@st.composite
+def jacobian_moves(draw):
+    """A map, rows z away from its kinks (the first half of each row scaled down to as little as 1e-12, where a
+    GLU's ∂a/∂s = u·h′(s) is tiny but moves with u at h′'s size), a cotangent v and a small
+    move of z."""
+    g = draw(st.sampled_from(SMOOTH_MAPS))
+    units = g.group * draw(st.integers(1, 3))
+    elements = st.floats(-8, 8, allow_subnormal=False)
+    z = draw(arrays(np.float64, (2, units), elements=elements))
+    z[:, : units // 2] *= 10.0 ** draw(st.integers(-12, 0))
+    v = draw(arrays(np.float64, (2, g.width(units)), elements=st.floats(-2, 2, allow_subnormal=False)))
+    dz = draw(arrays(np.float64, (2, units), elements=st.floats(-1, 1, allow_subnormal=False))) * 1e-9
+    assume(not any(np.any(np.abs(z - kink) <= 2e-9) for kink in g.kinks))  # a jump: ``in_doubt``'s
+    return g, z, v, dz
+
+
+def assert_sensitivity_bounds_the_move(move, sizing=compare.mixed_sensitivity) -> None:
+    """An error dz in z moves J_g(z)ᵀv by at most SECOND_DERIVATIVE_RATIO · sizing · max|dz|
+    of the row (what ``error_bounds`` allows for z's forward error at a map that mixes units),
+    plus both evaluations' own rounding."""
+    g, z, v, dz = move
+    moved = np.abs(g.vjp(z + dz, v, np) - g.vjp(z, v, np))
+    terms = compare.mixed_terms(g, z, np.abs(v)) + compare.mixed_terms(g, z + dz, np.abs(v))
+    allowed = tol.SECOND_DERIVATIVE_RATIO * sizing(g, z, np.abs(v)) * np.max(np.abs(dz), axis=-1, keepdims=True)
+    allowed = allowed + 2 * compare.mixed_rounding(z, z.shape[-1]) * np.finfo(np.float64).eps * terms
+    assert np.all(moved <= allowed), f"{g.name}: z moved by {np.max(np.abs(dz)):.1e} moves Jᵀv by {np.max(moved):.2e}"
+
+
+@given(jacobian_moves())
+def test_the_bound_of_a_mixing_map_covers_an_error_in_z(move):
+    assert_sensitivity_bounds_the_move(move)
+
+
+def test_sizing_the_move_by_the_maps_own_terms_is_rejected():
+    """Negative control: the terms of J_g(z)ᵀv alone, which vanish with a GLU's value half."""
+    assert rejects(assert_sensitivity_bounds_the_move, jacobian_moves(), sizing=compare.mixed_terms)
