@@ -422,10 +422,11 @@ def error_bounds(case: Case, ref: Reference) -> Bounds:
         g = net.g[k]
         if isinstance(g, VectorActivation):
             M["delta", k] = mixed_terms(g, ref.z[k], back)
+            z_error = tol.SECOND_DERIVATIVE_RATIO * np.max(EZ[k], axis=-1, keepdims=True)
             E["delta", k] = (
                 mixed_terms(g, ref.z[k], E_back)
                 + mixed_rounding(ref.z[k], back.shape[-1]) * M["delta", k]
-                + tol.SECOND_DERIVATIVE_RATIO * mixed_sensitivity(g, ref.z[k], back) * np.max(EZ[k], axis=-1, keepdims=True)
+                + mixed_sensitivity(g, ref.z[k], back) * z_error
             )
             N["delta", k] = mixed_terms(g, ref.z[k], N_back)
         else:

@@ -1,9 +1,11 @@
 """Hypothesis profiles, chosen with ``HYPOTHESIS_PROFILE=NAME`` (or pytest's
 ``--hypothesis-profile NAME``):
 
-- ``default``: quick; the whole ``pytest`` run stays well under two minutes on two cores.
-- ``ci``: the same budget, derandomized (the same examples every run) and without the example
-  database, so a CI run is reproducible and never depends on an earlier run's files.
+- ``default``: quick, 10 examples a property, and the tests marked ``sweep`` left out
+  (``property_tests/tests/sweeps.py``): the run to make while editing, about a minute on two cores.
+- ``ci``: 30 examples a property and every test, sweeps included; derandomized (the same
+  examples every run) and without the example database, so a CI run is reproducible and never
+  depends on an earlier run's files.
 - ``thorough``: at least 10,000 examples a property, no deadline; for a long soak.
 
 Deadlines are off everywhere: the first example of a run pays for JAX's one-time compilation,
@@ -18,7 +20,7 @@ from hypothesis import HealthCheck, settings
 
 SUPPRESSED = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
-settings.register_profile("default", max_examples=30, deadline=None, suppress_health_check=SUPPRESSED)
+settings.register_profile("default", max_examples=10, deadline=None, suppress_health_check=SUPPRESSED)
 settings.register_profile(
     "ci",
     max_examples=30,

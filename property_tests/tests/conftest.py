@@ -1,9 +1,35 @@
 import os
 
+import pytest
+
 from property_tests.library import profiles
+from property_tests.tests.sweeps import selected
 
 profiles.load()
 
 # pytest's workers (-n auto) have the cores already: `verify` run by a test judges in its own
 # process unless the test asks for a second one (test_judges.py).
 os.environ.setdefault("BACKPROP_CHECK_JOBS", "1")
+
+
+def _profile(config: pytest.Config) -> str:
+    """The Hypothesis profile of this run: ``--hypothesis-profile``, else HYPOTHESIS_PROFILE."""
+    return config.getoption("hypothesis_profile", default=None) or profiles.PROFILE
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under the quick default profile, leave out the tests marked sweep (``sweeps``)."""
+    if selected(_profile(config), config.getoption("markexpr", default="")):
+        return
+    sweeps = [item for item in items if item.get_closest_marker("sweep")]
+    if sweeps:
+        config.hook.pytest_deselected(items=sweeps)
+        items[:] = [item for item in items if not item.get_closest_marker("sweep")]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    profile = _profile(config)
+    if selected(profile, config.getoption("markexpr", default="")):
+        return f"Hypothesis profile {profile!r}: every test, sweeps included"
+    return f"Hypothesis profile {profile!r}: the quick tier; HYPOTHESIS_PROFILE=ci also runs the tests marked sweep"
+

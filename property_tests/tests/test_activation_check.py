@@ -16,6 +16,7 @@ from property_tests.banks import activation_bank as bank
 from property_tests.checkers.activation_check import assert_activation_correct, check_activation
 from property_tests.checkers.loading import UsageError
 from property_tests.command.cli import main
+from property_tests.tests.sweeps import first_then_sweep
 
 QUICK = dict(examples=10)
 
@@ -40,7 +41,7 @@ def self_consistent(report) -> None:
         assert ce.relative_error is None and not np.isfinite(ce.hand) or ce.relative_error > ce.tolerance
 
 
-@pytest.mark.parametrize("g", bank.RIGHT, ids=lambda g: g.name)
+@pytest.mark.parametrize("g", first_then_sweep(bank.RIGHT), ids=lambda g: g.name)
 def test_right_activations_are_verified(g):
     report = check_activation(g, **QUICK)
     assert report.verdict == "verified", report.message()
@@ -49,14 +50,14 @@ def test_right_activations_are_verified(g):
     json.dumps(report.as_dict(), allow_nan=False)
 
 
-@pytest.mark.parametrize("g", bank.HOSTILE_RIGHT, ids=lambda g: g.name)
+@pytest.mark.parametrize("g", first_then_sweep(bank.HOSTILE_RIGHT), ids=lambda g: g.name)
 def test_hostile_right_activations_are_verified_in_float32(g):
     report = check_activation(g, examples=5, dtype="float32")
     assert report.verdict == "verified", report.message()
     finite_figures(report.as_dict())
 
 
-@pytest.mark.parametrize("g", bank.WRONG, ids=lambda g: g.name)
+@pytest.mark.parametrize("g", first_then_sweep(bank.WRONG), ids=lambda g: g.name)
 def test_wrong_activations_are_caught(g):
     report = check_activation(g, **QUICK)
     assert report.verdict == "wrong", report.message()

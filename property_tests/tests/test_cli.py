@@ -14,6 +14,7 @@ from property_tests.banks import broken
 from property_tests.checkers import verify, verify_layers
 from property_tests.checkers.verify import run_verify
 from property_tests.command.cli import main
+from property_tests.tests.sweeps import SWEEP
 
 
 def backprop_check(*args):
@@ -23,6 +24,7 @@ def backprop_check(*args):
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600)
 
 
+@SWEEP
 def test_verify_json_reports_success(capsys):
     assert main(["verify", "--examples", "600", "--seed", "3", "--json"]) == 0
     out, err = capsys.readouterr()

@@ -42,7 +42,7 @@ from reference.layers import LayerReference, layer_autodiff
 TEMPLATE = conv_fast.STANDARD[-1]
 """The largest standard template: it holds every network of ``layer_cases()``."""
 
-BUDGET = settings(max_examples=max(8, settings().max_examples // 3))
+BUDGET = settings(max_examples=max(3, settings().max_examples // 3))
 """A third of the profile's examples: each compiles the plain reference for its architecture."""
 
 FastReference = Callable[[LayerCase], LayerReference]

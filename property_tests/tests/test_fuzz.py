@@ -35,6 +35,9 @@ from manual import Activation, Loss
 from property_tests.banks import fuzz
 from property_tests.checkers.activation_check import PointCounterexample, check_activation
 from property_tests.checkers.loss_check import check_loss, check_pointwise
+from property_tests.tests.sweeps import SWEEP
+
+pytestmark = SWEEP  # the fuzzing: under the ci and thorough profiles (sweeps.py)
 
 FUZZ_EXAMPLES = max(2, settings().max_examples // 10)
 """Examples per checker property: 3 under the default and ci profiles (30), 1000 when thorough."""

@@ -15,6 +15,9 @@ from property_tests.checkers import judges as J
 from property_tests.checkers import verify
 from property_tests.checkers.verify import run_verify
 from property_tests.command.cli import main
+from property_tests.tests.sweeps import SWEEP
+
+pytestmark = SWEEP  # verify with a second process: under the ci and thorough profiles (sweeps.py)
 
 
 def _report(report) -> dict:

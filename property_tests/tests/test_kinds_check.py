@@ -9,6 +9,7 @@ from manual import PARAMETRIC, VECTOR_ACTIVATIONS
 from property_tests.banks import kinds_bank as bank
 from property_tests.checkers.activation_check import check_activation
 from property_tests.command.cli import main
+from property_tests.tests.sweeps import first_then_sweep
 from property_tests.tests.test_activation_check import finite_figures, self_consistent
 
 QUICK = dict(examples=10)
@@ -17,14 +18,14 @@ QUICK = dict(examples=10)
 # Same shape as test_activation_check's tests of its banks: one test per list of the kinds bank,
 # each stating the verdict its entries must get.
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("g", bank.RIGHT, ids=lambda g: g.name)
+@pytest.mark.parametrize("g", first_then_sweep(bank.RIGHT), ids=lambda g: g.name)
 def test_right_user_kinds_are_verified(g, dtype):
     report = check_activation(g, dtype=dtype, **QUICK)
     assert report.verdict == "verified", report.message()
     finite_figures(report.as_dict())
 
 
-@pytest.mark.parametrize("g", bank.WRONG, ids=lambda g: g.name)
+@pytest.mark.parametrize("g", first_then_sweep(bank.WRONG), ids=lambda g: g.name)
 def test_wrong_user_kinds_are_wrong_with_a_consistent_counterexample(g):
     report = check_activation(g, **QUICK)
     assert report.verdict == "wrong", report.message()
@@ -33,7 +34,9 @@ def test_wrong_user_kinds_are_wrong_with_a_consistent_counterexample(g):
     assert report.networks == 0  # a pointwise mistake stops before the networks
 
 
-@pytest.mark.parametrize("g", [*PARAMETRIC.values(), *VECTOR_ACTIVATIONS.values()], ids=lambda g: g.name)
+@pytest.mark.parametrize(
+    "g", first_then_sweep([*PARAMETRIC.values(), *VECTOR_ACTIVATIONS.values()]), ids=lambda g: g.name
+)
 def test_catalogue_kinds_pass_the_checker(g):
     report = check_activation(g, examples=5)
     assert report.verdict == "verified", report.message()

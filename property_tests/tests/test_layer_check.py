@@ -16,6 +16,7 @@ from property_tests.checkers import layer_check
 from property_tests.checkers.layer_check import assert_layer_correct, check_layer
 from property_tests.checkers.loading import UsageError
 from property_tests.command.cli import main
+from property_tests.tests.sweeps import first_then_sweep
 from property_tests.tests.test_activation_check import finite_figures
 
 QUICK = dict(examples=10)
@@ -33,7 +34,7 @@ def self_consistent(ce) -> None:
         assert ce.relative_error > ce.relative_tolerance
 
 
-@pytest.mark.parametrize("layer", bank.RIGHT, ids=lambda layer: type(layer).__name__)
+@pytest.mark.parametrize("layer", first_then_sweep(bank.RIGHT), ids=lambda layer: type(layer).__name__)
 def test_right_layers_are_verified(layer):
     report = check_layer(layer, **QUICK)
     assert report.verdict == "verified", report.message()
@@ -50,7 +51,7 @@ def test_right_layers_are_verified_in_float32(layer):
     assert report.tolerance < 1e-4  # float32's bound, not a blanket one
 
 
-@pytest.mark.parametrize("layer", bank.WRONG, ids=lambda layer: type(layer).__name__)
+@pytest.mark.parametrize("layer", first_then_sweep(bank.WRONG), ids=lambda layer: type(layer).__name__)
 def test_wrong_layers_are_caught(layer):
     report = check_layer(layer, **QUICK)
     assert report.verdict == "wrong", report.message()

@@ -19,9 +19,10 @@ from property_tests.banks.controls import rejects
 from property_tests.banks.layer_controls import CONTROLS, with_mistake
 from property_tests.library import layer_compare as lc
 from property_tests.library.layer_strategies import LayerCase, describe_kinds, layer_cases
+from property_tests.tests.sweeps import SWEEP
 from reference.layers import layer_autodiff
 
-BUDGET = settings(max_examples=max(10, settings().max_examples // 3))
+BUDGET = settings(max_examples=max(3, settings().max_examples // 3))
 """A third of the profile's examples: each compiles the reference for its architecture."""
 
 
@@ -61,7 +62,7 @@ def test_each_equation_matches_autodiff_with_tied_pooling_inputs(case):
     each_equation_matches_autodiff(case)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=SWEEP)], ids=["float64", "float32"])
 @BUDGET
 @given(data=layer_cases(dtype=np.float64))
 def test_whole_network_matches_autodiff(dtype, data):
@@ -111,8 +112,8 @@ def _scaled_input(cases, scale: float, dtype):
 
 
 @pytest.mark.parametrize("scale", [1e-8, 1e6], ids=["tiny", "huge"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
-@settings(max_examples=5)
+@pytest.mark.parametrize("dtype", [pytest.param(np.float64, marks=SWEEP), np.float32], ids=["float64", "float32"])
+@settings(max_examples=max(2, settings().max_examples // 6))
 @given(data=st.data())
 def test_inputs_of_extreme_scale_raise_no_false_alarm(scale, dtype, data):
     case = data.draw(_scaled_input(layer_cases(), scale, dtype))

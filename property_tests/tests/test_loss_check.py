@@ -25,6 +25,7 @@ from property_tests.checkers.loss_check import (
 )
 from property_tests.command.cli import main
 from property_tests.library import profiles
+from property_tests.tests.sweeps import SWEEP, first_then_sweep
 
 EXAMPLES = 5
 RIGHT = bank.RIGHT + [LOSSES["huber"], LOSSES["mae"]]
@@ -60,7 +61,7 @@ def report_of(loss):
 # --- right and wrong --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("loss", RIGHT, ids=name)
+@pytest.mark.parametrize("loss", first_then_sweep(RIGHT), ids=name)
 def test_right_losses_are_verified(loss):
     report = report_of(loss)
     assert report.verdict == "verified", report.message()
@@ -84,7 +85,7 @@ def assert_self_consistent(ce: LossCounterexample | None) -> None:
         assert math.isfinite(ce.relative_error) and ce.relative_error > ce.tolerance, ce.describe()
 
 
-@pytest.mark.parametrize("loss", bank.WRONG, ids=name)
+@pytest.mark.parametrize("loss", first_then_sweep(bank.WRONG), ids=name)
 def test_wrong_losses_are_caught_with_a_self_consistent_counterexample(loss):
     report = pointwise_report(loss)
     assert report.verdict == "wrong", report.message()
@@ -184,7 +185,7 @@ def non_finite(tree, path="report") -> list[str]:
     return []
 
 
-@pytest.mark.parametrize("loss", RIGHT + bank.WRONG + bank.INCONCLUSIVE, ids=name)
+@pytest.mark.parametrize("loss", first_then_sweep(RIGHT + bank.WRONG + bank.INCONCLUSIVE), ids=name)
 def test_no_nan_or_infinity_in_any_report(loss):
     out = report_of(loss).as_dict()
     assert non_finite(out) == []
@@ -263,6 +264,7 @@ def test_the_gradient_scale_follows_the_loss():
 # --- the command ------------------------------------------------------------------------------
 
 
+@SWEEP
 def test_cli_exit_codes_for_right_and_wrong(capsys):
     assert main(["loss", "property_tests.banks.loss_bank:RIGHT_LOGCOSH", "--examples", "20", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["verdict"] == "verified"

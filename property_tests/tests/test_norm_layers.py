@@ -13,6 +13,7 @@ from hypothesis import given
 from property_tests.banks.controls import rejects
 from property_tests.banks.layer_controls import NORM_CONTROLS, with_mistake
 from property_tests.library.layer_strategies import mixed_layer_cases
+from property_tests.tests.sweeps import SWEEP
 from property_tests.tests.test_layer_networks import (
     BUDGET,
     each_equation_matches_autodiff,
@@ -28,14 +29,14 @@ def test_each_equation_matches_autodiff(case):
     each_equation_matches_autodiff(case)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=SWEEP)], ids=["float64", "float32"])
 @BUDGET
 @given(data=mixed_layer_cases(dtype=np.float64))
 def test_whole_network_matches_autodiff(dtype, data):
     whole_network_matches_autodiff(data.astype(dtype))
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=SWEEP)], ids=["float64", "float32"])
 @BUDGET
 @given(data=mixed_layer_cases(dtype=np.float64, flat_rows=True, conv_front=False))
 def test_near_constant_rows_match_autodiff(dtype, data):

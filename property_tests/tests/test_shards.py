@@ -10,6 +10,9 @@ import pytest
 from manual import MSE
 from property_tests.checkers import verify, verify_layers
 from property_tests.command.cli import main
+from property_tests.tests.sweeps import SWEEP
+
+pytestmark = SWEEP  # verify in shards: under the ci and thorough profiles (sweeps.py)
 
 
 def dense_run(shard=(1, 1)):
