@@ -58,7 +58,7 @@ from manual import (
     output_width,
 )
 
-from . import plain
+from . import plain, stored
 from .plain import Reference
 
 BASE_DEPTH, BASE_WIDTH, BASE_BATCH = 6, 16, 32
@@ -264,12 +264,23 @@ def _compiled(branches: tuple[AnyActivation, ...], losses: tuple[Loss, ...], sha
     # The newer kinds' program serves a few hundred networks a run, too: compiling dominates.
     own = branches != catalogue_branches() or any(loss not in LOSSES.values() for loss in losses)
     function = jax.vmap(program) if batched else program
-    if own:
-        try:
-            return jax.jit(function, compiler_options={"xla_backend_optimization_level": 0})
-        except TypeError:  # a JAX without jit(compiler_options=...): compile as usual
-            pass
-    return jax.jit(function)
+    options: dict = {"compiler_options": {"xla_backend_optimization_level": 0}} if own else {}
+    try:
+        jitted = jax.jit(function, **options)
+    except TypeError:  # a JAX without jit(compiler_options=...): compile as usual
+        jitted, options = jax.jit(function), {}
+    if not _tables_only(branches, losses):
+        return jitted
+    # Made of manual's tables only: traced once, then read back in later runs (``stored``).
+    names = (tuple(g.name for g in branches), tuple(loss.name for loss in losses), repr(shape), batched)
+    return stored.Stored(jitted, names, **options)
+
+
+def _tables_only(branches: tuple[AnyActivation, ...], losses: tuple[Loss, ...]) -> bool:
+    """Is every branch and loss an entry of manual's tables (so that the program is fixed by
+    manual's and reference's code alone)?"""
+    entries = set(catalogue_branches()) | set(kinds_branches())
+    return all(g in entries for g in branches) and all(loss in LOSSES.values() for loss in losses)
 
 
 def losses_for(branches: tuple[AnyActivation, ...], losses: Sequence[Loss]) -> tuple[Loss, ...]:

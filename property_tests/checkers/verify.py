@@ -605,6 +605,8 @@ def _run(
             _tally(report, failing, *queue.pop(0), excuse)
         if progress is not None:
             progress(min(begin + CHUNK, examples), examples)
+    if judges is not None:  # pieces the worker has not started are judged here, not waited for
+        queue = [(pairs, judges.reclaim(judged, pairs, equations)) for pairs, judged in queue]
     for pairs, judged in queue:
         _tally(report, failing, pairs, judged, excuse)
     return covered([plan for i, plan in enumerate(plans) if i in ours], pool)

@@ -32,4 +32,3 @@ def pytest_report_header(config: pytest.Config) -> str:
     if selected(profile, config.getoption("markexpr", default="")):
         return f"Hypothesis profile {profile!r}: every test, sweeps included"
     return f"Hypothesis profile {profile!r}: the quick tier; HYPOTHESIS_PROFILE=ci also runs the tests marked sweep"
-

@@ -1,0 +1,76 @@
+"""Traced programs kept on disk (``reference.stored``): what is read back computes exactly
+what was traced, and a program is never read for another program, other shapes or other code."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from reference import stored
+
+
+def _program(x, w):
+    return jax.grad(lambda w: jnp.sum(jnp.tanh(x @ w) ** 2))(w)
+
+
+@pytest.fixture
+def programs(tmp_path, monkeypatch):
+    monkeypatch.setattr(stored, "folder", lambda: tmp_path)
+    return tmp_path
+
+
+ARGS = (np.linspace(-1, 1, 12).reshape(3, 4), np.linspace(0.5, -0.5, 8).reshape(4, 2))
+
+
+def test_a_stored_program_is_read_back_and_computes_what_was_traced(programs):
+    with jax.enable_x64(True):
+        traced = np.asarray(jax.jit(_program)(*ARGS))
+        first = np.asarray(stored.Stored(jax.jit(_program), ("tanh", 1))(*ARGS))
+        files = list(programs.iterdir())
+        assert len(files) == 1
+        again = stored.Stored(jax.jit(lambda x, w: _program(x, w) * 0), ("tanh", 1))  # another body, same name
+        read = np.asarray(again(*ARGS))
+    assert np.array_equal(first, traced)
+    # The name alone picked the file: what ran is the stored program, not the body given here.
+    assert np.array_equal(read, traced) and np.any(read != 0)
+
+
+def test_other_parts_shapes_or_dtypes_get_other_names():
+    base = stored.name(("tanh", 1), ARGS)
+    assert stored.name(("tanh", 2), ARGS) != base
+    assert stored.name(("tanh", 1), (ARGS[0][:2], ARGS[1])) != base
+    assert stored.name(("tanh", 1), (ARGS[0].astype(np.float32), ARGS[1])) != base
+    assert stored.name(("tanh", 1), ARGS) == base
+
+
+def test_a_change_of_the_code_gets_another_name(monkeypatch):
+    base = stored.name(("tanh", 1), ARGS)
+    monkeypatch.setattr(stored, "_sources", lambda: b"an edited module")
+    assert stored.name(("tanh", 1), ARGS) != base
+
+
+def test_a_damaged_file_is_traced_again_and_replaced(programs):
+    with jax.enable_x64(True):
+        path = programs / stored.name(("tanh", 1), ARGS)
+        path.write_bytes(b"not a program")
+        result = np.asarray(stored.Stored(jax.jit(_program), ("tanh", 1))(*ARGS))
+        assert np.array_equal(result, np.asarray(jax.jit(_program)(*ARGS)))
+    assert path.read_bytes() != b"not a program"
+
+
+def test_without_the_compilation_cache_nothing_is_stored(monkeypatch, tmp_path):
+    monkeypatch.setattr(stored, "folder", lambda: None)
+    jitted = jax.jit(_program)
+    program = stored.Stored(jitted, ("tanh", 1))
+    with jax.enable_x64(True):
+        program(*ARGS)
+    assert program._run is jitted and not any(tmp_path.iterdir())
+
+
+def test_only_the_most_recently_used_programs_are_kept(programs, monkeypatch):
+    monkeypatch.setattr(stored, "KEEP", 2)
+    with jax.enable_x64(True):
+        for tag in range(4):
+            stored.Stored(jax.jit(_program), ("tanh", tag))(*ARGS)
+        newest = {stored.name(("tanh", 2), ARGS), stored.name(("tanh", 3), ARGS)}
+    assert {path.name for path in programs.iterdir()} == newest
