@@ -57,16 +57,24 @@ def _sources() -> bytes:
     return digest.digest()
 
 
-def name(parts: tuple, args: tuple) -> str:
-    """The file name of a program: a hash of everything it depends on (see the module docstring)."""
+def digest(parts: tuple, files: tuple[Path, ...] = ()) -> str:
+    """A hash of the sources of ``manual`` and ``reference`` (and of ``files``), the versions of
+    JAX, jaxlib and NumPy, JAX's configuration, and ``parts``."""
     import jaxlib
 
-    digest = hashlib.sha256(_sources())
+    hashed = hashlib.sha256(_sources())
+    for path in files:
+        hashed.update(path.read_bytes())
     versions = (jax.__version__, jaxlib.__version__, np.__version__)
     config = sorted((key, repr(value)) for key, value in jax.config.values.items())
+    hashed.update(repr((versions, config, parts)).encode())
+    return hashed.hexdigest()[:40]
+
+
+def name(parts: tuple, args: tuple) -> str:
+    """The file name of a program: a hash of everything it depends on (see the module docstring)."""
     specs = tuple((np.shape(a), np.result_type(a).str) for a in args)
-    digest.update(repr((versions, config, parts, specs)).encode())
-    return digest.hexdigest()[:40] + ".jaxexport"
+    return digest((parts, specs)) + ".jaxexport"
 
 
 class Stored:
@@ -92,7 +100,7 @@ class Stored:
         if exported is None:
             try:
                 exported = jax.export.export(self.jitted)(*args)
-                _write(path, exported.serialize())
+                write(path, exported.serialize())
             except ImportError:  # no flatbuffers: JAX cannot serialize here
                 return self.jitted
         return jax.jit(exported.call, **self.options)
@@ -114,16 +122,17 @@ def _read(path: Path) -> jax.export.Exported | None:
         return None
 
 
-def _write(path: Path, data: bytes | bytearray) -> None:
+def write(path: Path, data: bytes | bytearray, keep: int | None = None) -> None:
     """Write atomically (another process may read the same name), or not at all; then leave
-    the ``KEEP`` most recently used programs."""
+    the ``keep`` (default ``KEEP``) most recently used files of the folder with its suffix."""
+    keep = KEEP if keep is None else keep
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
             handle.write(data)
         os.replace(handle.name, path)
-        kept = sorted(path.parent.glob("*.jaxexport"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
-        for old in kept[KEEP:]:
+        kept = sorted(path.parent.glob("*" + path.suffix), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in kept[keep:]:
             old.unlink(missing_ok=True)
     except OSError:
         pass

@@ -38,9 +38,12 @@ prints it beside every error, and the negative controls in ``test_equations.py``
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
+from pathlib import Path
 from typing import overload
 
 import numpy as np
@@ -214,12 +217,77 @@ def prepare(gs: Iterable) -> None:
     their autodiff derivatives taken by one compiled program (``reference.derivatives``)."""
     from reference import derivatives
 
-    todo = list(dict.fromkeys(g for g in gs if g not in _PROFILES))
+    todo = [g for g in dict.fromkeys(gs) if g not in _PROFILES and not _read_profile(g)]
     if todo:
         z = _neighbourhoods()
         for g, r in zip(todo, derivatives(todo, z), strict=True):
             _PROFILES[g] = measure_profile(g, r)
             _ON_GRID[g] = r[:, NOISE_NEIGHBOURS].copy()
+            _write_profile(g)
+
+
+# A catalogue entry's profile is the same in every run of the same code: where JAX's compilation
+# cache is on (the command's runs), it is kept on disk beside the stored programs
+# (``reference.stored``), under a hash of the sources of manual, reference and this module, the
+# versions and JAX's configuration, and read back instead of measured (about 1 s a process).
+_FIELDS = ("slope_right", "slope_left", "noise_right", "noise_left", "on_grid")
+
+
+def _profile_path(g):
+    from manual import CATALOGUE
+    from reference import stored
+
+    folder = stored.folder()
+    if folder is None or CATALOGUE.get(getattr(g, "name", "")) is not g:
+        return None
+    return folder.with_name("profiles") / (stored.digest(("profile", g.name), (Path(__file__),)) + ".npz")
+
+
+KEPT_PROFILES = 64
+"""Profiles kept on disk, the most recently used: the catalogue's twice over, and more."""
+
+
+def _read_profile(g) -> bool:
+    """Read g's stored profile, if there is one; returns whether it was read."""
+    path = _profile_path(g)
+    if path is None:
+        return False
+    try:
+        with np.load(path) as data:
+            arrays = {name: data[name] for name in _FIELDS}
+            start, finite = int(data["start"]), int(data["finite"])
+        os.utime(path)  # used now: kept longest
+    except (OSError, KeyError, ValueError, EOFError):
+        return False
+    grid = _grid()
+    _PROFILES[g] = Profile(
+        slope=_TowardOrigin(grid, arrays["slope_right"], arrays["slope_left"], start),
+        noise=_TowardOrigin(grid, arrays["noise_right"], arrays["noise_left"], start),
+        finite=finite,
+    )
+    _ON_GRID[g] = arrays["on_grid"]
+    return True
+
+
+def _write_profile(g) -> None:
+    from reference import stored
+
+    path = _profile_path(g)
+    if path is None:
+        return
+    found = _PROFILES[g]
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        slope_right=found.slope.right,
+        slope_left=found.slope.left,
+        noise_right=found.noise.right,
+        noise_left=found.noise.left,
+        on_grid=_ON_GRID[g],
+        start=np.asarray(found.slope.start),
+        finite=np.asarray(found.finite),
+    )
+    stored.write(path, buffer.getvalue(), keep=KEPT_PROFILES)
 
 
 def grid_derivative(g) -> np.ndarray:

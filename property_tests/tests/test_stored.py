@@ -15,8 +15,10 @@ def _program(x, w):
 
 @pytest.fixture
 def programs(tmp_path, monkeypatch):
-    monkeypatch.setattr(stored, "folder", lambda: tmp_path)
-    return tmp_path
+    folder = tmp_path / "cache" / "programs"
+    folder.mkdir(parents=True)
+    monkeypatch.setattr(stored, "folder", lambda: folder)
+    return folder
 
 
 ARGS = (np.linspace(-1, 1, 12).reshape(3, 4), np.linspace(0.5, -0.5, 8).reshape(4, 2))
@@ -74,3 +76,39 @@ def test_only_the_most_recently_used_programs_are_kept(programs, monkeypatch):
             stored.Stored(jax.jit(_program), ("tanh", tag))(*ARGS)
         newest = {stored.name(("tanh", 2), ARGS), stored.name(("tanh", 3), ARGS)}
     assert {path.name for path in programs.iterdir()} == newest
+
+
+def _fresh_profiles(monkeypatch):
+    from property_tests.library import tolerances as tol
+
+    monkeypatch.setattr(tol, "_PROFILES", {})
+    monkeypatch.setattr(tol, "_ON_GRID", {})
+    return tol
+
+
+def test_a_stored_profile_is_the_measured_one(programs, monkeypatch):
+    from manual import CATALOGUE
+
+    tol = _fresh_profiles(monkeypatch)
+    g = CATALOGUE["gelu_tanh"]
+    tol.prepare([g])
+    measured, on_grid = tol._PROFILES[g], tol._ON_GRID[g]
+    assert len(list(programs.with_name("profiles").iterdir())) == 1
+    tol = _fresh_profiles(monkeypatch)
+    monkeypatch.setattr(tol, "measure_profile", None)  # measuring again would raise
+    tol.prepare([g])
+    read = tol._PROFILES[g]
+    for part in ("slope", "noise"):
+        for side in ("right", "left"):
+            assert np.array_equal(getattr(getattr(read, part), side), getattr(getattr(measured, part), side))
+    assert read.slope.start == measured.slope.start and read.finite == measured.finite
+    assert np.array_equal(tol._ON_GRID[g], on_grid)
+
+
+def test_a_users_activation_has_no_stored_profile(programs, monkeypatch):
+    from manual import Activation
+
+    tol = _fresh_profiles(monkeypatch)
+    mine = Activation("tanh", lambda z, xp: xp.tanh(z), lambda z, xp: 1 - xp.tanh(z) ** 2, formula="")
+    tol.prepare([mine])
+    assert mine in tol._PROFILES and not programs.with_name("profiles").exists()
