@@ -1,4 +1,4 @@
-"""Traced programs kept on disk, beside JAX's compilation cache.
+"""Traced programs kept on disk, in JAX's compilation cache folder.
 
 JAX's persistent compilation cache skips XLA's compiling in a later run, but not tracing: the
 padded program of ``reference.fast`` switches between some forty activations at every layer,
@@ -10,7 +10,7 @@ cache then makes a load.
 A stored program is used only where it is sure to be the program the code would trace today:
 
 - only when JAX's compilation cache is on (``jax_compilation_cache_dir`` set, as the command
-  sets it; ``BACKPROP_CHECK_CACHE=off`` leaves both off), in the folder ``programs`` beside it;
+  sets it; ``BACKPROP_CHECK_CACHE=off`` leaves both off), in its subfolder ``programs``;
 - only for programs made of the tables of ``manual`` (``fast._compiled`` decides): a user's own
   activation or loss is traced each time;
 - under a name that is a hash of the source of every module of ``manual`` and ``reference``,
@@ -39,9 +39,10 @@ import numpy as np
 
 
 def folder() -> Path | None:
-    """``programs`` beside JAX's compilation cache folder, or ``None`` when the cache is off."""
+    """``programs`` in JAX's compilation cache folder (whose own files JAX's eviction finds
+    by their suffix, at the top level only), or ``None`` when the cache is off."""
     cache_dir = jax.config.values.get("jax_compilation_cache_dir")
-    return Path(cache_dir).parent / "programs" if cache_dir else None
+    return Path(cache_dir) / "programs" if cache_dir else None
 
 
 @cache

@@ -227,7 +227,7 @@ def prepare(gs: Iterable) -> None:
 
 
 # A catalogue entry's profile is the same in every run of the same code: where JAX's compilation
-# cache is on (the command's runs), it is kept on disk beside the stored programs
+# cache is on (the command's runs), it is kept in that cache folder beside the stored programs
 # (``reference.stored``), under a hash of the sources of manual, reference and this module, the
 # versions and JAX's configuration, and read back instead of measured (about 1 s a process).
 _FIELDS = ("slope_right", "slope_left", "noise_right", "noise_left", "on_grid")
@@ -240,7 +240,7 @@ def _profile_path(g):
     folder = stored.folder()
     if folder is None or CATALOGUE.get(getattr(g, "name", "")) is not g:
         return None
-    return folder.with_name("profiles") / (stored.digest(("profile", g.name), (Path(__file__),)) + ".npz")
+    return folder.parent / "profiles" / (stored.digest(("profile", g.name), (Path(__file__),)) + ".npz")
 
 
 KEPT_PROFILES = 64
