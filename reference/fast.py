@@ -277,10 +277,9 @@ def _compiled(branches: tuple[AnyActivation, ...], losses: tuple[Loss, ...], sha
 
 
 def _tables_only(branches: tuple[AnyActivation, ...], losses: tuple[Loss, ...]) -> bool:
-    """Is every branch and loss an entry of manual's tables (so that the program is fixed by
-    manual's and reference's code alone)?"""
-    entries = set(catalogue_branches()) | set(kinds_branches())
-    return all(g in entries for g in branches) and all(loss in LOSSES.values() for loss in losses)
+    """Is every branch and loss an entry of manual's tables as imported (so that the program is
+    fixed by manual's and reference's code alone)?"""
+    return all(stored.is_table_entry(g) for g in (*branches, *losses))
 
 
 def losses_for(branches: tuple[AnyActivation, ...], losses: Sequence[Loss]) -> tuple[Loss, ...]:

@@ -9,19 +9,21 @@ cache then makes a load.
 
 A stored program is used only where it is sure to be the program the code would trace today:
 
-- only when JAX's compilation cache is on (``jax_compilation_cache_dir`` set, as the command
-  sets it; ``BACKPROP_CHECK_CACHE=off`` leaves both off), in its subfolder ``programs``;
-- only for programs made of the tables of ``manual`` (``fast._compiled`` decides): a user's own
-  activation or loss is traced each time;
-- under a name that is a hash of the source of every module of ``manual`` and ``reference``,
-  the versions of JAX, jaxlib and NumPy, JAX's configuration, the program's branches, losses
-  and padded shape, and the shapes and dtypes of its arguments. Any edit of the code gives
-  another name, so an old program is never read for new code.
+- only when JAX's compilation cache is on (``jax_compilation_cache_dir`` set: the command sets
+  it unless ``BACKPROP_CHECK_CACHE=off``), in its subfolder ``programs``;
+- only for programs made of the entries of ``manual``'s tables as imported (``fast._compiled``
+  decides, ``is_table_entry``): a user's own activation or loss, or an entry swapped into a
+  table later, is traced each time;
+- under a name that is a hash of the source of every module of ``manual`` and ``reference``
+  as this process imported it, the versions of JAX, jaxlib and NumPy, JAX's backend and
+  configuration, the program's branches, losses and padded shape, and the shapes and dtypes of
+  its arguments. Any edit of the code gives another name, so an old program is never read for
+  new code; and a process whose code was edited after it started stores nothing (``fresh``).
 
 The program that runs is the exported one in every run, the first included (``jax.jit`` of
 ``Exported.call``), so a run that stores a program computes exactly what a run that reads it
-does. A file that cannot be read or written, or a JAX that cannot serialize, falls back to the
-program traced as usual.
+does. A file that cannot be read or written, a JAX that cannot serialize, or an exported program
+that fails to run falls back to the program traced as usual.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +47,56 @@ def folder() -> Path | None:
     return Path(cache_dir) / "programs" if cache_dir else None
 
 
-@cache
-def _sources() -> bytes:
-    """The digest of every module of ``manual`` and ``reference``, in a fixed order."""
+def _source_files() -> list[Path]:
     import manual
 
+    return [
+        path
+        for package in (Path(manual.__file__).parent, Path(__file__).parent)
+        for path in sorted(package.rglob("*.py"))
+    ]
+
+
+def _hash_sources() -> bytes:
+    """The digest of every module of ``manual`` and ``reference``, in a fixed order."""
     digest = hashlib.sha256()
-    for package in (Path(manual.__file__).parent, Path(__file__).parent):
-        for path in sorted(package.rglob("*.py")):
-            digest.update(str(path.relative_to(package.parent)).encode())
-            digest.update(path.read_bytes())
+    for path in _source_files():
+        digest.update(str(path.relative_to(path.parent.parent)).encode())
+        digest.update(path.read_bytes())
     return digest.digest()
+
+
+_IMPORTED = time.time()
+_SOURCES = _hash_sources()  # the code this process runs: hashed when it is imported
+
+
+def _sources() -> bytes:
+    return _SOURCES
+
+
+def fresh() -> bool:
+    """Is the code on disk still the code this process imported? A run outlived by an edit
+    must not store what it made under the edited code's name."""
+    try:
+        return all(path.stat().st_mtime <= _IMPORTED for path in _source_files())
+    except OSError:
+        return False
+
+
+def _table_entries() -> frozenset[int]:
+    from manual import CATALOGUE, LOSSES, OUTPUT_MAPS, PARAMETRIC, VECTOR_ACTIVATIONS
+
+    tables = (CATALOGUE, PARAMETRIC, VECTOR_ACTIVATIONS, OUTPUT_MAPS, LOSSES)
+    return frozenset(id(entry) for table in tables for entry in table.values())
+
+
+_TABLES = _table_entries()
+
+
+def is_table_entry(obj: object) -> bool:
+    """Is ``obj`` an entry of manual's tables as they were when this module was imported? An
+    entry put in a table later (a test's stand-in) is not: its program is traced every time."""
+    return id(obj) in _TABLES
 
 
 def digest(parts: tuple, files: tuple[Path, ...] = ()) -> str:
@@ -64,6 +105,7 @@ def digest(parts: tuple, files: tuple[Path, ...] = ()) -> str:
     import jaxlib
 
     hashed = hashlib.sha256(_sources())
+    hashed.update(jax.default_backend().encode())
     for path in files:
         hashed.update(path.read_bytes())
     versions = (jax.__version__, jaxlib.__version__, np.__version__)
@@ -89,7 +131,16 @@ class Stored:
 
     def __call__(self, *args: Any) -> Any:
         if self._run is None:
-            self._run = self._program(args)
+            program = self._program(args)
+            if program is not self.jitted:
+                try:
+                    result = program(*args)
+                except Exception:  # an exported program that will not run here: trace as usual
+                    program = self.jitted
+                else:
+                    self._run = program
+                    return result
+            self._run = program
         return self._run(*args)
 
     def _program(self, args: tuple) -> Callable:
@@ -101,8 +152,9 @@ class Stored:
         if exported is None:
             try:
                 exported = jax.export.export(self.jitted)(*args)
-                write(path, exported.serialize())
-            except ImportError:  # no flatbuffers: JAX cannot serialize here
+                if fresh():
+                    write(path, exported.serialize())
+            except Exception:  # no flatbuffers, or a program JAX cannot export: traced as usual
                 return self.jitted
         return jax.jit(exported.call, **self.options)
 
@@ -115,25 +167,34 @@ names unused, and they go first."""
 def _read(path: Path) -> jax.export.Exported | None:
     try:
         exported = jax.export.deserialize(bytearray(path.read_bytes()))
-        os.utime(path)  # used now: kept longest
-        return exported
-    except FileNotFoundError:
+    except Exception:  # none yet, or a damaged or foreign file: traced again, and written anew
         return None
-    except Exception:  # a damaged or foreign file: traced again, and written anew
-        return None
+    touch(path)
+    return exported
+
+
+def touch(path: Path) -> None:
+    """Mark a file used now (kept longest), where the folder allows it."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 
 def write(path: Path, data: bytes | bytearray, keep: int | None = None) -> None:
     """Write atomically (another process may read the same name), or not at all; then leave
     the ``keep`` (default ``KEEP``) most recently used files of the folder with its suffix."""
     keep = KEEP if keep is None else keep
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False) as handle:
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".part", delete=False) as handle:
+            temporary = Path(handle.name)
             handle.write(data)
-        os.replace(handle.name, path)
+        os.replace(temporary, path)
         kept = sorted(path.parent.glob("*" + path.suffix), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         for old in kept[keep:]:
             old.unlink(missing_ok=True)
     except OSError:
-        pass
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)

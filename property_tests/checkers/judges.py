@@ -6,7 +6,7 @@ small NumPy operations, bound to one core by Python, and it is most of ``verify`
 two cores, ``run_verify`` hands judgeable networks (cases and autodiff's values), 64 at a time,
 to a worker process while it draws, tames and runs the reference for the next ones, and judges
 a piece itself whenever the worker already has ``WAITING`` unfinished; at the end it takes back
-the pieces the worker has not started (``Judges.reclaim``). Results are tallied in order,
+the pieces the worker has not started (``reclaim``). Results are tallied in order,
 whoever judged them, so a run's report is the same with one process or two (``test_judges``).
 The worker first takes the networks of layers (``run_layer_verify``), which compile their own
 programs.
@@ -172,13 +172,6 @@ class Judges:
         future = self._pool.submit(_judge, payload)
         return self._track(Pending(future, lambda: judge_pairs(pairs, equations)))
 
-    def reclaim(self, job: Pending | Done, pairs: Sequence[tuple], equations: Equations) -> Pending | Done:
-        """The job, or, if the worker has not started it yet, the same pairs judged here: at
-        the end of a run the first process takes back what would otherwise keep it waiting."""
-        if isinstance(job, Pending) and job.future.cancel():
-            return Done(judge_pairs(pairs, equations))
-        return job
-
     def layers(self, seed: int, shard: tuple[int, int]) -> Pending:
         """``run_layer_verify(seed, shard=shard)`` in the worker."""
         from property_tests.checkers.verify_layers import run_layer_verify
@@ -190,6 +183,14 @@ class Judges:
     def _track(self, pending: Pending) -> Pending:
         self._waiting.append(pending.future)
         return pending
+
+
+def reclaim(job: Pending | Done, pairs: Sequence[tuple], equations: Equations) -> Pending | Done:
+    """The job, or, if the worker has not started it yet, the same pairs judged here: at the
+    end of a run the first process takes back what would otherwise keep it waiting."""
+    if isinstance(job, Pending) and job.future.cancel():
+        return Done(judge_pairs(pairs, equations))
+    return job
 
 
 @dataclass

@@ -39,7 +39,7 @@ from manual import (
     ParametricActivation,
     VectorActivation,
 )
-from property_tests.checkers.judges import Done, Judges, Pending, judge_pairs, shippable
+from property_tests.checkers.judges import Done, Judges, Pending, judge_pairs, reclaim, shippable
 from property_tests.checkers.loading import json_safe
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import Comparison, compare_case, error_bounds, first_failure
@@ -606,7 +606,7 @@ def _run(
         if progress is not None:
             progress(min(begin + CHUNK, examples), examples)
     if judges is not None:  # pieces the worker has not started are judged here, not waited for
-        queue = [(pairs, judges.reclaim(judged, pairs, equations)) for pairs, judged in queue]
+        queue = [(pairs, reclaim(judged, pairs, equations)) for pairs, judged in queue]
     for pairs, judged in queue:
         _tally(report, failing, pairs, judged, excuse)
     return covered([plan for i, plan in enumerate(plans) if i in ours], pool)

@@ -39,7 +39,6 @@ prints it beside every error, and the negative controls in ``test_equations.py``
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
@@ -238,7 +237,7 @@ def _profile_path(g):
     from reference import stored
 
     folder = stored.folder()
-    if folder is None or CATALOGUE.get(getattr(g, "name", "")) is not g:
+    if folder is None or CATALOGUE.get(getattr(g, "name", "")) is not g or not stored.is_table_entry(g):
         return None
     return folder.parent / "profiles" / (stored.digest(("profile", g.name), (Path(__file__),)) + ".npz")
 
@@ -249,6 +248,8 @@ KEPT_PROFILES = 64
 
 def _read_profile(g) -> bool:
     """Read g's stored profile, if there is one; returns whether it was read."""
+    from reference import stored
+
     path = _profile_path(g)
     if path is None:
         return False
@@ -256,9 +257,9 @@ def _read_profile(g) -> bool:
         with np.load(path) as data:
             arrays = {name: data[name] for name in _FIELDS}
             start, finite = int(data["start"]), int(data["finite"])
-        os.utime(path)  # used now: kept longest
-    except (OSError, KeyError, ValueError, EOFError):
+    except Exception:  # none yet, or a damaged file: measured again, and written anew
         return False
+    stored.touch(path)
     grid = _grid()
     _PROFILES[g] = Profile(
         slope=_TowardOrigin(grid, arrays["slope_right"], arrays["slope_left"], start),
@@ -273,7 +274,7 @@ def _write_profile(g) -> None:
     from reference import stored
 
     path = _profile_path(g)
-    if path is None:
+    if path is None or not stored.fresh():
         return
     found = _PROFILES[g]
     buffer = io.BytesIO()

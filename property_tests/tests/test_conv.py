@@ -32,7 +32,8 @@ from reference.conv import conv2d, conv2d_vjp
 
 BUDGET = settings(max_examples=max(3, settings().max_examples // 3))
 """A third of the profile's examples: each compiles the reference for its shapes (≈ 0.15 s for
-z, 0.3 s for the vjp), so the default profile's 30 become 10 and ``thorough``'s 10,000 3,333."""
+z, 0.3 s for the vjp), so the ci profile's 30 become 10, the quick default's 10 become 3 and
+``thorough``'s 10,000 3,333."""
 
 
 def _config(case: ConvCase) -> tuple:

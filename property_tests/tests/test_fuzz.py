@@ -40,10 +40,11 @@ from property_tests.tests.sweeps import SWEEP
 pytestmark = SWEEP  # the fuzzing: under the ci and thorough profiles (sweeps.py)
 
 FUZZ_EXAMPLES = max(2, settings().max_examples // 10)
-"""Examples per checker property: 3 under the default and ci profiles (30), 1000 when thorough."""
+"""Examples per checker property: 3 under the ci profile (30), 1000 when thorough (the fuzzing is a
+sweep: the quick default leaves it out)."""
 
 LOSS_EXAMPLES = max(2, settings().max_examples // 15)
-"""Examples per loss-checker property: 2 under the default and ci profiles, 666 when thorough
+"""Examples per loss-checker property: 2 under the ci profile, 666 when thorough
 (``check_loss`` compiles networks for every new loss: several seconds each)."""
 
 CHECK_EXAMPLES = 5

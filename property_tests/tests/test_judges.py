@@ -17,8 +17,6 @@ from property_tests.checkers.verify import run_verify
 from property_tests.command.cli import main
 from property_tests.tests.sweeps import SWEEP
 
-pytestmark = SWEEP  # verify with a second process: under the ci and thorough profiles (sweeps.py)
-
 
 def _report(report) -> dict:
     out = report.as_dict()
@@ -40,6 +38,7 @@ def judges():
         yield pool
 
 
+@SWEEP  # verify with a second process: under the ci and thorough profiles (sweeps.py)
 def test_two_processes_give_the_same_report_as_one(judges):
     alone = run_verify(600, 5)
     shared = run_verify(600, 5, judges=judges)
@@ -47,6 +46,7 @@ def test_two_processes_give_the_same_report_as_one(judges):
     assert shared.verified
 
 
+@SWEEP  # verify with a second process: under the ci and thorough profiles (sweeps.py)
 def test_the_worker_judged_some_networks(judges, monkeypatch):
     """The equality above must not come from the worker never being asked."""
     sent = []
@@ -56,6 +56,7 @@ def test_the_worker_judged_some_networks(judges, monkeypatch):
     assert sum(sent) > 0
 
 
+@SWEEP  # verify with a second process: under the ci and thorough profiles (sweeps.py)
 @pytest.mark.parametrize("equations", [WRONG_2], ids=["hidden delta off by 1e-6, judged in the worker"])
 def test_a_mistake_judged_in_the_worker_is_caught(judges, equations):
     assert J.shippable(equations)
@@ -64,6 +65,7 @@ def test_a_mistake_judged_in_the_worker_is_caught(judges, equations):
     assert report.counterexample["equation"] == "(2)"
 
 
+@SWEEP  # verify with a second process: under the ci and thorough profiles (sweeps.py)
 def test_a_mistake_that_cannot_be_sent_is_judged_here_and_caught(judges):
     local = dataclasses.replace(EQUATIONS, hidden_delta=lambda t, d, z, g: 1.001 * manual.hidden_delta(t, d, z, g))
     assert not J.shippable(local)
@@ -83,12 +85,14 @@ def test_table_entries_cross_as_themselves_and_others_by_value():
 
 def test_a_failed_worker_job_is_done_here() -> None:
     import concurrent.futures
+    import concurrent.futures.process
 
     future: concurrent.futures.Future = concurrent.futures.Future()
     future.set_exception(concurrent.futures.process.BrokenProcessPool("gone"))
     assert J.Pending(future, lambda: "judged here").result() == "judged here"
 
 
+@SWEEP  # verify with a second process: under the ci and thorough profiles (sweeps.py)
 def test_jobs_option_gives_the_same_json(monkeypatch, capsys):
     monkeypatch.setattr(verify, "LOSSES", {"mse": MSE})  # one loss: one compilation
     reports = []
@@ -113,3 +117,15 @@ def test_a_piece_that_cannot_be_pickled_is_judged_here(judges, monkeypatch):
     monkeypatch.setattr(J, "judge_pairs", lambda pairs, equations: ["judged here"] * len(pairs))
     done = judges.submit([(lambda: None, None)], EQUATIONS)
     assert isinstance(done, J.Done) and done.result() == ["judged here"]
+
+
+def test_a_piece_the_worker_has_not_started_is_taken_back_and_judged_here() -> None:
+    import concurrent.futures
+
+    waiting: concurrent.futures.Future = concurrent.futures.Future()
+    taken = J.reclaim(J.Pending(waiting, lambda: None), [], EQUATIONS)
+    assert isinstance(taken, J.Done) and taken.result() == [] and waiting.cancelled()
+    running: concurrent.futures.Future = concurrent.futures.Future()
+    running.set_running_or_notify_cancel()  # started: the worker finishes it
+    job = J.Pending(running, lambda: None)
+    assert J.reclaim(job, [], EQUATIONS) is job and not running.cancelled()

@@ -40,7 +40,7 @@ from property_tests.tests.test_pooling_without_autodiff import (
 from reference import pooling as reference
 
 AUTODIFF = settings(max_examples=max(3, settings().max_examples // 3))
-"""A third of the profile's examples against autodiff (10 by default): ``jax.vjp`` of
+"""A third of the profile's examples against autodiff (10 under ci, 3 by default): ``jax.vjp`` of
 ``reduce_window`` compiles anew for every shape and configuration (0.3–0.6 s on the CPU), and
 nearly every example brings a new one. The JAX-free checks take the full count."""
 

@@ -60,13 +60,33 @@ def test_a_damaged_file_is_traced_again_and_replaced(programs):
     assert path.read_bytes() != b"not a program"
 
 
-def test_without_the_compilation_cache_nothing_is_stored(monkeypatch, tmp_path):
+def test_without_the_compilation_cache_the_program_is_traced_as_usual(monkeypatch):
     monkeypatch.setattr(stored, "folder", lambda: None)
     jitted = jax.jit(_program)
     program = stored.Stored(jitted, ("tanh", 1))
     with jax.enable_x64(True):
         program(*ARGS)
-    assert program._run is jitted and not any(tmp_path.iterdir())
+    assert program._run is jitted
+
+
+def test_a_process_outlived_by_an_edit_stores_nothing(programs, monkeypatch):
+    monkeypatch.setattr(stored, "_IMPORTED", 0.0)  # every source file is newer than the import
+    assert not stored.fresh()
+    with jax.enable_x64(True):
+        result = np.asarray(stored.Stored(jax.jit(_program), ("tanh", 1))(*ARGS))
+        assert np.array_equal(result, np.asarray(jax.jit(_program)(*ARGS)))
+    assert not any(programs.iterdir())
+
+
+def test_only_the_tables_entries_as_imported_are_stored(programs):
+    from manual import CATALOGUE, MSE, Activation
+    from reference import fast
+
+    assert stored.is_table_entry(CATALOGUE["tanh"]) and stored.is_table_entry(MSE)
+    stand_in = Activation("tanh", lambda z, xp: xp.tanh(z), lambda z, xp: 1 - xp.tanh(z) ** 2, formula="")
+    assert not stored.is_table_entry(stand_in)
+    assert not fast._tables_only((CATALOGUE["identity"], stand_in), (MSE,))
+    assert fast._tables_only(fast.catalogue_branches(), (MSE,))
 
 
 def test_only_the_most_recently_used_programs_are_kept(programs, monkeypatch):
