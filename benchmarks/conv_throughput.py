@@ -169,20 +169,26 @@ def run_fast(cases: list[LayerCase], tally: Tally, pool: concurrent.futures.Exec
     """Verified networks per second with ``reference.conv_fast``, PIECE networks a call. With a
     ``pool`` (one more process, as ``verify`` uses both cores) a piece is judged there while
     this process runs the oracle on the next one, and here whenever the other process still has
-    ``judges.WAITING`` pieces to do; its seconds are added to the tally's split all the same."""
+    ``judges.WAITING`` pieces to do, or has not started a piece by the end; its seconds are added
+    to the tally's split all the same."""
     start = time.perf_counter()
-    waiting: list[concurrent.futures.Future] = []
+    waiting: list[tuple[concurrent.futures.Future, list]] = []
     for begin in range(0, len(cases), PIECE):
         piece = cases[begin : begin + PIECE]
         before = time.perf_counter()
         refs = conv_fast.layer_autodiff_many([(c.network, c.x, c.y, c.loss) for c in piece])
         tally.seconds["oracle"] += time.perf_counter() - before
-        if pool is not None and sum(not f.done() for f in waiting) < judges.WAITING:
-            waiting.append(pool.submit(judge_piece, judges.dumps(list(zip(piece, refs, strict=True)))))
+        if pool is not None and sum(not f.done() for f, _ in waiting) < judges.WAITING:
+            pairs = list(zip(piece, refs, strict=True))
+            waiting.append((pool.submit(judge_piece, judges.dumps(pairs)), pairs))
             continue
         for case, ref in zip(piece, refs, strict=True):
             tally.judge(case, ref)
-    for future in waiting:
+    for future, sent in waiting:
+        if future.cancel():  # not started there: judged here rather than waited for (judges.reclaim)
+            for case, ref in sent:
+                tally.judge(case, ref)
+            continue
         there = Tally()
         vars(there).update(judges.loads(future.result()))
         tally.add(there)
