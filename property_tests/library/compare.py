@@ -272,9 +272,9 @@ def mixed_sensitivity(g: VectorActivation, z: np.ndarray, v: np.ndarray) -> np.n
     ``tolerances.SECOND_DERIVATIVE_RATIO`` (z's shape, v non-negative): the terms of J_gᵀv
     with the Jacobian sized one unit (``tolerances.REACH``) past z, as an elementwise g′ is
     (``scales``). Its own terms (``mixed_terms``) are not enough: a GLU's ∂aᵢ/∂sᵢ = uᵢh′(sᵢ) is
-    as small as uᵢ, yet an error Δu moves it by h′(sᵢ)·Δu, so with uᵢ a sum that cancels to
-    1e-5 an error of u·1e-1 in it moves δ by 1e4 times u·|terms|. A softmax-like map's terms
-    (vᵢ + Σⱼvⱼ) already bound how its Jacobian moves."""
+    as small as uᵢ, yet an error Δu moves it by h′(sᵢ)·Δu, so where uᵢ is a sum that cancelled
+    to 1e-5, its rounding moves δ 1e5 times more than those terms allow. A softmax-like map's
+    terms (vᵢ + Σⱼvⱼ) already bound how its Jacobian moves."""
     terms = mixed_terms(g, z, v)
     if g.mixes == "row":
         return terms
