@@ -233,11 +233,12 @@ _FIELDS = ("slope_right", "slope_left", "noise_right", "noise_left", "on_grid")
 
 
 def _profile_path(g):
-    from manual import CATALOGUE
+    """Where g's profile is kept, or ``None`` when the cache is off or g is not one of manual's
+    table entries as imported (a user's activation, a stand-in put in the catalogue later)."""
     from reference import stored
 
     folder = stored.folder()
-    if folder is None or CATALOGUE.get(getattr(g, "name", "")) is not g or not stored.is_table_entry(g):
+    if folder is None or not stored.is_table_entry(g):
         return None
     return folder.parent / "profiles" / (stored.digest(("profile", g.name), (Path(__file__),)) + ".npz")
 
