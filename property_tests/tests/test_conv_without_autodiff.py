@@ -209,7 +209,9 @@ def test_rows_read_by_no_window_get_no_gradient(case):
 
 
 def test_the_strategy_draws_what_it_promises():
-    budget = settings(max_examples=500, database=None, phases=[Phase.generate])  # the first found, not shrunk
+    # The first found, not shrunk; derandomized, so that a rare corner missed by one random run
+    # cannot fail the quick tier now and then: the same 500 draws every run.
+    budget = settings(max_examples=500, database=None, phases=[Phase.generate], derandomize=True)
     ragged = find(
         conv_cases(),
         lambda c: (
