@@ -59,7 +59,7 @@ from manual import (
 )
 
 from . import plain, stored
-from .plain import Reference
+from .plain import Reference, stand_in
 
 BASE_DEPTH, BASE_WIDTH, BASE_BATCH = 6, 16, 32
 CHUNK = 64
@@ -121,12 +121,13 @@ def branches_for(networks: Sequence[Network]) -> tuple[AnyActivation, ...]:
     networks use only catalogue activations (one program for all of them); otherwise identity
     (for the padding layers), the activations used, in first-seen order, and the output maps (a
     small program for a user's own activations)."""
-    return branches_for_pool(list(dict.fromkeys(g for net in networks for g in net.g[1:] if g is not None)))
+    return branches_for_pool(list(dict.fromkeys(stand_in(g) for net in networks for g in net.g[1:] if g is not None)))
 
 
 def branches_for_pool(activations: Sequence[AnyActivation]) -> tuple[AnyActivation, ...]:
     """``branches_for`` every network built from ``activations`` and the output maps, so that
     all of them, and any subset, share one compiled program."""
+    activations = [stand_in(g) for g in activations]
     catalogue = catalogue_branches()
     if all(g in catalogue for g in activations):
         return catalogue
@@ -322,7 +323,7 @@ def _pad(network: Network, x: np.ndarray, y: np.ndarray, shape: Shape, branches,
         rows = placement(g, units, W)
         theta[k - 1, rows, :cols] = theta_k
         b[k - 1, rows] = network.b[k]
-        index[k - 1] = branches.index(g)
+        index[k - 1] = branches.index(stand_in(g))
         live[k - 1, :n, rows] = True
         if g in OUTPUT_MAPS.values():  # softmax-like: padded units take no share of the row
             b[k - 1, np.setdiff1d(np.arange(W), rows)] = SWITCHED_OFF

@@ -1,16 +1,21 @@
 """The fast reference against the plain oracle, and how the reference treats JAX's settings."""
 
+import dataclasses
 import subprocess
 import sys
 from typing import TypedDict
 
+import numpy as np
+import pytest
 from hypothesis import given, settings
 
+from manual import CATALOGUE, PARAMETRIC, VECTOR_ACTIVATIONS, VectorActivation
+from manual.network import init_network
 from property_tests.banks import broken
 from property_tests.banks.controls import rejects
 from property_tests.library import properties
 from property_tests.library.strategies import cases, loss_cases
-from reference import fast
+from reference import fast, plain
 
 
 class Sizes(TypedDict):
@@ -61,3 +66,40 @@ def test_importing_reference_leaves_jax_in_float32_mode():
 def test_manual_never_imports_jax():
     code = "import sys, manual; assert 'jax' not in sys.modules, 'manual imported JAX'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+TABLE_ENTRIES = [*CATALOGUE.values(), *PARAMETRIC.values(), *VECTOR_ACTIVATIONS.values()]
+
+
+@pytest.mark.parametrize("g", TABLE_ENTRIES, ids=lambda g: g.name)
+def test_a_copy_with_another_hand_derivative_stands_in_for_its_entry(g):
+    """Autodiff reads forwards only: a copy that differs in its name and hand derivatives (the
+    negative controls' copies) is differentiated through its table entry's program."""
+    hand = {f.name: getattr(g, f.name) for f in dataclasses.fields(g) if f.name in plain.HAND_FIELDS}
+    changed = {name: (lambda *args: None) if callable(v) else v for name, v in hand.items()}
+    copy = dataclasses.replace(g, **{**changed, "name": g.name + "_copy"})
+    assert plain.stand_in(copy) is g
+    assert plain.stand_in(g) is g
+
+
+@pytest.mark.parametrize("g", TABLE_ENTRIES[:3] + TABLE_ENTRIES[-3:], ids=lambda g: g.name)
+def test_a_copy_with_another_forward_stands_for_itself(g):
+    """The control: the same maths behind another function object (a user's own) is not taken
+    for the entry, nor is the entry with a layout of its own."""
+    forward = g.forward
+    own = dataclasses.replace(g, forward=lambda *args: forward(*args))
+    assert plain.stand_in(own) is own
+    if isinstance(g, VectorActivation):
+        regrouped = dataclasses.replace(g, group=g.group + 1)
+        assert plain.stand_in(regrouped) is regrouped
+
+
+def test_a_network_with_a_copy_gets_the_entrys_gradients():
+    rng = np.random.default_rng(0)
+    tanh = CATALOGUE["tanh"]
+    net = init_network([3, 4, 2], [tanh, CATALOGUE["identity"]], rng)
+    x, y = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    copy = dataclasses.replace(net, g=(None, broken.off_by(tanh), net.g[2]))
+    for autodiff in (plain.autodiff, fast.autodiff):
+        ours, theirs = autodiff(net, x, y), autodiff(copy, x, y)
+        assert all(np.array_equal(u, v) for u, v in zip(ours.delta[1:], theirs.delta[1:], strict=True))
