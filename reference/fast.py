@@ -121,13 +121,13 @@ def branches_for(networks: Sequence[Network]) -> tuple[AnyActivation, ...]:
     networks use only catalogue activations (one program for all of them); otherwise identity
     (for the padding layers), the activations used, in first-seen order, and the output maps (a
     small program for a user's own activations)."""
-    return branches_for_pool(list(dict.fromkeys(stand_in(g) for net in networks for g in net.g[1:] if g is not None)))
+    return branches_for_pool(list(dict.fromkeys(g for net in networks for g in net.g[1:] if g is not None)))
 
 
 def branches_for_pool(activations: Sequence[AnyActivation]) -> tuple[AnyActivation, ...]:
     """``branches_for`` every network built from ``activations`` and the output maps, so that
     all of them, and any subset, share one compiled program."""
-    activations = [stand_in(g) for g in activations]
+    activations = list(dict.fromkeys(stand_in(g) for g in activations))  # copies of an entry: the entry
     catalogue = catalogue_branches()
     if all(g in catalogue for g in activations):
         return catalogue
