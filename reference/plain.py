@@ -130,12 +130,13 @@ whole chunks and fed one chunk at a time, so that one compilation serves every s
 def derivatives(gs: Sequence[Activation], z: np.ndarray) -> list[np.ndarray]:
     """``derivative(g, z)`` for every g of ``gs``, from one compiled program (compiling one
     program per activation costs some 0.1 s each; the catalogue's 22 together take 0.6 s).
-    Catalogue entries (``stand_in``) all come from the one program of the whole catalogue, so
-    that a process compiles it once, whichever entries it asks for."""
+    Catalogue entries (``stand_in``) on one chunk of z come from the one program of the whole
+    catalogue, so that a process compiles it once, whichever entries it asks for; on more, the
+    other entries' work would cost more than a compilation, and gs get a program of their own."""
     gs = tuple(stand_in(g) for g in gs)
-    catalogue = tuple(CATALOGUE.values())
-    program = catalogue if all(g in catalogue for g in gs) else gs
     flat = np.asarray(z, np.float64).ravel()
+    catalogue = tuple(CATALOGUE.values())
+    program = catalogue if flat.size <= CHUNK and all(g in catalogue for g in gs) else gs
     if flat.size == 0:
         return [np.zeros(np.shape(z)) for _ in gs]
     chunks = -(-flat.size // CHUNK)
