@@ -138,9 +138,30 @@ def drawn(name: str, seed: int) -> tuple[ParametricActivation, np.ndarray, list]
 # --- autodiff -----------------------------------------------------------------------------------
 
 
+# Autodiff is compiled once per entry (and shape) with ``jax.jit``: run op by op, every operation
+# of a forward would be compiled on its own for each new shape, which is most of this file's time.
+
+
 @cache
 def _elementwise_partials(g: ParametricActivation):
     return jax.jit(jax.vmap(jax.grad(lambda z, p: g.forward(z, p, jnp), argnums=(0, 1))))
+
+
+@cache
+def _pullback_in_parameters(g: ParametricActivation):
+    """(z, p, w) ↦ wᵀ ∂g(z; p)/∂p by ``jax.vjp`` in p."""
+    return jax.jit(lambda z, p, w: jax.vjp(lambda q: g.forward(z, q, jnp), p)[1](w)[0])
+
+
+@cache
+def _pullback(g: VectorActivation):
+    """(z, v) ↦ J_g(z)ᵀ v by ``jax.vjp``."""
+    return jax.jit(lambda z, v: jax.vjp(lambda x: g.forward(x, jnp), z)[1](v)[0])
+
+
+@cache
+def _jitted(f):
+    return jax.jit(f)
 
 
 def autodiff_partials(g: ParametricActivation, z: np.ndarray, p) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -290,8 +311,7 @@ def gradient_in_parameters_matches(g, z, p, w, hand=None) -> None:
     the reduction the module docstring describes, done here as the backward pass will do it."""
     hand = g.parameter_derivatives(z, p, np) if hand is None else hand
     with jax.enable_x64(True):
-        _, pullback = jax.vjp(lambda q: g.forward(jnp.asarray(z), q, jnp), {k: jnp.asarray(v) for k, v in p.items()})
-        (expected,) = pullback(jnp.asarray(w))
+        expected = _pullback_in_parameters(g)(jnp.asarray(z), {k: jnp.asarray(v) for k, v in p.items()}, jnp.asarray(w))
     _, elementwise = autodiff_partials(g, z, p)
     size = scales(g, z, p)
     for name, value in p.items():
@@ -340,6 +360,12 @@ def test_jnp_abs_derivative_at_zero_is_one_here():
         assert float(jax.grad(lambda x: x * jnp.sign(x))(0.0)) == 0.0
 
 
+def types_of(f, xp, *args):
+    """The dtypes and shapes of what ``f(*args)`` returns: computed under NumPy, traced under
+    jax.numpy (``jax.eval_shape``: JAX's type rules without compiling a program)."""
+    return f(*args) if xp is np else jax.eval_shape(f, *args)
+
+
 @pytest.mark.parametrize("name", PARAMETRIC_NAMES)
 @pytest.mark.parametrize("xp", [np, jnp], ids=["numpy", "jax.numpy"])
 def test_float32_stays_float32(name, xp):
@@ -349,11 +375,16 @@ def test_float32_stays_float32(name, xp):
     with jax.enable_x64(True):  # so that a float64 parameter could promote under jax.numpy too
         for _, p in parameter_sets(g, 5):
             for values in (p, {k: v.astype(np.float32) for k, v in p.items()}):
-                outputs = [
-                    g.forward(xp.asarray(z), values, xp),
-                    g.derivative(xp.asarray(z), values, xp),
-                    *g.parameter_derivatives(xp.asarray(z), values, xp).values(),
-                ]
+                outputs = types_of(
+                    lambda z, q: [
+                        g.forward(z, q, xp),
+                        g.derivative(z, q, xp),
+                        *g.parameter_derivatives(z, q, xp).values(),
+                    ],
+                    xp,
+                    z,
+                    values,
+                )
                 assert all(out.dtype == np.float32 and out.shape == z.shape for out in outputs)
 
 
@@ -379,7 +410,7 @@ def test_bind_gives_a_plain_activation(name):
         assert np.array_equal(bound.forward(z, np), g.forward(z, p, np))
         assert np.array_equal(bound.derivative(z, np), g.derivative(z, p, np))
         with jax.enable_x64(True):  # the bound forward is what the reference would differentiate
-            dz = jax.vmap(jax.grad(lambda row, g=bound: jnp.sum(g.forward(row, jnp))))(jnp.asarray(z))
+            dz = jax.jit(jax.vmap(jax.grad(lambda row, g=bound: jnp.sum(g.forward(row, jnp)))))(jnp.asarray(z))
         assert_agree(bound.derivative(z, np), np.asarray(dz), f"{name}(bound)′", scales(g, z, p)["z"], z)
         kept = {k: v.copy() for k, v in p.items()}
         for v in p.values():
@@ -569,8 +600,7 @@ def vjp_scale(g, z, v):
 
 def autodiff_vjp(g: VectorActivation, z, v):
     with jax.enable_x64(True):
-        _, pullback = jax.vjp(lambda x: g.forward(x, jnp), jnp.asarray(z))
-        return np.asarray(pullback(jnp.asarray(v))[0])
+        return np.asarray(_pullback(g)(jnp.asarray(z), jnp.asarray(v)))
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -589,9 +619,10 @@ def test_glu_forwards_gate_the_second_half_as_jax_nn_glu(name):
     z = rows(g, np.random.default_rng(4), 8)
     u, s = z[:, :4], z[:, 4:]
     with jax.enable_x64(True):
-        expected = np.asarray(jax.nn.glu(z) if name == "glu" else u * JAX_GATES[name](jnp.asarray(s)))
+        expected = np.asarray(_jitted(jax.nn.glu)(z) if name == "glu" else u * _jitted(JAX_GATES[name])(jnp.asarray(s)))
         for xp in (np, jnp):
-            assert_agree(np.asarray(g.forward(xp.asarray(z), xp)), expected, name, np.abs(u) + 1)
+            forward = (lambda x: g.forward(x, np)) if xp is np else jax.jit(lambda x: g.forward(x, jnp))
+            assert_agree(np.asarray(forward(z)), expected, name, np.abs(u) + 1)
 
 
 @pytest.mark.parametrize(
@@ -622,7 +653,7 @@ def test_vector_float32_stays_float32(name, xp):
     g = VECTOR_ACTIVATIONS[name]
     z, v = (x.astype(np.float32) for x in rows_and_cotangents(g, 6, 2))
     with jax.enable_x64(True):
-        a, back = g.forward(xp.asarray(z), xp), g.vjp(xp.asarray(z), xp.asarray(v), xp)
+        a, back = types_of(lambda z, v: (g.forward(z, xp), g.vjp(z, v, xp)), xp, z, v)
     assert a.dtype == back.dtype == np.float32 and a.shape == v.shape and back.shape == z.shape
 
 
@@ -668,7 +699,7 @@ def test_control_glu_with_halves_swapped_is_rejected(name):
     # and its forward is not jax.nn.glu's
     with jax.enable_x64(True):
         u, s = z[:, :4], z[:, 4:]
-        reference = np.asarray(u * JAX_GATES[name](jnp.asarray(s)))
+        reference = np.asarray(u * _jitted(JAX_GATES[name])(jnp.asarray(s)))
     assert agrees(g.forward(z, np), reference, np.abs(u) + 1)
     assert not agrees(swapped.forward(z, np), reference, np.abs(u) + 1)
 
