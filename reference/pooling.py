@@ -9,6 +9,7 @@ divides by the full window size, padding included. They are plain jnp functions:
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +41,12 @@ def flatten(x):
 def pool_vjp(pool: Callable, x: np.ndarray, delta: np.ndarray, *config) -> tuple[np.ndarray, np.ndarray]:
     """z = pool(x, *config) and δᵀ∂z/∂x = ∂Eₜ/∂x, by ``jax.vjp``, in float64, as NumPy arrays."""
     with jax.enable_x64(True):
-        z, pullback = jax.vjp(lambda a: pool(a, *config), jnp.asarray(x, jnp.float64))
-        (grad,) = pullback(jnp.asarray(delta, jnp.float64))
+        z, grad = _pool_vjp(pool, jnp.asarray(x, jnp.float64), jnp.asarray(delta, jnp.float64), config)
         return np.asarray(z), np.asarray(grad)
+
+
+@partial(jax.jit, static_argnums=(0, 3))  # one program per pooling, shape and settings
+def _pool_vjp(pool: Callable, x, delta, config: tuple):
+    z, pullback = jax.vjp(lambda a: pool(a, *config), x)
+    (grad,) = pullback(delta)
+    return z, grad

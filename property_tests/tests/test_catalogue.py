@@ -36,9 +36,9 @@ def test_catalogue_covers_jax_nn():
 def forward_matches(g, z, jax_f, xp=np):
     """g's forward, in NumPy (the hand derivation's) or in jax.numpy (the one the reference
     differentiates), against ``jax_f``."""
-    with jax.enable_x64(True):
-        expected = np.asarray(jax_f(jax.numpy.asarray(z)))
-        mine = np.asarray(g.forward(z if xp is np else jax.numpy.asarray(z), xp))
+    with jax.enable_x64(True):  # JAX's side compiled whole (op by op, each operation compiles)
+        expected = np.asarray(jax.jit(jax_f)(jax.numpy.asarray(z)))
+        mine = np.asarray(g.forward(z, np) if xp is np else jax.jit(lambda s: g.forward(s, xp))(z))
     f = tol.slope_scale(g)
     size = np.abs(expected) + f * np.abs(z)  # the size of the terms g is computed from
     allowed = 2 * tol.scale(np.float64) * tol.ELEMENTARY_ULPS * size + tol.floor(np.float64, 1)
@@ -122,8 +122,9 @@ def test_derivative_within_ulps_of_kinks(name, dtype):
 def test_kink_convention_matches_jax_nn(name):
     g = CATALOGUE[name]
     with jax.enable_x64(True):
-        jax_value = [float(jax.grad(JAX_NN[name])(jax.numpy.float64(k))) for k in g.kinks]
-        mine_under_jax = [float(jax.grad(lambda s: g.forward(s, jax.numpy))(jax.numpy.float64(k))) for k in g.kinks]
+        kinks = jax.numpy.asarray(g.kinks, jax.numpy.float64)
+        jax_value = jax.jit(jax.vmap(jax.grad(JAX_NN[name])))(kinks).tolist()
+        mine_under_jax = jax.jit(jax.vmap(jax.grad(lambda s: g.forward(s, jax.numpy))))(kinks).tolist()
     mine = g.derivative(np.asarray(g.kinks), np).tolist()
     assert mine == jax_value, f"{name}: g′ at kinks {g.kinks} is {mine}, jax.nn gives {jax_value}"
     assert mine_under_jax == jax_value, "the forward's own autodiff must follow jax.nn's convention"
