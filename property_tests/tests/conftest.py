@@ -2,10 +2,15 @@ import os
 
 import pytest
 
-from property_tests.library import profiles
+from property_tests.library import profiles, runtime
 from property_tests.tests.sweeps import selected
 
 profiles.load()
+
+# JAX's compilation cache, as the command uses it (``runtime``: the programs that take 0.2 s or
+# more to compile, in BACKPROP_CHECK_CACHE's folder, or none with ``off``), from the first test
+# on: the workers share what the other compiled, and a later run, ``verify``'s programs.
+runtime.use_compilation_cache()
 
 # pytest's workers (-n auto) have the cores already: `verify` run by a test judges in its own
 # process unless the test asks for a second one (test_judges.py).
