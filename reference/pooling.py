@@ -41,7 +41,8 @@ def flatten(x):
 def pool_vjp(pool: Callable, x: np.ndarray, delta: np.ndarray, *config) -> tuple[np.ndarray, np.ndarray]:
     """z = pool(x, *config) and δᵀ∂z/∂x = ∂Eₜ/∂x, by ``jax.vjp``, in float64, as NumPy arrays."""
     with jax.enable_x64(True):
-        z, grad = _pool_vjp(pool, jnp.asarray(x, jnp.float64), jnp.asarray(delta, jnp.float64), config)
+        settings = tuple(tuple(int(v) for v in pair) for pair in config)  # hashable: part of the program
+        z, grad = _pool_vjp(pool, jnp.asarray(x, jnp.float64), jnp.asarray(delta, jnp.float64), settings)
         return np.asarray(z), np.asarray(grad)
 
 
