@@ -91,8 +91,10 @@ def _round_up(size: int, base: int) -> int:
 
 
 def catalogue_branches() -> tuple[Activation | OutputMap, ...]:
-    """Every catalogue activation and output map: the branches of the one shared program."""
-    return tuple(CATALOGUE.values()) + tuple(OUTPUT_MAPS.values())
+    """Every catalogue activation and output map: the branches of the one shared program. An
+    entry swapped in the table for a copy with other hand derivatives (a mutant's, a negative
+    control's) is still the entry here (``plain.stand_in``): autodiff's program is the same."""
+    return tuple(stand_in(g) for g in (*CATALOGUE.values(), *OUTPUT_MAPS.values()))
 
 
 KINDS_ELEMENTWISE = ("tanh", "relu", "gelu", "sigmoid")
@@ -103,13 +105,14 @@ def kinds_branches() -> tuple[AnyActivation, ...]:
     """The program for networks with the newer kinds: identity (for the padding layers), a few
     elementwise activations to mix with them, the activations with parameters, the maps that
     mix units, and softmax and log_softmax."""
-    return (
+    entries = (
         IDENTITY,
         *(CATALOGUE[name] for name in KINDS_ELEMENTWISE),
         *PARAMETRIC.values(),
         *VECTOR_ACTIVATIONS.values(),
         *OUTPUT_MAPS.values(),
     )
+    return tuple(stand_in(g) for g in entries)  # a swapped-in copy: its entry (catalogue_branches)
 
 
 PARAMETERS = max(len(g.parameters) for g in PARAMETRIC.values())
@@ -293,7 +296,7 @@ def losses_for(branches: tuple[AnyActivation, ...], losses: Sequence[Loss]) -> t
     if (
         all(loss in LOSSES.values() for loss in used)
         and IDENTITY in branches
-        and all(g in CATALOGUE.values() or g in kinds_branches() for g in branches)
+        and all(g in catalogue_branches() or g in kinds_branches() for g in branches)
     ):
         return tuple(LOSSES.values())
     return used

@@ -94,6 +94,26 @@ def test_a_copy_with_another_forward_stands_for_itself(g):
         assert plain.stand_in(regrouped) is regrouped
 
 
+def test_a_table_entry_swapped_for_a_copy_keeps_the_shared_programs(monkeypatch):
+    """A mutant or a negative control that swaps a catalogue entry for a copy with another hand
+    derivative leaves the shared programs' branches as they were: no program of its own."""
+    before = fast.catalogue_branches(), fast.kinds_branches()
+    copy = broken.off_by(CATALOGUE["sigmoid"], 1e-6)
+    monkeypatch.setitem(CATALOGUE, "sigmoid", copy)
+    assert (fast.catalogue_branches(), fast.kinds_branches()) == before
+    assert fast.branches_for_pool([copy, CATALOGUE["tanh"]]) == before[0]
+
+
+def test_a_table_entry_swapped_for_another_forward_changes_the_programs(monkeypatch):
+    """The control: an entry swapped for the same maths behind another function is its own."""
+    before = fast.catalogue_branches(), fast.kinds_branches()
+    sigmoid = CATALOGUE["sigmoid"]
+    own = dataclasses.replace(sigmoid, forward=lambda z, xp: sigmoid.forward(z, xp))
+    monkeypatch.setitem(CATALOGUE, "sigmoid", own)
+    assert own in fast.catalogue_branches() and fast.catalogue_branches() != before[0]
+    assert own in fast.kinds_branches() and fast.kinds_branches() != before[1]
+
+
 def test_a_network_with_a_copy_gets_the_entrys_gradients():
     rng = np.random.default_rng(0)
     tanh = CATALOGUE["tanh"]
