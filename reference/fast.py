@@ -131,13 +131,13 @@ def branches_for_pool(activations: Sequence[AnyActivation]) -> tuple[AnyActivati
     """``branches_for`` every network built from ``activations`` and the output maps, so that
     all of them, and any subset, share one compiled program."""
     activations = list(dict.fromkeys(stand_in(g) for g in activations))  # copies of an entry: the entry
-    catalogue = catalogue_branches()
+    catalogue, kinds = catalogue_branches(), kinds_branches()
     if all(g in catalogue for g in activations):
         return catalogue
-    if all(g in kinds_branches() for g in activations):
-        return kinds_branches()
-    if all(g in catalogue or g in kinds_branches() for g in activations):
-        return tuple(dict.fromkeys([*kinds_branches(), *catalogue]))
+    if all(g in kinds for g in activations):
+        return kinds
+    if all(g in catalogue or g in kinds for g in activations):
+        return tuple(dict.fromkeys([*kinds, *catalogue]))
     return tuple(dict.fromkeys([IDENTITY, *activations, *OUTPUT_MAPS.values()]))
 
 
@@ -293,11 +293,8 @@ def losses_for(branches: tuple[AnyActivation, ...], losses: Sequence[Loss]) -> t
     the losses used (that program is compiled for one check). A loss from outside the catalogue
     always gets a program of its own."""
     used = tuple(dict.fromkeys(losses))
-    if (
-        all(loss in LOSSES.values() for loss in used)
-        and IDENTITY in branches
-        and all(g in catalogue_branches() or g in kinds_branches() for g in branches)
-    ):
+    shared = (*catalogue_branches(), *kinds_branches())  # a tuple: a user's activation may not hash
+    if all(loss in LOSSES.values() for loss in used) and IDENTITY in branches and all(g in shared for g in branches):
         return tuple(LOSSES.values())
     return used
 
