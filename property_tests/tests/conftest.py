@@ -9,7 +9,8 @@ profiles.load()
 
 # JAX's compilation cache, as the command uses it (``runtime``: the programs that take 0.2 s or
 # more to compile, in BACKPROP_CHECK_CACHE's folder, or none with ``off``), from the first test
-# on: the workers share what the other compiled, and a later run, ``verify``'s programs.
+# on: each worker reads what the other compiled, and a run reads what earlier runs and
+# ``verify`` compiled.
 runtime.use_compilation_cache()
 
 # pytest's workers (-n auto) have the cores already: `verify` run by a test judges in its own
