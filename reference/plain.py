@@ -135,10 +135,10 @@ def derivatives(gs: Sequence[Activation], z: np.ndarray) -> list[np.ndarray]:
     other entries' work would cost more than a compilation, and gs get a program of their own."""
     gs = tuple(stand_in(g) for g in gs)
     flat = np.asarray(z, np.float64).ravel()
-    catalogue = tuple(CATALOGUE.values())
-    program = catalogue if flat.size <= CHUNK and all(g in catalogue for g in gs) else gs
     if flat.size == 0:
         return [np.zeros(np.shape(z)) for _ in gs]
+    catalogue = tuple(stand_in(g) for g in CATALOGUE.values())  # an entry swapped for a copy: the entry
+    program = catalogue if flat.size <= CHUNK and all(g in catalogue for g in gs) else gs
     chunks = -(-flat.size // CHUNK)
     padded = np.concatenate([flat, np.full(chunks * CHUNK - flat.size, flat[0])]).reshape(chunks, CHUNK)
     with jax.enable_x64(True):

@@ -102,6 +102,11 @@ def test_a_table_entry_swapped_for_a_copy_keeps_the_shared_programs(monkeypatch)
     monkeypatch.setitem(CATALOGUE, "sigmoid", copy)
     assert (fast.catalogue_branches(), fast.kinds_branches()) == before
     assert fast.branches_for_pool([copy, CATALOGUE["tanh"]]) == before[0]
+    plain._g_primes.clear_cache()
+    plain.derivatives([copy], np.linspace(-3, 3, 7))
+    compiled = plain._g_primes._cache_size()
+    plain.derivatives([CATALOGUE["tanh"]], np.linspace(-3, 3, 7))
+    assert plain._g_primes._cache_size() == compiled == 1, "g′ of the swapped entry: the whole catalogue's program"
 
 
 def test_a_table_entry_swapped_for_another_forward_changes_the_programs(monkeypatch):
