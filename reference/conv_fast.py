@@ -84,6 +84,7 @@ import numpy as np
 from manual import CATALOGUE, CROSS_ENTROPY, MSE, SOFTMAX, Loss
 from manual.layers import LayerNetwork, kind_of
 
+from . import stored
 from .layers import LayerReference
 
 ELEMENTWISE = tuple(CATALOGUE.values())
@@ -545,12 +546,17 @@ def compiled(template: Template, mapping: str = "map"):
     them (every branch runs, then each network's is selected). The template's sizes reach the
     program as its arguments' shapes, so one program serves every network of the template."""
     if mapping == "map":
-        return jax.jit(
+        jitted = jax.jit(
             lambda params, data, real: jax.lax.map(lambda args: _program_or_skip(*args), (params, data, real))
         )
-    if mapping == "vmap":
-        return jax.jit(jax.vmap(lambda params, data, real: _program(params, data)))
-    raise ValueError(f"mapping must be 'map' or 'vmap', not {mapping!r}")
+    elif mapping == "vmap":
+        jitted = jax.jit(jax.vmap(lambda params, data, real: _program(params, data)))
+    else:
+        raise ValueError(f"mapping must be 'map' or 'vmap', not {mapping!r}")
+    if not all(stored.is_table_entry(entry) for entry in (*DENSE_MAPS, *LOSSES)):
+        return jitted
+    # Made of manual's tables only: traced once, then read back in later runs (``stored``).
+    return stored.Stored(jitted, ("conv_fast", repr(template), mapping))
 
 
 # --- back to each network's own shapes -------------------------------------------------------

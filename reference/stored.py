@@ -115,15 +115,17 @@ def digest(parts: tuple, files: tuple[Path, ...] = ()) -> str:
 
 
 def name(parts: tuple, args: tuple) -> str:
-    """The file name of a program: a hash of everything it depends on (see the module docstring)."""
-    specs = tuple((np.shape(a), np.result_type(a).str) for a in args)
-    return digest((parts, specs)) + ".jaxexport"
+    """The file name of a program: a hash of everything it depends on (see the module docstring).
+    ``args`` may be nested (lists and dicts of arrays): their structure is part of the name."""
+    leaves, structure = jax.tree_util.tree_flatten(args)
+    specs = tuple((np.shape(a), np.result_type(a).str) for a in leaves)
+    return digest((parts, str(structure), specs)) + ".jaxexport"
 
 
 class Stored:
-    """``jitted`` (a ``jax.jit`` function of arrays only) run through its exported form, read
-    from ``folder()`` when a run before stored it. ``parts`` name what the program is made of;
-    ``options`` are ``jax.jit``'s for the exported program."""
+    """``jitted`` (a ``jax.jit`` function of arrays, or of lists and dicts of them) run through
+    its exported form, read from ``folder()`` when a run before stored it. ``parts`` name what
+    the program is made of; ``options`` are ``jax.jit``'s for the exported program."""
 
     def __init__(self, jitted: Any, parts: tuple, **options: Any) -> None:
         self.jitted, self.parts, self.options = jitted, parts, options

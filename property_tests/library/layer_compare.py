@@ -40,7 +40,8 @@ from property_tests.library.layer_bounds import (
     gradient_terms,
 )
 from property_tests.library.layer_strategies import LayerCase
-from reference.layers import LayerReference
+from reference import conv_fast
+from reference.layers import LayerReference, layer_autodiff
 
 IDENTITY = CATALOGUE["identity"]
 
@@ -283,3 +284,21 @@ def manual_pass(case: LayerCase) -> tuple:
 
 def failures(comparisons: list[Comparison]) -> list[Comparison]:
     return [c for c in comparisons if not c.passed]
+
+
+TEMPLATE = conv_fast.STANDARD[-1]
+"""The largest standard template of ``reference.conv_fast``: it holds every network that
+``layer_strategies.layer_cases()`` draws (``test_conv_fast``)."""
+
+
+def autodiff(case: LayerCase) -> LayerReference:
+    """``jax.grad``'s values for the case, in float64: from ``reference.conv_fast`` when its
+    largest standard template holds the network (one program for every architecture, compiled
+    once and read back in later runs), else from ``reference.layers`` (a program for each
+    architecture, about half a second to compile). ``test_conv_fast`` shows that the two agree
+    to within float64 rounding, as ``test_reference`` does for the dense oracles."""
+    try:
+        conv_fast.check_fits(case.network, case.n, case.loss, TEMPLATE)
+    except ValueError:
+        return layer_autodiff(case.network, case.x, case.y, loss=case.loss)
+    return conv_fast.layer_autodiff(case.network, case.x, case.y, loss=case.loss, template=TEMPLATE)

@@ -165,9 +165,11 @@ def layer_cases(
     cross-entropy and one-hot targets, every other output with the mean squared error."""
     dtype = np.dtype(dtype)
 
+    architectures = layer_architectures(activations=activations, max_blocks=max_blocks, pool_first=ties)
+
     @st.composite
     def draw(draw_) -> LayerCase:
-        in_shape, stack = draw_(layer_architectures(activations=activations, max_blocks=max_blocks, pool_first=ties))
+        in_shape, stack = draw_(architectures)
         scale = draw_(st.sampled_from([0.5, 1.0, 2.0]))
         params: list[dict | None] = [None]  # index 0, the input layer, has none
         shape = in_shape
@@ -262,9 +264,11 @@ def mixed_layer_cases(
     network with BatchNorm gets at least two examples."""
     dtype = np.dtype(dtype)
 
+    architectures = mixed_layer_architectures(activations=activations, conv_front=conv_front)
+
     @st.composite
     def draw(draw_) -> LayerCase:
-        in_shape, stack = draw_(mixed_layer_architectures(activations=activations, conv_front=conv_front))
+        in_shape, stack = draw_(architectures)
         scale = draw_(st.sampled_from([0.5, 1.0, 2.0]))
         params: list[dict | None] = [None]  # index 0, the input layer, has none
         shape = in_shape

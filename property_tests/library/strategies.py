@@ -215,22 +215,23 @@ def networks(
 ) -> st.SearchStrategy[Network]:
     """Weights Θ⁽ᵏ⁾ = s·U/√n_{k−1} and biases b⁽ᵏ⁾ = s·U/√n_{k−1}, U elementwise in [−1, 1], s drawn
     from ``weight_scale`` once per network."""
-    scales = _scale("weight_scale", weight_scale)
+    return _network(architecture, _scale("weight_scale", weight_scale), np.dtype(dtype))
 
-    @st.composite
-    def draw(draw_) -> Network:
-        s = draw_(scales)
-        theta, b, p = [None], [None], [None]
-        n_in = architecture.widths[0]
-        for g, n_out in zip(architecture.g, architecture.widths[1:], strict=True):
-            std = np.asarray(s / np.sqrt(n_in), dtype)
-            theta.append(draw_(unit_arrays((n_out, n_in), dtype=dtype)) * std)
-            b.append(draw_(unit_arrays((n_out,), dtype=dtype)) * std)
-            p.append(draw_(parameter_values(g, n_out, dtype=dtype)) if isinstance(g, ParametricActivation) else None)
-            n_in = output_width(g, n_out)
-        return Network(tuple(theta), tuple(b), (None,) + architecture.g, tuple(p))
 
-    return draw()
+@st.composite
+def _network(draw_, architecture: Architecture, scales: st.SearchStrategy, dtype: np.dtype) -> Network:
+    # At module level, like every composite called once per example: ``st.composite`` reads
+    # the source of the function it wraps, which costs more than drawing from it.
+    s = draw_(scales)
+    theta, b, p = [None], [None], [None]
+    n_in = architecture.widths[0]
+    for g, n_out in zip(architecture.g, architecture.widths[1:], strict=True):
+        std = np.asarray(s / np.sqrt(n_in), dtype)
+        theta.append(draw_(unit_arrays((n_out, n_in), dtype=dtype)) * std)
+        b.append(draw_(unit_arrays((n_out,), dtype=dtype)) * std)
+        p.append(draw_(parameter_values(g, n_out, dtype=dtype)) if isinstance(g, ParametricActivation) else None)
+        n_in = output_width(g, n_out)
+    return Network(tuple(theta), tuple(b), (None,) + architecture.g, tuple(p))
 
 
 def parameter_values(
@@ -305,11 +306,11 @@ def mixed_cases(
     ``loss``. With ``ties``, the first two units of every maxout group get the same weights and
     bias, so that their z tie exactly (where ``jax.grad`` splits the gradient)."""
 
+    arch_strategy = mixed_architectures(max_depth=max_depth, max_width=max_width, kinds=kinds, elementwise=elementwise)
+
     @st.composite
     def draw(draw_) -> Case:
-        arch = draw_(
-            mixed_architectures(max_depth=max_depth, max_width=max_width, kinds=kinds, elementwise=elementwise)
-        )
+        arch = draw_(arch_strategy)
         network = draw_(networks(arch, dtype=dtype))
         if ties:
             network = tied(network)
@@ -348,14 +349,13 @@ def batches(
     _check_range("examples", min_examples, max_examples, 1)
     if n_inputs < 1:
         raise InvalidArgument(f"n_inputs must be at least 1, got {n_inputs}")
-    scales = _scale("scale", scale)
+    return _batch(n_inputs, st.integers(min_examples, max_examples), _scale("scale", scale), np.dtype(dtype))
 
-    @st.composite
-    def draw(draw_) -> np.ndarray:
-        n = draw_(st.integers(min_examples, max_examples))
-        return draw_(unit_arrays((n, n_inputs), dtype=dtype)) * np.asarray(draw_(scales), dtype)
 
-    return draw()
+@st.composite
+def _batch(draw_, n_inputs: int, sizes: st.SearchStrategy, scales: st.SearchStrategy, dtype: np.dtype) -> np.ndarray:
+    n = draw_(sizes)
+    return draw_(unit_arrays((n, n_inputs), dtype=dtype)) * np.asarray(draw_(scales), dtype)
 
 
 def targets(

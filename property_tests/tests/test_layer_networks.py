@@ -3,8 +3,11 @@
 float32; each property beside the classic mistakes it must reject (``layer_controls``).
 
 Tolerances: the dense suite's running rounding-error analysis carried through each layer
-(``layer_compare``). Every architecture compiles a program of its own (about 0.5 s), so the
-budgets are a third of the profile's examples.
+(``layer_compare``). The oracle is ``layer_compare.autodiff``: ``reference.conv_fast``'s one
+program for every network its template holds (``test_conv_fast`` proves it equal to
+``reference.layers``), else ``reference.layers``, which compiles a program for each
+architecture (about 0.5 s): the properties whose networks may fall outside the template (tied
+inputs with any activation) take a third of the profile's examples.
 """
 
 from __future__ import annotations
@@ -20,14 +23,13 @@ from property_tests.banks.layer_controls import CONTROLS, with_mistake
 from property_tests.library import layer_compare as lc
 from property_tests.library.layer_strategies import LayerCase, describe_kinds, layer_cases
 from property_tests.tests.sweeps import SWEEP
-from reference.layers import layer_autodiff
 
 BUDGET = settings(max_examples=max(3, settings().max_examples // 3))
-"""A third of the profile's examples: each compiles the reference for its architecture."""
+"""A third of the profile's examples, where each may compile the reference for its architecture."""
 
 
 def _reference(case: LayerCase):
-    return layer_autodiff(case.network, case.x, case.y, loss=case.loss)
+    return lc.autodiff(case)
 
 
 def _fail_on(comparisons, case: LayerCase) -> None:
@@ -50,7 +52,6 @@ def whole_network_matches_autodiff(case: LayerCase) -> None:
     _fail_on(lc.end_to_end(case, ref, lc.layer_bounds(case, ref), grads), case)
 
 
-@BUDGET
 @given(layer_cases())
 def test_each_equation_matches_autodiff(case):
     each_equation_matches_autodiff(case)
@@ -63,7 +64,6 @@ def test_each_equation_matches_autodiff_with_tied_pooling_inputs(case):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=SWEEP)], ids=["float64", "float32"])
-@BUDGET
 @given(data=layer_cases(dtype=np.float64))
 def test_whole_network_matches_autodiff(dtype, data):
     whole_network_matches_autodiff(data.astype(dtype))

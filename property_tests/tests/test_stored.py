@@ -45,6 +45,27 @@ def test_other_parts_shapes_or_dtypes_get_other_names():
     assert stored.name(("tanh", 1), ARGS) == base
 
 
+def _nested(params, data):
+    return {"grad": _program(data["x"], params[0]), "sum": jnp.sum(params[1]["b"])}
+
+
+NESTED = ([ARGS[1], {"b": np.arange(3.0)}], {"x": ARGS[0]})
+
+
+def test_a_program_of_lists_and_dicts_is_read_back_and_named_by_its_structure(programs):
+    # conv_fast's programs take their parameters and data as lists and dicts of arrays.
+    with jax.enable_x64(True):
+        traced = jax.jit(_nested)(*NESTED)
+        stored.Stored(jax.jit(_nested), ("nested", 1))(*NESTED)
+        read = stored.Stored(
+            jax.jit(lambda p, d: jax.tree_util.tree_map(jnp.zeros_like, _nested(p, d))), ("nested", 1)
+        )(*NESTED)
+    assert np.array_equal(read["grad"], traced["grad"]) and float(read["sum"]) == float(traced["sum"]) == 3.0
+    params, data = NESTED
+    renamed = ([params[0], {"c": params[1]["b"]}], data)  # the same leaves under another key
+    assert stored.name(("nested", 1), renamed) != stored.name(("nested", 1), NESTED)
+
+
 def test_a_change_of_the_code_gets_another_name(monkeypatch):
     base = stored.name(("tanh", 1), ARGS)
     monkeypatch.setattr(stored, "_sources", lambda: b"an edited module")
