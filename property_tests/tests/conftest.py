@@ -7,7 +7,7 @@ from property_tests.tests.sweeps import selected
 
 profiles.load()
 
-# JAX's compilation cache, as the command uses it (``runtime``: the programs that take 0.2 s or
+# JAX's compilation cache, as the command uses it (``runtime``: the programs that take 0.05 s or
 # more to compile, in BACKPROP_CHECK_CACHE's folder, or none with ``off``), from the first test
 # on: each worker reads what the other compiled, and a run reads what earlier runs and
 # ``verify`` compiled.
