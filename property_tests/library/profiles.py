@@ -40,3 +40,10 @@ def load() -> None:
     if PROFILE not in ("default", "ci", "thorough"):
         raise ValueError(f"HYPOTHESIS_PROFILE must be default, ci or thorough, not {PROFILE!r}")
     settings.load_profile(PROFILE)
+
+
+def fewer(fraction: float, at_least: int) -> settings:
+    """Settings for a property whose every example compiles a program of its own (a plain,
+    per-architecture oracle): ``fraction`` of the loaded profile's examples, at least
+    ``at_least``. Called after ``load`` (in a test module), so that it reads the run's profile."""
+    return settings(max_examples=max(at_least, int(settings().max_examples * fraction)))

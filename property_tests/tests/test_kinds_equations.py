@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 from manual import PARAMETRIC, SOFTMAX, VECTOR_ACTIVATIONS
 from property_tests.banks import broken
 from property_tests.banks.controls import rejects
-from property_tests.library import compare, properties
+from property_tests.library import compare, profiles, properties
 from property_tests.library import tolerances as tol
 from property_tests.library.strategies import mixed_cases
 
@@ -84,6 +84,7 @@ def test_hidden_softmax_with_its_jacobian_diagonal_only_is_rejected():
     )
 
 
+@profiles.fewer(2 / 5, 4)  # the plain oracle compiles a program per architecture (test_reference)
 @given(mixed_cases())
 def test_fast_reference_equals_plain_with_every_kind(case):
     properties.fast_reference_equals_plain(case)

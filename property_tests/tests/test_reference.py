@@ -7,13 +7,13 @@ from typing import TypedDict
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 
 from manual import CATALOGUE, PARAMETRIC, VECTOR_ACTIVATIONS, VectorActivation
 from manual.network import init_network
 from property_tests.banks import broken
 from property_tests.banks.controls import rejects
-from property_tests.library import properties
+from property_tests.library import profiles, properties
 from property_tests.library.strategies import cases, loss_cases
 from reference import fast, plain
 
@@ -29,7 +29,7 @@ class Sizes(TypedDict):
 # The plain oracle compiles once per architecture (0.1–0.7 s), so this property runs fewer
 # examples than the others unless the thorough profile asks for many.
 PLAIN = Sizes(max_depth=4, max_width=8, max_examples=8)
-PLAIN_EXAMPLES = settings(max_examples=max(4, settings().max_examples * 2 // 5))
+PLAIN_EXAMPLES = profiles.fewer(2 / 5, 4)
 
 
 @PLAIN_EXAMPLES
