@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache, partial
 from typing import TypeVar
 
 import numpy as np
@@ -191,7 +192,19 @@ def unit_arrays(shape: tuple[int, ...], *, dtype: np.dtype | type = np.float64) 
     dtype = np.dtype(dtype)
     if dtype not in DTYPES:
         raise InvalidArgument(f"dtype must be float32 or float64, got {dtype}")
-    return st.integers(0, 2**32 - 1).map(lambda seed: _seeded_unit_array(shape, dtype, seed))
+    return _unit_arrays(tuple(int(size) for size in shape), dtype)
+
+
+@lru_cache(maxsize=4096)
+def _unit_arrays(shape: tuple[int, ...], dtype: np.dtype) -> st.SearchStrategy[np.ndarray]:
+    # One strategy object per shape and dtype: Hypothesis validates and labels every new
+    # strategy it draws from, which cost more than the draw when a layer's weights asked for
+    # a new one in every example.
+    return SEEDS.map(partial(_seeded_unit_array, shape, dtype))
+
+
+SEEDS = st.integers(0, 2**32 - 1)
+"""The seed of each array ``unit_arrays`` draws."""
 
 
 def _seeded_unit_array(shape: tuple[int, ...], dtype: np.dtype, seed: int) -> np.ndarray:
