@@ -14,7 +14,9 @@ change a derivative (a z beside a kink, a max-pooling window whose first maximum
 example is set aside (``layer_compare.in_doubt``), never failed.
 
 Every example is judged with the largest standard template, which holds every network
-``layer_cases()`` draws: one compilation per process (about 10 s), then about a millisecond a network.
+``layer_cases()`` draws: one compilation (about 10 s; a later process reads the traced program
+back, ``reference.stored``, and its compiled form from JAX's cache), then about a millisecond a
+network. The same template is the conv layer properties' oracle (``layer_compare.autodiff``).
 """
 
 from __future__ import annotations
