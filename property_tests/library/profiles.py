@@ -16,6 +16,7 @@ and a deadline would turn that into a flaky failure.
 from __future__ import annotations
 
 import os
+from fractions import Fraction
 
 from hypothesis import HealthCheck, settings
 
@@ -44,7 +45,9 @@ def load() -> None:
 
 
 def fewer(fraction: float, at_least: int) -> settings:
-    """Settings for a property whose every example compiles a program of its own (a plain,
-    per-architecture oracle): ``fraction`` of the loaded profile's examples, at least
-    ``at_least``. Called after ``load`` (in a test module), so that it reads the run's profile."""
-    return settings(max_examples=max(at_least, int(settings().max_examples * fraction)))
+    """Settings for a property whose examples cost more than most (each compiles a plain,
+    per-architecture oracle, say): ``fraction`` of the loaded profile's examples, rounded down,
+    at least ``at_least``. Called after ``load`` (in a test module), so that it reads the run's
+    profile."""
+    exact = Fraction(fraction).limit_denominator(1000)  # 1 / 3 is a third, not 0.333…
+    return settings(max_examples=max(at_least, int(settings().max_examples * exact)))

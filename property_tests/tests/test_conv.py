@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 
 from manual.conv import Conv2D
 from property_tests.banks.controls import rejects
+from property_tests.library import profiles
 from property_tests.library.conv_strategies import (
     ConvCase,
     bias_summed,
@@ -30,7 +31,7 @@ from property_tests.library.conv_strategies import (
 )
 from reference.conv import conv2d, conv2d_vjp
 
-BUDGET = settings(max_examples=max(3, settings().max_examples // 3))
+BUDGET = profiles.fewer(1 / 3, 3)
 """A third of the profile's examples: each compiles the reference for its shapes (≈ 0.15 s for
 z, 0.3 s for the vjp), so the ci profile's 30 become 10, the quick default's 10 become 3 and
 ``thorough``'s 10,000 3,333."""

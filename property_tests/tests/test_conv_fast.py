@@ -34,6 +34,7 @@ from manual.layers import Dense, Layer, LayerGradients, init_layer_network, kind
 from manual.pooling import Flatten, MaxPool2D
 from property_tests.banks.controls import rejects
 from property_tests.library import layer_compare as lc
+from property_tests.library import profiles
 from property_tests.library import tolerances as tol
 from property_tests.library.compare import Comparison, judge
 from property_tests.library.layer_bounds import forward_bound, forward_terms
@@ -44,7 +45,7 @@ from reference.layers import LayerReference, layer_autodiff
 TEMPLATE = conv_fast.STANDARD[-1]
 """The largest standard template: it holds every network of ``layer_cases()``."""
 
-BUDGET = settings(max_examples=max(3, settings().max_examples // 3))
+BUDGET = profiles.fewer(1 / 3, 3)
 """A third of the profile's examples: each compiles the plain reference for its architecture."""
 
 FastReference = Callable[[LayerCase], LayerReference]

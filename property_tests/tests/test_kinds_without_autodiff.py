@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 
 import manual
 from manual import (
@@ -21,6 +21,7 @@ from manual import (
 )
 from property_tests.banks import broken
 from property_tests.banks.controls import rejects
+from property_tests.library import profiles
 from property_tests.library import tolerances as tol
 from property_tests.library.strategies import mixed_cases
 
@@ -124,7 +125,7 @@ def parameter_gradients_match_differences(case, equations=manual.EQUATIONS) -> N
         )
 
 
-@settings(max_examples=max(5, settings().max_examples // 2))
+@profiles.fewer(1 / 2, 5)
 @given(mixed_cases(kinds=SMOOTH_KINDS, elementwise=["tanh"], max_depth=3, max_width=8, max_examples=6))
 def test_parameter_gradients_by_central_differences(case):
     parameter_gradients_match_differences(case)
@@ -142,7 +143,7 @@ def test_central_differences_reject_a_wrong_axis_and_a_wrong_hidden_source():
     assert rejects(parameter_gradients_match_differences, strategy, equations=broken.PER_UNIT_AS_SHARED)
 
 
-@settings(max_examples=max(5, settings().max_examples // 2))
+@profiles.fewer(1 / 2, 5)
 @given(mixed_cases(max_depth=3, max_width=8, max_examples=6))
 def test_parameter_gradients_are_the_mean_of_per_example_ones(case):
     batch = manual.gradients(case.network, case.x, case.y, loss=case.loss)

@@ -21,10 +21,11 @@ from manual.layers import delta_through
 from property_tests.banks.controls import rejects
 from property_tests.banks.layer_controls import CONTROLS, with_mistake
 from property_tests.library import layer_compare as lc
+from property_tests.library import profiles
 from property_tests.library.layer_strategies import LayerCase, describe_kinds, layer_cases
 from property_tests.tests.sweeps import SWEEP
 
-BUDGET = settings(max_examples=max(3, settings().max_examples // 3))
+BUDGET = profiles.fewer(1 / 3, 3)
 """A third of the profile's examples, where each may compile the reference for its architecture."""
 
 
@@ -113,7 +114,7 @@ def _scaled_input(cases, scale: float, dtype):
 
 @pytest.mark.parametrize("scale", [1e-8, 1e6], ids=["tiny", "huge"])
 @pytest.mark.parametrize("dtype", [np.float64, pytest.param(np.float32, marks=SWEEP)], ids=["float64", "float32"])
-@settings(max_examples=max(2, settings().max_examples // 6))
+@profiles.fewer(1 / 6, 2)
 @given(data=st.data())
 def test_inputs_of_extreme_scale_raise_no_false_alarm(scale, dtype, data):
     case = data.draw(_scaled_input(layer_cases(), scale, dtype))

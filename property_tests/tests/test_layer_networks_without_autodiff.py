@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import manual
@@ -26,6 +26,7 @@ from manual.pooling import Flatten, MaxPool2D
 from manual.residual import Residual
 from property_tests.banks.controls import rejects
 from property_tests.banks.layer_controls import CONTROLS, NORM_CONTROLS, with_mistake
+from property_tests.library import profiles
 from property_tests.library import tolerances as tol
 from property_tests.library.layer_bounds import absolute, backward_bound, forward_bound
 from property_tests.library.layer_strategies import LayerCase, layer_cases, mixed_layer_cases
@@ -129,7 +130,7 @@ def cases_and_entries(cases: st.SearchStrategy[LayerCase] | None = None) -> st.S
     return draw()
 
 
-@settings(max_examples=max(10, settings().max_examples // 2))
+@profiles.fewer(1 / 2, 10)
 @given(cases_and_entries())
 def test_central_differences_agree(case_and_entries):
     differences_agree(case_and_entries)
@@ -144,7 +145,7 @@ def test_central_differences_reject_the_classic_mistakes(mistake):
     assert rejects(differences_agree, cases_and_entries(with_mistake(layer_cases(), kind, wrong)))
 
 
-@settings(max_examples=max(10, settings().max_examples // 2))
+@profiles.fewer(1 / 2, 10)
 @given(cases_and_entries(mixed_layer_cases()))
 def test_central_differences_agree_through_norms_and_residual_blocks(case_and_entries):
     differences_agree(case_and_entries)

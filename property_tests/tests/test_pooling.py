@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
 from property_tests.banks.controls import rejects
+from property_tests.library import profiles
 from property_tests.library import tolerances as tol
 from property_tests.tests.test_pooling_without_autodiff import (
     DTYPES,
@@ -39,7 +40,7 @@ from property_tests.tests.test_pooling_without_autodiff import (
 )
 from reference import pooling as reference
 
-AUTODIFF = settings(max_examples=max(3, settings().max_examples // 3))
+AUTODIFF = profiles.fewer(1 / 3, 3)
 """A third of the profile's examples against autodiff (10 under ci, 3 by default): ``jax.vjp`` of
 ``reduce_window`` compiles anew for every shape and configuration (0.3–0.6 s on the CPU), and
 nearly every example brings a new one. The JAX-free checks take the full count."""
