@@ -23,7 +23,9 @@ broken code.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -362,17 +364,20 @@ def _hand_side(network: Network, swaps: dict[str, AnyActivation]) -> Network:
     )
 
 
-def _cases(mutant: Mutant, count: int, seed: int) -> list[tuple]:
-    """(the case the hand side sees, the case autodiff differentiates) for ``count`` networks;
-    they differ only where ``mutant`` swaps an activation's hand derivatives."""
+def _cases(mutant: Mutant, count: int, seed: int) -> Iterator[tuple]:
+    """(the case the hand side sees, the case autodiff differentiates) for up to ``count``
+    networks; they differ only where ``mutant`` swaps an activation's hand derivatives. Each
+    network is drawn when the hunt asks for it (most hunts end in their first batch), in the
+    order and from the random stream that drawing all of them first would use."""
     rng = np.random.default_rng(seed)
     forced = [mutant.output] * count if mutant.output is not None else None
     plans = design(count, rng, pool_of(mutant), forced)
-    real = [make_case(plan, rng, mutant.losses[i % len(mutant.losses)]) for i, plan in enumerate(plans)]
-    if mutant.ties:
-        real = [dataclasses.replace(case, network=tied(case.network)) for case in real]
     swaps = _swaps(mutant)
-    return [(dataclasses.replace(case, network=_hand_side(case.network, swaps)), case) for case in real]
+    for i, plan in enumerate(plans):
+        real = make_case(plan, rng, mutant.losses[i % len(mutant.losses)])
+        if mutant.ties:
+            real = dataclasses.replace(real, network=tied(real.network))
+        yield dataclasses.replace(real, network=_hand_side(real.network, swaps)), real
 
 
 def _references(cases: list, branches: tuple) -> list:
@@ -406,7 +411,7 @@ def hunt(mutant: Mutant, *, max_networks: int = 512, batch: int = 32, seed: int 
     cases = _cases(mutant, max_networks, seed)
     branches = fast.branches_for_pool(pool_of(mutant))  # one compiled program for every batch
     for begin in range(0, max_networks, batch):
-        chunk = cases[begin : begin + batch]
+        chunk = list(itertools.islice(cases, batch))
         for i, ((hand, _real), ref) in enumerate(
             zip(chunk, _references([real for _, real in chunk], branches), strict=True)
         ):
