@@ -2,8 +2,8 @@
 ``--hypothesis-profile NAME``):
 
 - ``default``: quick, 10 examples a property, and the tests marked ``sweep`` left out
-  (``property_tests/tests/sweeps.py``): the run to make while editing, about a minute and a half on
-  two cores once JAX's compilation cache is filled.
+  (``property_tests/tests/sweeps.py``): the run to make while editing, 70 to 95 s on two cores
+  once JAX's compilation cache is filled.
 - ``ci``: 30 examples a property and every test, sweeps included; derandomized (the same
   examples every run) and without the example database, so a CI run is reproducible and never
   depends on an earlier run's files.
