@@ -42,8 +42,9 @@ from property_tests.library.layer_strategies import LayerCase, layer_cases
 from reference import conv_fast
 from reference.layers import LayerReference, layer_autodiff
 
-TEMPLATE = conv_fast.STANDARD[-1]
-"""The largest standard template: it holds every network of ``layer_cases()``."""
+TEMPLATE = lc.TEMPLATE
+"""The largest standard template, the one ``layer_compare.autodiff`` takes as the conv
+properties' oracle: it holds every network of ``layer_cases()``."""
 
 BUDGET = profiles.fewer(1 / 3, 3)
 """A third of the profile's examples: each compiles the plain reference for its architecture."""
