@@ -10,15 +10,17 @@ evaluated by their ``forward``/``error`` with ``jnp``, as in ``reference.plain``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from manual import MSE, Loss
-from manual.layers import LayerNetwork, kind_of
+from manual import MSE, Activation, Loss, VectorActivation
+from manual.layers import LAYER_KINDS, LayerNetwork, kind_of
 
+from . import stored
 from .conv import _z as conv_z
 from .pooling import avg_pool, flatten, max_pool
 
@@ -81,11 +83,47 @@ def _error(params, offset, x, y, layers, g, loss):
 # One compilation per architecture: the layers, activations and loss are part of the program.
 # Nearly every architecture is run once or a few times, so LLVM's optimisations, which do not
 # change what is computed, are skipped (as in ``reference.conv``): compiling takes half as long.
-_value_and_grad = jax.jit(
-    jax.value_and_grad(_error, argnums=(0, 1), has_aux=True),
-    static_argnums=(4, 5, 6),
-    compiler_options={"xla_backend_optimization_level": 0},
-)
+OPTIONS: dict = {"compiler_options": {"xla_backend_optimization_level": 0}}
+_value_and_grad = jax.value_and_grad(_error, argnums=(0, 1), has_aux=True)
+
+KEEP = 512
+"""Architectures whose traced program is kept on disk (``reference.stored``, most recently used
+first). A run meets the same fixed networks again (``verify``'s extremes, the mutant hunts,
+``explain``) and Hypothesis's simplest draws; about 60 in a run of the quick test tier."""
+
+
+@lru_cache(maxsize=256)  # a long run meets thousands of architectures: the recent ones are kept
+def _program(layers: tuple, g: tuple, loss: Loss):
+    """The oracle of one architecture, compiled once per process (while among the last 256 met);
+    traced once and read back in later runs when every part of it is fixed by ``manual``'s and
+    this package's code alone."""
+    jitted = jax.jit(partial(_value_and_grad, layers=layers, g=g, loss=loss), **OPTIONS)
+    parts = _describe(layers)
+    if parts is None:
+        return jitted
+    entries = [entry for entry in (*g[1:], loss) if entry is not None]
+    names = ("layers", parts, tuple(None if entry is None else entry.name for entry in g), loss.name)
+    return stored.kept(jitted, names, entries, shelf="layers", keep=KEEP, **OPTIONS)
+
+
+def _describe(layers: tuple) -> tuple | None:
+    """The layers by kind and settings, activations by name (the same in every process), or
+    ``None`` when a layer is not of a registered kind or holds an activation that is not a
+    table entry as imported."""
+    described = []
+    for layer in layers[1:]:
+        if type(layer) not in LAYER_KINDS.values():
+            return None
+        settings = []
+        for field in fields(layer):
+            value = getattr(layer, field.name)
+            if isinstance(value, (Activation, VectorActivation)):
+                if not stored.is_table_entry(value):
+                    return None
+                value = value.name
+            settings.append((field.name, repr(value)))
+        described.append((kind_of(layer), tuple(settings)))
+    return tuple(described)
 
 
 def layer_autodiff(net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE) -> LayerReference:
@@ -94,8 +132,9 @@ def layer_autodiff(net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Los
         params = [None] + [{name: jnp.asarray(v, jnp.float64) for name, v in p.items()} for p in net.params[1:]]
         n = x.shape[0]
         offset = [None] + [np.zeros((n, *shape)) for shape in net.shapes[1:]]  # NumPy: no program compiled for it
-        (error, (z, a)), (d_params, d_offset) = _value_and_grad(
-            params, offset, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64), net.layers, net.g, loss
+        program = _program(net.layers, net.g, loss)
+        (error, (z, a)), (d_params, d_offset) = program(
+            params, offset, jnp.asarray(x, jnp.float64), jnp.asarray(y, jnp.float64)
         )
         return LayerReference(
             z=_numpy(z),

@@ -5,19 +5,25 @@ padded program of ``reference.fast`` switches between some forty activations at 
 and tracing its forward and backward pass takes about a second each run, for each of its two
 programs (the catalogue's and the newer kinds'). ``jax.export`` writes a traced program out
 as StableHLO; a later run reads it back (milliseconds) and compiles it, which the compilation
-cache then makes a load.
+cache then makes a load. The plain oracle of layer networks (``reference.layers``) is stored
+the same way, one program per architecture and batch size: a run meets the same fixed networks
+again (``verify``'s extremes, the mutant hunts, ``explain``), and tracing them again cost about
+2 s of the quick test tier's time on those tests.
 
 A stored program is used only where it is sure to be the program the code would trace today:
 
 - only when JAX's compilation cache is on (``jax_compilation_cache_dir`` set: the command sets
-  it unless ``BACKPROP_CHECK_CACHE=off``), in its subfolder ``programs``;
-- only for programs made of the entries of ``manual``'s tables as imported (``fast._compiled``
-  decides, ``is_table_entry``): a user's own activation or loss, or an entry swapped into a
-  table later, is traced each time;
+  it unless ``BACKPROP_CHECK_CACHE=off``), in its subfolder ``programs`` (``layers`` below it
+  for the layer oracles, each folder keeping its own most recently used files);
+- only for programs made of the entries of ``manual``'s tables as imported (``kept``,
+  ``is_table_entry``) and, for a layer network, of the registered layer kinds themselves: a
+  user's own activation, loss or layer, or an entry swapped into a table later, is traced
+  each time;
 - under a name that is a hash of the source of every module of ``manual`` and ``reference``
   as this process imported it, the versions of JAX, jaxlib and NumPy, JAX's backend and
-  configuration, the program's branches, losses and padded shape, and the shapes and dtypes of
-  its arguments. Any edit of the code gives another name, so an old program is never read for
+  configuration, the program's parts (branches, losses and padded shape; a layer network's
+  kinds, settings and activations by name), and the structure, shapes and dtypes of its
+  arguments. Any edit of the code gives another name, so an old program is never read for
   new code; and a process whose code was edited after it started stores nothing (``fresh``).
 
 The program that runs is the exported one in every run, the first included (``jax.jit`` of
@@ -32,7 +38,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,25 +120,39 @@ def digest(parts: tuple, files: tuple[Path, ...] = ()) -> str:
     return hashed.hexdigest()[:40]
 
 
+def signature(args: tuple) -> tuple:
+    """The structure of ``args`` (lists and dicts of arrays may nest) and each array's shape and
+    dtype: what one traced program is specialised to."""
+    leaves, structure = jax.tree_util.tree_flatten(args)
+    return str(structure), tuple((np.shape(a), _dtype(a).str) for a in leaves)
+
+
+def _dtype(leaf: Any) -> np.dtype:
+    return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.result_type(leaf)
+
+
 def name(parts: tuple, args: tuple) -> str:
     """The file name of a program: a hash of everything it depends on (see the module docstring).
     ``args`` may be nested (lists and dicts of arrays): their structure is part of the name."""
-    leaves, structure = jax.tree_util.tree_flatten(args)
-    specs = tuple((np.shape(a), np.result_type(a).str) for a in leaves)
-    return digest((parts, str(structure), specs)) + ".jaxexport"
+    return digest((parts, *signature(args))) + ".jaxexport"
 
 
 class Stored:
     """``jitted`` (a ``jax.jit`` function of arrays, or of lists and dicts of them) run through
-    its exported form, read from ``folder()`` when a run before stored it. ``parts`` name what
-    the program is made of; ``options`` are ``jax.jit``'s for the exported program."""
+    its exported form, read from ``folder()`` when a run before stored it: one program for each
+    signature of its arguments (``signature``). ``parts`` name what the program is made of;
+    ``shelf`` is the subfolder it is kept in, with the ``keep`` most recently used programs of
+    that subfolder (``KEEP`` by default); ``options`` are ``jax.jit``'s for the exported program."""
 
-    def __init__(self, jitted: Any, parts: tuple, **options: Any) -> None:
+    def __init__(self, jitted: Any, parts: tuple, *, shelf: str = "", keep: int | None = None, **options: Any) -> None:
         self.jitted, self.parts, self.options = jitted, parts, options
-        self._run: Callable | None = None
+        self.shelf, self.keep = shelf, keep
+        self._runs: dict[tuple, Callable] = {}
 
     def __call__(self, *args: Any) -> Any:
-        if self._run is None:
+        key = signature(args)
+        run = self._runs.get(key)
+        if run is None:
             program = self._program(args)
             if program is not self.jitted:
                 try:
@@ -140,25 +160,32 @@ class Stored:
                 except Exception:  # an exported program that will not run here: trace as usual
                     program = self.jitted
                 else:
-                    self._run = program
+                    self._runs[key] = program
                     return result
-            self._run = program
-        return self._run(*args)
+            self._runs[key] = run = program
+        return run(*args)
 
     def _program(self, args: tuple) -> Callable:
         directory = folder()
         if directory is None:
             return self.jitted
-        path = directory / name(self.parts, args)
+        path = directory / self.shelf / name(self.parts, args)
         exported = _read(path)
         if exported is None:
             try:
                 exported = jax.export.export(self.jitted)(*args)
                 if fresh():
-                    write(path, exported.serialize())
+                    write(path, exported.serialize(), keep=self.keep)
             except Exception:  # no flatbuffers, or a program JAX cannot export: traced as usual
                 return self.jitted
         return jax.jit(exported.call, **self.options)
+
+
+def kept(jitted: Any, parts: tuple, entries: Sequence[object], **settings: Any) -> Any:
+    """``Stored(jitted, parts, **settings)`` when every one of ``entries`` (the activations and
+    losses the program is made of) is an entry of manual's tables as imported; else ``jitted``,
+    traced in every process as usual."""
+    return Stored(jitted, parts, **settings) if all(is_table_entry(entry) for entry in entries) else jitted
 
 
 KEEP = 16

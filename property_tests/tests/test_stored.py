@@ -87,7 +87,7 @@ def test_without_the_compilation_cache_the_program_is_traced_as_usual(monkeypatc
     program = stored.Stored(jitted, ("tanh", 1))
     with jax.enable_x64(True):
         program(*ARGS)
-    assert program._run is jitted
+    assert list(program._runs.values()) == [jitted]
 
 
 def test_a_process_outlived_by_an_edit_stores_nothing(programs, monkeypatch):
@@ -153,3 +153,63 @@ def test_a_users_activation_has_no_stored_profile(programs, monkeypatch):
     mine = Activation("tanh", lambda z, xp: xp.tanh(z), lambda z, xp: 1 - xp.tanh(z) ** 2, formula="")
     tol.prepare([mine])
     assert mine in tol._PROFILES and not programs.with_name("profiles").exists()
+
+
+def test_each_signature_of_the_arguments_has_its_own_program(programs):
+    # reference.layers' oracle of one architecture meets every batch size.
+    wider = (np.linspace(-1, 1, 20).reshape(5, 4), ARGS[1])
+    with jax.enable_x64(True):
+        program = stored.Stored(jax.jit(_program), ("tanh", 1), shelf="shelf", keep=8)
+        results = [np.asarray(program(*args)) for args in (ARGS, wider, ARGS)]
+        expected = [np.asarray(jax.jit(_program)(*args)) for args in (ARGS, wider, ARGS)]
+        names = {stored.name(("tanh", 1), ARGS), stored.name(("tanh", 1), wider)}
+    assert all(np.array_equal(r, e) for r, e in zip(results, expected, strict=True))
+    assert len(program._runs) == 2
+    assert {path.name for path in (programs / "shelf").iterdir()} == names
+
+
+def _layer_network(g):
+    from manual import MSE, init_layer_network
+    from manual.layers import Dense
+    from manual.norms import LayerNorm
+
+    rng = np.random.default_rng(0)
+    net = init_layer_network((3,), [(Dense(4), g), (LayerNorm(), None), (Dense(2), None)], rng)
+    return net, rng.standard_normal((5, 3)), rng.standard_normal((5, 2)), MSE
+
+
+def test_layer_oracles_of_table_entries_are_stored_and_read_back(programs):
+    from manual import CATALOGUE
+    from reference import layers
+
+    net, x, y, loss = _layer_network(CATALOGUE["tanh"])
+    layers._program.cache_clear()
+    traced = layers.layer_autodiff(net, x, y, loss=loss)
+    files = list((programs / "layers").iterdir())
+    assert len(files) == 1
+    layers._program.cache_clear()  # a later process: the program is read back, nothing new written
+    read = layers.layer_autodiff(net, x, y, loss=loss)
+    assert list((programs / "layers").iterdir()) == files
+    for k in range(1, net.depth + 1):
+        assert np.array_equal(read.delta[k], traced.delta[k])
+        assert all(np.array_equal(read.params[k][q], traced.params[k][q]) for q in traced.params[k])
+
+
+def test_a_layer_network_with_a_stand_in_is_traced_every_time(programs):
+    from manual import CATALOGUE, Activation
+    from manual.residual import Residual
+    from reference import layers
+
+    stand_in = Activation("tanh", lambda z, xp: xp.tanh(z), lambda z, xp: 1 - xp.tanh(z) ** 2)
+    net, x, y, loss = _layer_network(stand_in)
+    assert not isinstance(layers._program(net.layers, net.g, loss), stored.Stored)
+    layers.layer_autodiff(net, x, y, loss=loss)
+    assert not (programs / "layers").exists()
+    # inside a residual block too, and a layer of a kind that is not registered
+    assert layers._describe((None, Residual(4, stand_in))) is None
+    assert layers._describe((None, Residual(4, CATALOGUE["tanh"]))) is not None
+
+    class Wider(Residual):
+        pass
+
+    assert layers._describe((None, Wider(4, CATALOGUE["tanh"]))) is None
