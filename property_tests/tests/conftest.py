@@ -1,9 +1,10 @@
 import os
+from pathlib import Path
 
 import pytest
 
 from property_tests.library import profiles, runtime
-from property_tests.tests.sweeps import selected
+from property_tests.tests.sweeps import selected, sweep_only
 
 profiles.load()
 
@@ -23,6 +24,13 @@ def _profile(config: pytest.Config) -> str:
     return config.getoption("hypothesis_profile", default=None) or profiles.PROFILE
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under the quick default profile, a module whose every test is a sweep is not imported."""
+    if collection_path.suffix != ".py" or selected(_profile(config), config.getoption("markexpr", default="")):
+        return None
+    return True if sweep_only(collection_path) else None
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under the quick default profile, leave out the tests marked sweep (``sweeps``)."""
     if selected(_profile(config), config.getoption("markexpr", default="")):
@@ -37,4 +45,7 @@ def pytest_report_header(config: pytest.Config) -> str:
     profile = _profile(config)
     if selected(profile, config.getoption("markexpr", default="")):
         return f"Hypothesis profile {profile!r}: every test, sweeps included"
-    return f"Hypothesis profile {profile!r}: the quick tier; HYPOTHESIS_PROFILE=ci also runs the tests marked sweep"
+    return (
+        f"Hypothesis profile {profile!r}: the quick tier; HYPOTHESIS_PROFILE=ci also runs the tests marked sweep "
+        "(and imports the modules of sweeps only)"
+    )
