@@ -109,13 +109,13 @@ LAYER_KINDS: dict[str, type] = {
 
 
 def kind_of(layer: object) -> str:
-    """The registered name of a layer's kind (a subclass is of its parent's kind)."""
-    for name, cls in LAYER_KINDS.items():
-        if type(layer) is cls:
-            return name
-    for name, cls in LAYER_KINDS.items():
-        if isinstance(layer, cls):
-            return name
+    """The registered name of a layer's kind: a subclass is of the nearest registered class it
+    derives from (in its method resolution order), so a BatchNorm's subclass is of the kind
+    ``batch_norm``, not of ``layer_norm``, from which BatchNorm itself derives."""
+    names = {cls: name for name, cls in LAYER_KINDS.items()}
+    for cls in type(layer).__mro__:
+        if cls in names:
+            return names[cls]
     raise ValueError(f"{type(layer).__name__} is not a registered layer kind ({', '.join(LAYER_KINDS)})")
 
 

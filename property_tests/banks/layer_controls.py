@@ -4,18 +4,21 @@ JAX-free tests too). The reference reads only a layer's settings,
 so a network holding one of these still has the right autodiff; the properties must tell.
 
 ``with_mistake`` turns a strategy of cases into one whose every layer of a kind is the wrong
-version, for the negative controls of ``test_layer_networks``.
+version, for the negative controls of ``test_layer_networks``. ``unchanged`` is the same swap
+without a mistake: the properties must accept it, so that a control is rejected for its
+mistake and not for being a subclass (which once sent a BatchNorm subclass to LayerNorm's oracle).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from hypothesis import strategies as st
 
 from manual.conv import Conv2D
-from manual.layers import Dense, LayerNetwork, layer_config
+from manual.layers import LAYER_KINDS, Dense, LayerNetwork, layer_config
 from manual.norms import BatchNorm, LayerNorm, RMSNorm
 from manual.pooling import AvgPool2D, Flatten, MaxPool2D
 from manual.residual import Residual
@@ -270,3 +273,10 @@ def mistaken(network: LayerNetwork, kind, wrong: type) -> LayerNetwork:
 def with_mistake(cases: st.SearchStrategy[LayerCase], kind, wrong: type) -> st.SearchStrategy[LayerCase]:
     """``cases`` with every layer of ``kind`` replaced by ``wrong``."""
     return cases.map(lambda case: LayerCase(mistaken(case.network, kind, wrong), case.x, case.y, case.loss))
+
+
+@cache
+def unchanged(kind: type | str) -> type:
+    """A subclass of ``kind`` (a class or a registered name) that changes nothing."""
+    parent = LAYER_KINDS[kind] if isinstance(kind, str) else kind
+    return dataclass(frozen=True)(type(f"Unchanged{parent.__name__}", (parent,), {"__module__": __name__}))

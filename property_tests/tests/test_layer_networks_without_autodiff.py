@@ -18,6 +18,7 @@ from manual.layers import (
     Dense,
     LayerNetwork,
     init_layer_network,
+    kind_of,
     layer_forward,
     layer_gradients,
 )
@@ -25,7 +26,7 @@ from manual.norms import BatchNorm, LayerNorm, RMSNorm
 from manual.pooling import Flatten, MaxPool2D
 from manual.residual import Residual
 from property_tests.banks.controls import rejects
-from property_tests.banks.layer_controls import CONTROLS, NORM_CONTROLS, with_mistake
+from property_tests.banks.layer_controls import CONTROLS, NORM_CONTROLS, unchanged, with_mistake
 from property_tests.library import profiles
 from property_tests.library import tolerances as tol
 from property_tests.library.layer_bounds import absolute, backward_bound, forward_bound
@@ -325,3 +326,10 @@ def test_a_network_that_does_not_fit_is_refused_in_one_sentence(change, message)
 def test_a_batch_that_does_not_fit_is_refused_in_one_sentence(x, y, message):
     with pytest.raises(ValueError, match=message):
         layer_gradients(_small(), x, y)
+
+
+@pytest.mark.parametrize("name", list(manual.LAYER_KINDS))
+def test_a_subclass_is_of_its_nearest_registered_kind(name):
+    # BatchNorm derives from LayerNorm: a subclass of it is batch_norm, found through its own
+    # class first (a first-registered-match lookup said layer_norm).
+    assert kind_of(object.__new__(unchanged(name))) == name

@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from property_tests.banks.controls import rejects
-from property_tests.banks.layer_controls import NORM_CONTROLS, with_mistake
+from property_tests.banks.layer_controls import NORM_CONTROLS, unchanged, with_mistake
 from property_tests.library.layer_strategies import mixed_layer_cases
-from property_tests.tests.sweeps import SWEEP
+from property_tests.tests.sweeps import SWEEP, first_then_sweep
 from property_tests.tests.test_layer_networks import (
     BUDGET,
     each_equation_matches_autodiff,
@@ -62,3 +63,14 @@ def test_each_equation_rejects_the_classic_mistakes(mistake):
 def test_whole_network_rejects_the_classic_mistakes(mistake):
     kind, wrong = NORM_CONTROLS[mistake]
     assert rejects(whole_network_matches_autodiff, with_mistake(mixed_layer_cases(), kind, wrong))
+
+
+@pytest.mark.parametrize(
+    "kind", first_then_sweep(list(dict.fromkeys(kind for kind, _ in NORM_CONTROLS.values()))), ids=lambda k: k.__name__
+)
+@BUDGET
+@given(data=st.data())
+def test_a_control_is_rejected_for_its_mistake_not_for_being_a_subclass(kind, data):
+    # Each control above is a subclass of the kind it replaces; one that changes nothing passes.
+    # BatchNorm first: it derives from LayerNorm, and its subclasses once met LayerNorm's oracle.
+    each_equation_matches_autodiff(data.draw(with_mistake(mixed_layer_cases(), kind, unchanged(kind))))
