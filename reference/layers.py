@@ -22,6 +22,7 @@ from manual.layers import LAYER_KINDS, LayerNetwork, kind_of
 
 from . import stored
 from .conv import _z as conv_z
+from .plain import stand_in
 from .pooling import avg_pool, flatten, max_pool
 
 
@@ -101,29 +102,40 @@ def _program(layers: tuple, g: tuple, loss: Loss):
     parts = _describe(layers)
     if parts is None:
         return jitted
-    entries = [entry for entry in (*g[1:], loss) if entry is not None]
-    names = ("layers", parts, tuple(None if entry is None else entry.name for entry in g), loss.name)
+    entries = [stand_in(entry) for entry in g[1:] if entry is not None] + [loss]
+    names = ("layers", parts, tuple(None if entry is None else stand_in(entry).name for entry in g), loss.name)
     return stored.kept(jitted, names, entries, shelf="layers", keep=KEEP, **OPTIONS)
 
 
 def _describe(layers: tuple) -> tuple | None:
     """The layers by kind and settings, activations by name (the same in every process), or
-    ``None`` when a layer is not of a registered kind or holds an activation that is not a
-    table entry as imported."""
+    ``None`` when a layer is of no registered kind, has settings its kind does not have, or
+    holds an activation that is not a table entry as imported (``stand_in``). The program reads
+    a layer's kind and settings only (``FORWARD``), so a subclass that changes a method alone
+    (a negative control's mistake in the backward pass) has its kind's program."""
     described = []
     for layer in layers[1:]:
-        if type(layer) not in LAYER_KINDS.values():
+        try:
+            kind = kind_of(layer)
+        except ValueError:
+            return None
+        if _names(layer) != _names(LAYER_KINDS[kind]):
             return None
         settings = []
         for field in fields(layer):
             value = getattr(layer, field.name)
             if isinstance(value, (Activation, VectorActivation)):
+                value = stand_in(value)
                 if not stored.is_table_entry(value):
                     return None
                 value = value.name
             settings.append((field.name, repr(value)))
-        described.append((kind_of(layer), tuple(settings)))
+        described.append((kind, tuple(settings)))
     return tuple(described)
+
+
+def _names(layer_or_kind) -> list[str]:
+    return [field.name for field in fields(layer_or_kind)]
 
 
 def layer_autodiff(net: LayerNetwork, x: np.ndarray, y: np.ndarray, *, loss: Loss = MSE) -> LayerReference:

@@ -1,6 +1,8 @@
 """Traced programs kept on disk (``reference.stored``): what is read back computes exactly
 what was traced, and a program is never read for another program, other shapes or other code."""
 
+from dataclasses import dataclass
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -205,11 +207,24 @@ def test_a_layer_network_with_a_stand_in_is_traced_every_time(programs):
     assert not isinstance(layers._program(net.layers, net.g, loss), stored.Stored)
     layers.layer_autodiff(net, x, y, loss=loss)
     assert not (programs / "layers").exists()
-    # inside a residual block too, and a layer of a kind that is not registered
+    # inside a residual block too
     assert layers._describe((None, Residual(4, stand_in))) is None
     assert layers._describe((None, Residual(4, CATALOGUE["tanh"]))) is not None
 
-    class Wider(Residual):
-        pass
 
-    assert layers._describe((None, Wider(4, CATALOGUE["tanh"]))) is None
+def test_a_controls_layer_shares_its_kinds_program_unless_it_has_other_settings():
+    # The oracle reads a layer's kind and settings only: a subclass that changes a method (a
+    # negative control) is named as its kind; one with a setting of its own is not stored.
+    from manual import CATALOGUE
+    from manual.residual import Residual
+    from property_tests.banks.layer_controls import ResidualWithoutSkip
+    from reference import layers
+
+    tanh = CATALOGUE["tanh"]
+    assert layers._describe((None, ResidualWithoutSkip(4, tanh))) == layers._describe((None, Residual(4, tanh)))
+
+    @dataclass(frozen=True)
+    class Scaled(Residual):
+        scale: float = 2.0
+
+    assert layers._describe((None, Scaled(4, tanh))) is None
