@@ -149,6 +149,8 @@ class BatchNorm(LayerNorm):
     layers below: one example is refused, as PyTorch does in training mode."""
 
     axis: ClassVar[int] = 0
+    batch_sizes: ClassVar[tuple[int, ...]] = (2, 3, 4, 5)
+    """The batch sizes ``backprop-check layer`` checks it at (its default, 1 … 5, less the 1 it refuses)."""
 
     def normalized(self, a_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         _check_rows(self, a_prev)

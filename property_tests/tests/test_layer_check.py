@@ -120,10 +120,37 @@ def test_inconclusive_when_the_forward_is_rarely_finite():
 
 def test_layers_of_the_project_are_verified():
     from manual.layers import Dense
-    from manual.norms import RMSNorm
+    from manual.norms import BatchNorm, RMSNorm
 
-    for layer in (Dense(3), RMSNorm()):  # no xp in their forward: differentiated via reference.layers
+    for layer in (Dense(3), RMSNorm(), BatchNorm()):  # no xp in their forward: differentiated via reference.layers
         assert check_layer(layer, examples=5).verdict == "verified"
+
+
+def test_a_users_subclass_of_a_project_layer_meets_its_own_kinds_forward():
+    # BatchNorm derives from LayerNorm: a subclass of it once met LayerNorm's forward (per
+    # example, not per unit), and a right backward pass was called wrong.
+    from dataclasses import dataclass
+
+    from manual.norms import BatchNorm
+
+    @dataclass(frozen=True)
+    class GraphBatchNorm(BatchNorm):
+        """The step-by-step graph form as the layer's own backward pass."""
+
+        def input_delta(self, delta, a_prev, params):
+            return self.input_delta_graph(delta, a_prev, params)
+
+    import jax
+
+    from property_tests.checkers.layer_check import _Layer
+
+    layer = GraphBatchNorm()
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 4))
+    params = {name: v + rng.standard_normal(v.shape) for name, v in layer.init(rng, (4,)).items()}
+    with jax.enable_x64(True):
+        assert np.allclose(np.asarray(_Layer(layer).jax_forward(a, params)), layer.forward(a, params), rtol=1e-12)
+    assert check_layer(layer, examples=5).verdict == "verified"
 
 
 def test_assert_layer_correct():
