@@ -212,7 +212,7 @@ def test_a_layer_network_with_a_stand_in_is_traced_every_time(programs):
     assert layers._describe((None, Residual(4, CATALOGUE["tanh"]))) is not None
 
 
-def test_a_controls_layer_shares_its_kinds_program_unless_it_has_other_settings():
+def test_a_controls_layer_shares_its_kinds_program_unless_it_has_other_settings() -> None:
     # The oracle reads a layer's kind and settings only: a subclass that changes a method (a
     # negative control) is named as its kind; one with a setting of its own is not stored.
     from manual import CATALOGUE
