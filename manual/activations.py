@@ -262,15 +262,17 @@ SQUAREPLUS_B = 4
 
 
 def squareplus(z, xp):
-    # (z + s)/2 with s = √(z² + b); for z < 0 use the equal b/(2(s − z)) to avoid cancellation.
+    # (z + s)/2 with s = √(z² + b); for z < 0 use the equal b/(2(s − z)) to avoid cancellation,
+    # written b/(2(s + |z|)): the same numbers where it is taken, and never 0/0 or b/0 where it
+    # is not (a large z ≥ 0 rounds s to z, and `where` evaluates both sides).
     s = xp.sqrt(z * z + SQUAREPLUS_B)
-    return xp.where(z >= 0, (z + s) / 2, SQUAREPLUS_B / (2 * (s - z)))
+    return xp.where(z >= 0, (z + s) / 2, SQUAREPLUS_B / (2 * (s + xp.abs(z))))
 
 
 def squareplus_prime(z, xp):
-    # ½(1 + z/s) = (s + z)/(2s); for z < 0 this is b/(2s(s − z)).
+    # ½(1 + z/s) = (s + z)/(2s); for z < 0 this is b/(2s(s − z)), written with s + |z| as above.
     s = xp.sqrt(z * z + SQUAREPLUS_B)
-    return xp.where(z >= 0, (1 + z / s) / 2, SQUAREPLUS_B / (2 * s * (s - z)))
+    return xp.where(z >= 0, (1 + z / s) / 2, SQUAREPLUS_B / (2 * s * (s + xp.abs(z))))
 
 
 def sparse_plus(z, xp):
