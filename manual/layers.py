@@ -112,10 +112,10 @@ def kind_of(layer: object) -> str:
     """The registered name of a layer's kind: a subclass is of the nearest registered class it
     derives from (in its method resolution order), so a BatchNorm's subclass is of the kind
     ``batch_norm``, not of ``layer_norm``, from which BatchNorm itself derives."""
-    names = {cls: name for name, cls in LAYER_KINDS.items()}
-    for cls in type(layer).__mro__:
-        if cls in names:
-            return names[cls]
+    for cls in type(layer).__mro__:  # the layer's own class first, then its parents, nearest first
+        for name, kind in LAYER_KINDS.items():
+            if cls is kind:
+                return name
     raise ValueError(f"{type(layer).__name__} is not a registered layer kind ({', '.join(LAYER_KINDS)})")
 
 
