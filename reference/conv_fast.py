@@ -553,10 +553,8 @@ def compiled(template: Template, mapping: str = "map"):
         jitted = jax.jit(jax.vmap(lambda params, data, real: _program(params, data)))
     else:
         raise ValueError(f"mapping must be 'map' or 'vmap', not {mapping!r}")
-    if not all(stored.is_table_entry(entry) for entry in (*DENSE_MAPS, *LOSSES)):
-        return jitted
-    # Made of manual's tables only: traced once, then read back in later runs (``stored``).
-    return stored.Stored(jitted, ("conv_fast", repr(template), mapping))
+    # Made of manual's tables only, it is traced once and read back in later runs (``stored.kept``).
+    return stored.kept(jitted, ("conv_fast", repr(template), mapping), (*DENSE_MAPS, *LOSSES))
 
 
 # --- back to each network's own shapes -------------------------------------------------------

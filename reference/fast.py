@@ -273,17 +273,9 @@ def _compiled(branches: tuple[AnyActivation, ...], losses: tuple[Loss, ...], sha
         jitted = jax.jit(function, **options)
     except TypeError:  # a JAX without jit(compiler_options=...): compile as usual
         jitted, options = jax.jit(function), {}
-    if not _tables_only(branches, losses):
-        return jitted
-    # Made of manual's tables only: traced once, then read back in later runs (``stored``).
+    # Made of manual's tables only, it is traced once and read back in later runs (``stored.kept``).
     names = (tuple(g.name for g in branches), tuple(loss.name for loss in losses), repr(shape), batched)
-    return stored.Stored(jitted, names, **options)
-
-
-def _tables_only(branches: tuple[AnyActivation, ...], losses: tuple[Loss, ...]) -> bool:
-    """Is every branch and loss an entry of manual's tables as imported (so that the program is
-    fixed by manual's and reference's code alone)?"""
-    return all(stored.is_table_entry(g) for g in (*branches, *losses))
+    return stored.kept(jitted, names, (*branches, *losses), **options)
 
 
 def losses_for(branches: tuple[AnyActivation, ...], losses: Sequence[Loss]) -> tuple[Loss, ...]:

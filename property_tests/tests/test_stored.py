@@ -108,8 +108,9 @@ def test_only_the_tables_entries_as_imported_are_stored(programs):
     assert stored.is_table_entry(CATALOGUE["tanh"]) and stored.is_table_entry(MSE)
     stand_in = Activation("tanh", lambda z, xp: xp.tanh(z), lambda z, xp: 1 - xp.tanh(z) ** 2, formula="")
     assert not stored.is_table_entry(stand_in)
-    assert not fast._tables_only((CATALOGUE["identity"], stand_in), (MSE,))
-    assert fast._tables_only(fast.catalogue_branches(), (MSE,))
+    shape = fast.Shape(6, 16, 32)
+    assert not isinstance(fast._compiled((CATALOGUE["identity"], stand_in), (MSE,), shape, False), stored.Stored)
+    assert isinstance(fast._compiled(fast.catalogue_branches(), (MSE,), shape, False), stored.Stored)
 
 
 def test_only_the_most_recently_used_programs_are_kept(programs, monkeypatch):
