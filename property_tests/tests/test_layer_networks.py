@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from manual.layers import delta_through
 from property_tests.banks.controls import rejects
-from property_tests.banks.layer_controls import CONTROLS, with_mistake
+from property_tests.banks.layer_controls import CONTROLS, unchanged, with_mistake
 from property_tests.library import layer_compare as lc
 from property_tests.library import profiles
 from property_tests.library.layer_strategies import LayerCase, describe_kinds, layer_cases
-from property_tests.tests.sweeps import SWEEP
+from property_tests.tests.sweeps import SWEEP, first_then_sweep
 
 BUDGET = profiles.fewer(1 / 3, 3)
 """A third of the profile's examples, where each may compile the reference for its architecture."""
@@ -82,6 +82,20 @@ def test_each_equation_rejects_a_forgotten_g_prime():
 def test_each_equation_rejects_the_classic_mistakes(mistake):
     kind, wrong = CONTROLS[mistake]
     assert rejects(each_equation_matches_autodiff, with_mistake(layer_cases(ties=kind == "max_pool"), kind, wrong))
+
+
+@pytest.mark.parametrize(
+    "kind",
+    first_then_sweep(list(dict.fromkeys(kind for kind, _ in CONTROLS.values())), quick=0),
+    ids=lambda kind: getattr(kind, "__name__", kind),
+)
+@BUDGET
+@given(data=st.data())
+def test_a_control_is_rejected_for_its_mistake_not_for_being_a_subclass(kind, data):
+    # Each control above is a subclass of the kind it replaces; one that changes nothing passes
+    # (sweeps: test_norm_layers runs BatchNorm's, the kind whose subclasses once met another's oracle).
+    case = data.draw(with_mistake(layer_cases(ties=kind == "max_pool"), kind, unchanged(kind)))
+    each_equation_matches_autodiff(case)
 
 
 @pytest.mark.parametrize(
