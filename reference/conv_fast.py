@@ -553,7 +553,7 @@ def compiled(template: Template, mapping: str = "map"):
         jitted = jax.jit(jax.vmap(lambda params, data, real: _program(params, data)))
     else:
         raise ValueError(f"mapping must be 'map' or 'vmap', not {mapping!r}")
-    # Made of manual's tables only, it is traced once and read back in later runs (``stored.kept``).
+    # Traced once and read back in later runs when made of manual's tables only (``stored.kept``).
     return stored.kept(jitted, ("conv_fast", repr(template), mapping), (*DENSE_MAPS, *LOSSES))
 
 

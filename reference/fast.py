@@ -273,7 +273,7 @@ def _compiled(branches: tuple[AnyActivation, ...], losses: tuple[Loss, ...], sha
         jitted = jax.jit(function, **options)
     except TypeError:  # a JAX without jit(compiler_options=...): compile as usual
         jitted, options = jax.jit(function), {}
-    # Made of manual's tables only, it is traced once and read back in later runs (``stored.kept``).
+    # Traced once and read back in later runs when made of manual's tables only (``stored.kept``).
     names = (tuple(g.name for g in branches), tuple(loss.name for loss in losses), repr(shape), batched)
     return stored.kept(jitted, names, (*branches, *losses), **options)
 

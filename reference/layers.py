@@ -90,7 +90,7 @@ _value_and_grad = jax.value_and_grad(_error, argnums=(0, 1), has_aux=True)
 KEEP = 512
 """Architectures whose traced program is kept on disk (``reference.stored``, most recently used
 first). A run meets the same fixed networks again (``verify``'s extremes, the mutant hunts,
-``explain``) and Hypothesis's simplest draws; about 60 in a run of the quick test tier."""
+``explain``) and Hypothesis's simplest draws; 60 to 70 are met in a run of the quick test tier."""
 
 
 @lru_cache(maxsize=256)  # a long run meets thousands of architectures: the recent ones are kept
