@@ -50,11 +50,13 @@ def surround(x: np.ndarray, before: Pair, after: Pair, fill: float = 0.0) -> np.
     return out
 
 
-def windows(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair) -> np.ndarray:
+def windows(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair, *, writeable: bool = False) -> np.ndarray:
     """im2col as a view: ``windows(x)[t, c, i, j, u, v]`` = x_t,c,(s·i + d·u),(s·j + d·v), shape
     (n, C, H_out, W_out, kh, kw); every window that fits, nothing copied. The index formula is
-    the strides: a step of i moves s rows of x, a step of u moves d rows (read-only, as
-    ``sliding_window_view`` gives, without its checks: this runs for every layer of every check)."""
+    the strides: a step of i moves s rows of x, a step of u moves d rows (read-only unless asked,
+    as ``sliding_window_view`` gives, without its checks: this runs for every layer of every
+    check). A writeable view has elements that share memory where windows overlap: write one
+    offset (u, v) of every window at a time."""
     (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
     n, c, h, w = x.shape
     h_out, w_out = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1  # windows that fit
@@ -63,7 +65,7 @@ def windows(x: np.ndarray, kernel: Pair, stride: Pair, dilation: Pair) -> np.nda
         x,
         (n, c, h_out, w_out, kh, kw),
         (t_step, c_step, sh * row, sw * column, dh * row, dw * column),
-        writeable=False,
+        writeable=writeable,
     )
 
 
@@ -311,5 +313,5 @@ class Conv2D:
             arrays.append(delta)
         if a_prev.dtype not in FLOAT_DTYPES or any(x.dtype != a_prev.dtype for x in arrays):
             raise ValueError("a_prev, W, b (and δ) must share one dtype, float32 or float64")
-        if not all(np.all(np.isfinite(x)) for x in arrays):
+        if not all(np.isfinite(x).all() for x in arrays):
             raise ValueError("a_prev, W, b or δ contains NaN or infinity")

@@ -29,9 +29,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from .conv import surround
+from .conv import surround, windows
 
 Pair = tuple[int, int]
 Shape = tuple[int, int, int]
@@ -140,9 +139,8 @@ class _Pool2D:
 
     def windows(self, a_prev: np.ndarray) -> np.ndarray:
         """A read-only view of shape (n, C, H_out, W_out, wh, ww): element [t, c, i, j, r, q] is
-        ã[t, c, i·sh + r, j·sw + q]. Every window position, then every stride-th one."""
-        (sh, sw) = self.stride
-        return sliding_window_view(self.pad(a_prev), self.window, axis=(2, 3))[:, :, ::sh, ::sw]
+        ã[t, c, i·sh + r, j·sw + q]: ``conv.windows`` with dilation 1."""
+        return windows(self.pad(a_prev), self.window, self.stride, (1, 1))
 
     def fold(self, pieces: np.ndarray, in_shape: tuple) -> np.ndarray:
         """The transpose of ``windows``: add each piece [t, c, i, j, r, q] back at the input it was
@@ -162,8 +160,7 @@ class _Pool2D:
         """``windows`` of an array of ã's shape, writeable: [t, c, i, j, r, q] is total[t, c, i·sh + r,
         j·sw + q]. An input belongs to several windows when they overlap, but to at most one
         window at each offset (r, q): written one offset at a time, no element is written twice."""
-        (sh, sw) = self.stride
-        return sliding_window_view(total, self.window, axis=(2, 3), writeable=True)[:, :, ::sh, ::sw]
+        return windows(total, self.window, self.stride, (1, 1), writeable=True)
 
     def _crop(self, total: np.ndarray, in_shape: tuple) -> np.ndarray:
         """The inputs of an array of ã's shape: the padding cut off."""
