@@ -8,18 +8,23 @@ Three questions per kind, all on autodiff's values (float64):
     backward_bound(layer, P, M, E, N, a, A, EA)   (M, E, N) of (∂z/∂a)ᵀδ from those of δ
     gradient_bounds(layer, P, M, E, N, a, A, EA)  {parameter: (M, E, N)} of equation (3)
 
-Linear kinds (convolution, dense, average pooling, flatten) answer with the layer's own
+Linear kinds (convolution, dense, average pooling, flatten) answer with their kind's own
 operations on absolute values: the terms of a linear map applied to sizes are the sizes of its
-terms, and its rounding adds (terms + 1) times that. Max pooling selects: no rounding, and an
+terms, and its rounding adds (terms + 1) times that. The operations are those of the kind's
+registered class (``manual.layers.LAYER_KINDS``), never a subclass's: the derivation under test
+may be a negative control's or a mutant's, and a bound taken from it would move with its
+mistake (or be NaN with it, and blame the checker). Max pooling selects: no rounding, and an
 error at most the largest in its window. The norms and the residual block are not linear; each
 has its own first-order analysis below, written from its formulas (docs/normalization.md).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from manual.layers import kind_of
+from manual.layers import LAYER_KINDS, kind_of
 from property_tests.library import tolerances as tol
 
 
@@ -41,7 +46,7 @@ def forward_terms(layer, params: dict) -> int:
     kind = kind_of(layer)
     if kind in ("conv2d", "dense", "residual"):
         weights = params["W"] if kind == "conv2d" else params["theta"]
-        return int(np.prod(weights.shape[1:])) + 1
+        return math.prod(weights.shape[1:]) + 1
     if kind == "avg_pool":
         return layer.window[0] * layer.window[1] + 1
     if kind in ("layer_norm", "rms_norm", "batch_norm"):
@@ -68,34 +73,45 @@ def backward_terms(layer, params: dict) -> int:
 
 def gradient_terms(layer, delta: np.ndarray) -> int:
     """How many products equation (3) sums into one gradient: every example and every position."""
-    return int(np.prod(delta.shape[:1] + delta.shape[2:]))
+    return math.prod(delta.shape[:1] + delta.shape[2:])
 
 
 # --- linear kinds -------------------------------------------------------------------------------
 
 
+def _own(layer) -> type:
+    """The registered class of the layer's kind, whose methods the bounds call on the layer."""
+    return LAYER_KINDS[kind_of(layer)]
+
+
 def _linear_forward(layer, P, A, EA, a):
-    Z = layer.forward(A, P)
-    return Z, forward_terms(layer, P) * Z + layer.forward(EA, without_bias(P))
+    forward = _own(layer).forward
+    Z = forward(layer, A, P)
+    return Z, forward_terms(layer, P) * Z + forward(layer, EA, without_bias(P))
 
 
 def _linear_backward(layer, P, M, E, N, a, A, EA):
+    input_delta = _own(layer).input_delta
+
     def back(v):
-        return layer.input_delta(v, a, P)
+        return input_delta(layer, v, a, P)
 
     M_back = back(M)
     # A linear map takes zeros to zeros (each equation on its own has no running error E, and
     # autodiff's noise N is zero without a noisy activation above): not computed.
-    E_back, N_back = (back(v) if np.any(v) else np.zeros_like(M_back) for v in (E, N))
+    E_back, N_back = (back(v) if v.any() else np.zeros_like(M_back) for v in (E, N))
     return M_back, E_back + backward_terms(layer, P) * M_back, N_back
 
 
 def _linear_gradients(layer, P, M, E, N, a, A, EA):
-    Mp = layer.parameter_gradients(M, A, P)
+    def gradients(delta, a_prev):
+        return _own(layer).parameter_gradients(layer, delta, a_prev, P)
+
+    Mp = gradients(M, A)
     zeros = {name: np.zeros_like(v) for name, v in Mp.items()}
-    Ep_delta = layer.parameter_gradients(E, A, P) if np.any(E) else zeros
-    Ep_a = layer.parameter_gradients(M, EA, P) if np.any(EA) else zeros
-    Np = layer.parameter_gradients(N, A, P) if np.any(N) else zeros
+    Ep_delta = gradients(E, A) if E.any() else zeros
+    Ep_a = gradients(M, EA) if EA.any() else zeros
+    Np = gradients(N, A) if N.any() else zeros
     count = gradient_terms(layer, M)
     return {
         name: (Mp[name], Ep_delta[name] + (Ep_a[name] if name != "b" else 0) + (count + 1) * Mp[name], Np[name])

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from manual.layers import delta_through
 from property_tests.banks.controls import rejects
-from property_tests.banks.layer_controls import CONTROLS, unchanged, with_mistake
+from property_tests.banks.layer_controls import CONTROLS, not_a_number, unchanged, with_mistake
 from property_tests.library import layer_compare as lc
 from property_tests.library import profiles
 from property_tests.library.layer_strategies import LayerCase, describe_kinds, layer_cases
@@ -96,6 +96,15 @@ def test_a_control_is_rejected_for_its_mistake_not_for_being_a_subclass(kind, da
     # (sweeps: test_norm_layers runs BatchNorm's, the kind whose subclasses once met another's oracle).
     case = data.draw(with_mistake(layer_cases(ties=kind == "max_pool"), kind, unchanged(kind)))
     each_equation_matches_autodiff(case)
+
+
+@pytest.mark.parametrize("kind", first_then_sweep(["conv2d", "dense", "max_pool", "avg_pool", "flatten"], quick=1))
+def test_a_derivation_that_gives_nan_is_a_mismatch_not_an_error_of_the_checker(kind):
+    # The linear kinds' bounds are their registered class's operations on sizes; were they the
+    # layer's own (NaN here), judging would raise InternalError ("a bug of backprop-check").
+    assert rejects(
+        each_equation_matches_autodiff, with_mistake(layer_cases(ties=kind == "max_pool"), kind, not_a_number(kind))
+    )
 
 
 @pytest.mark.parametrize(
