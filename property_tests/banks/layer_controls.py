@@ -7,8 +7,8 @@ so a network holding one of these still has the right autodiff; the properties m
 version, for the negative controls of ``test_layer_networks``. ``unchanged`` is the same swap
 without a mistake: the properties must accept it, so that a control is rejected for its
 mistake and not for being a subclass (which once sent a BatchNorm subclass to LayerNorm's oracle).
-``not_a_number`` is a derivation broken beyond any tolerance: the properties must reject it as a
-mismatch, without the checker's own bounds taking its NaN (which would blame the checker).
+``scaled`` is a derivation broken beyond any tolerance (NaN, or 1e300 times too large): the
+properties must reject it as a mismatch, without an error or a warning of the checker's own.
 """
 
 from __future__ import annotations
@@ -284,19 +284,20 @@ def unchanged(kind: type | str) -> type:
     return dataclass(frozen=True)(type(f"Unchanged{parent.__name__}", (parent,), {"__module__": __name__}))
 
 
-def _nan_input_delta(self, delta, a_prev, params=None):
-    return np.full(a_prev.shape, np.nan, a_prev.dtype)
-
-
-def _nan_parameter_gradients(self, delta, a_prev, params=None):
-    return {name: np.full(v.shape, np.nan, v.dtype) for name, v in (params or {}).items()}
-
-
 @cache
-def not_a_number(kind: str) -> type:
-    """A subclass of the registered ``kind`` whose (2) and (3) are NaN everywhere: a derivation
-    broken beyond any tolerance, which the properties must call a mismatch (a NaN by hand where
-    autodiff is finite), never an error of the checker."""
+def scaled(kind: str, factor: float) -> type:
+    """A subclass of the registered ``kind`` whose (2) and (3) are ``factor`` times the right
+    ones: NaN everywhere (``factor`` NaN) or far too large (1e300), a derivation broken beyond any
+    tolerance, which the properties must call a mismatch, never an error or a warning of the
+    checker (its bounds do not take the layer's values, and a huge error ranks as ∞)."""
     parent = LAYER_KINDS[kind]
-    methods = {"input_delta": _nan_input_delta, "parameter_gradients": _nan_parameter_gradients}
-    return dataclass(frozen=True)(type(f"NotANumber{parent.__name__}", (parent,), {"__module__": __name__, **methods}))
+
+    def input_delta(self, delta, a_prev, params=None):
+        return factor * parent.input_delta(self, delta, a_prev, params)
+
+    def parameter_gradients(self, delta, a_prev, params=None):
+        return {name: factor * v for name, v in parent.parameter_gradients(self, delta, a_prev, params).items()}
+
+    name = f"Scaled{parent.__name__}"
+    methods = {"__module__": __name__, "input_delta": input_delta, "parameter_gradients": parameter_gradients}
+    return dataclass(frozen=True)(type(name, (parent,), methods))

@@ -301,7 +301,7 @@ def _judge(looks: list[_Look], report: ActivationReport, dtype: np.dtype) -> Non
     suspects = []
     for n, look in enumerate(looks):
         gap = np.abs(look.hand - look.autodiff)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             ratio = np.where(np.isfinite(look.hand), gap / np.maximum(look.allowed, tol.SLOPE_MINIMUM), np.inf)
         suspects += [(-float(ratio[tuple(i)]), n, tuple(int(k) for k in i)) for i in np.argwhere(look.bad)]
     rows_seen = set()
@@ -385,7 +385,8 @@ def _tally(looks: list[_Look], report: ActivationReport) -> None:
         ok = look.usable & ~look.bad & (look.scale > 0)
         if not ok.any():
             continue
-        ratio = np.where(ok, np.abs(look.hand - look.autodiff) / np.maximum(look.allowed, tol.SLOPE_MINIMUM), -1)
+        with np.errstate(all="ignore"):  # ∞ where an error dwarfs its bound; only ok elements count
+            ratio = np.where(ok, np.abs(look.hand - look.autodiff) / np.maximum(look.allowed, tol.SLOPE_MINIMUM), -1)
         i = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
         error, tolerance = abs(look.hand[i] - look.autodiff[i]) / look.scale[i], look.allowed[i] / look.scale[i]
         if error / max(tolerance, tol.SLOPE_MINIMUM) >= report.max_error / max(report.tolerance, tol.SLOPE_MINIMUM):

@@ -788,7 +788,7 @@ class _Judged:
             return ~(np.abs(self.hand[key] - self.autodiff[key]) <= self.allowed[key])
 
     def ratio(self, key: str) -> np.ndarray:
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             gap = np.abs(self.hand[key] - self.autodiff[key]) / np.maximum(self.allowed[key], tol.SLOPE_MINIMUM)
         return np.where(np.isfinite(self.hand[key]), gap, np.inf)
 
@@ -1308,7 +1308,7 @@ def _stage_two(layer: _Layer, report: LayerReport, networks: int, dtype: np.dtyp
         checked += 1
         failing = _failing(quantities)
         for q in quantities:
-            with np.errstate(invalid="ignore", divide="ignore"):
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
                 ratio = np.abs(q.hand - q.autodiff) / np.maximum(q.allowed, tol.SLOPE_MINIMUM)
             ratio = np.where(np.isfinite(ratio) & (ratio <= 1), ratio, -1.0)
             j = np.unravel_index(int(np.argmax(ratio)), ratio.shape) if ratio.size else ()

@@ -100,8 +100,8 @@ def judge(
         require_finite(f"the tolerance of equation {equation}, layer {layer}", allowed, magnitude, r)
     diff = np.abs(m - r)
     passed = bool((diff <= allowed).all())
-    with np.errstate(divide="ignore", invalid="ignore"):
-        score = diff / np.maximum(allowed, _TINY)
+    with np.errstate(over="ignore"):  # an error of 1e300 over a bound of 1e-290 is ∞: it ranks worst
+        score = diff / np.maximum(allowed, _TINY)  # no 0/0 or ∞/∞: allowed is finite, at least _TINY here
     if not np.isfinite(m).all():
         score[~np.isfinite(m)] = np.inf  # NaN or ∞ by hand ranks worst
     worst = np.unravel_index(int(score.argmax()), m.shape)

@@ -12,6 +12,8 @@ inputs with any activation) take a third of the profile's examples.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 
 from manual.layers import delta_through
 from property_tests.banks.controls import rejects
-from property_tests.banks.layer_controls import CONTROLS, not_a_number, unchanged, with_mistake
+from property_tests.banks.layer_controls import CONTROLS, scaled, unchanged, with_mistake
 from property_tests.library import layer_compare as lc
 from property_tests.library import profiles
 from property_tests.library.layer_strategies import LayerCase, describe_kinds, layer_cases
@@ -98,13 +100,16 @@ def test_a_control_is_rejected_for_its_mistake_not_for_being_a_subclass(kind, da
     each_equation_matches_autodiff(case)
 
 
+@pytest.mark.parametrize("factor", [np.nan, 1e300], ids=["nan", "1e300"])
 @pytest.mark.parametrize("kind", first_then_sweep(["conv2d", "dense", "max_pool", "avg_pool", "flatten"], quick=1))
-def test_a_derivation_that_gives_nan_is_a_mismatch_not_an_error_of_the_checker(kind):
-    # The linear kinds' bounds are their registered class's operations on sizes; were they the
-    # layer's own (NaN here), judging would raise InternalError ("a bug of backprop-check").
-    assert rejects(
-        each_equation_matches_autodiff, with_mistake(layer_cases(ties=kind == "max_pool"), kind, not_a_number(kind))
-    )
+def test_a_derivation_broken_beyond_any_tolerance_is_a_mismatch(kind, factor):
+    # Not an error of the checker: the linear kinds' bounds are their registered class's
+    # operations on sizes (were they the layer's own, a NaN here raised InternalError, "a bug of
+    # backprop-check"); and not a warning: an error 1e300 times its bound ranks as ∞.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cases = with_mistake(layer_cases(ties=kind == "max_pool"), kind, scaled(kind, factor))
+        assert rejects(each_equation_matches_autodiff, cases)
 
 
 @pytest.mark.parametrize(
