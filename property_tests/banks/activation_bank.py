@@ -315,6 +315,28 @@ WRONG_CANCELLING_LARGE = Activation(
 HOSTILE_WRONG = [WRONG_NAIVE_SIGMOID, WRONG_CUBIC, WRONG_QUOTIENT_RULE, WRONG_CANCELLING_LARGE]
 """Wrong activations that are hard on the numbers; each must stay wrong in float64."""
 
+# Wrong beyond any tolerance: g′ off by a factor no rounding comes near, or not a number at all,
+# where the right g′ is of order 1. Each must be WRONG with a counterexample, with no warning of
+# the checker's own (an error that dwarfs its bound ranks as ∞) and every reported figure finite.
+
+WRONG_TIMES_1E300 = Activation("ztanh_times_1e300", _ztanh, lambda z, xp: _ztanh_prime(z, xp) * 1e300)
+"""g′ 1e300 times too large: finite in float64, ∞ in float32 and wherever a network multiplies it."""
+
+WRONG_TIMES_1E_300 = Activation("ztanh_times_1e-300", _ztanh, lambda z, xp: _ztanh_prime(z, xp) * 1e-300)
+"""g′ 1e300 times too small: subnormal in float64, 0 in float32."""
+
+WRONG_PLUS_INF = Activation("ztanh_plus_inf", _ztanh, lambda z, xp: _ztanh_prime(z, xp) + math.inf)
+"""g′ = +∞ everywhere."""
+
+WRONG_MINUS_INF = Activation("ztanh_minus_inf", _ztanh, lambda z, xp: _ztanh_prime(z, xp) - math.inf)
+"""g′ = −∞ everywhere."""
+
+WRONG_NAN_EVERYWHERE = Activation("ztanh_nan", _ztanh, lambda z, xp: _ztanh_prime(z, xp) * math.nan)
+"""g′ = NaN everywhere (``WRONG_NAN_AT_ZERO`` is NaN at one point only)."""
+
+FAR_OFF = [WRONG_TIMES_1E300, WRONG_TIMES_1E_300, WRONG_PLUS_INF, WRONG_MINUS_INF, WRONG_NAN_EVERYWHERE]
+"""Wrong beyond any tolerance; kept out of ``WRONG`` (their own test runs them under warnings as errors)."""
+
 WRONG = [
     WRONG_RELATIVE_1E6,
     WRONG_INTERVAL_NEGATIVE,

@@ -7,6 +7,10 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,15 +26,65 @@ QUICK = dict(examples=10)
 
 
 def finite_figures(report: dict, where: str = "report") -> None:
-    """Every number anywhere in a report is finite (no error or tolerance may be NaN or ∞)."""
+    """Every error, tolerance and difference anywhere in a report is a finite number or null: not
+    NaN or ∞, nor the string "nan" or "inf" that ``json_safe`` writes for a hand value."""
     if isinstance(report, dict):
         for key, value in report.items():
             finite_figures(value, f"{where}.{key}")
     elif isinstance(report, (list, tuple)):
         for i, value in enumerate(report):
             finite_figures(value, f"{where}[{i}]")
-    elif isinstance(report, float) and where.endswith(("error", "tolerance", "difference")):
-        assert np.isfinite(report), f"{where} is {report}"
+    elif where.endswith(("error", "tolerance", "difference")) and report is not None:
+        assert isinstance(report, (int, float)) and np.isfinite(report), f"{where} is {report!r}"
+
+
+def without_a_warning(check, *args, **kwargs):
+    """``check(*args, **kwargs)`` with every warning an error, its report's message and JSON
+    (``allow_nan=False``) too: a derivation however far off leaves the checker no warning to give."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = check(*args, **kwargs)
+        report.message()
+        json.dumps(report.as_dict(), allow_nan=False)
+    return report
+
+
+def _constant(name: str) -> None:
+    raise AssertionError(f"{name} in a JSON report")
+
+
+def cli_without_a_warning(capsys, *argv: str) -> tuple[int, dict]:
+    """``backprop-check *argv --json`` in this process with every warning an error: the exit code
+    and the JSON object (no NaN or Infinity in it), with nothing on standard error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = main([*argv, "--json"])
+    out, err = capsys.readouterr()
+    assert err == "", err
+    return code, json.loads(out, parse_constant=_constant)
+
+
+def target(module: ModuleType, entry: Any) -> str:
+    """``module:NAME`` of a bank entry, for the command line."""
+    (name,) = [name for name, value in vars(module).items() if value is entry and name.isupper()]
+    return f"{module.__name__}:{name}"
+
+
+_PARAM = type(pytest.param(None))
+"""What ``pytest.param`` returns (pytest exports no name for it)."""
+
+
+def blocked(params: Sequence[Any], entries: Sequence[Any], reason: str) -> list[Any]:
+    """``first_then_sweep``'s parameters, those holding one of ``entries`` (in a tuple or alone)
+    marked as a strict expected failure: a leak whose fix lies outside this change (``reason``)."""
+    out = []
+    for p in params:
+        values, marks = (p.values, list(p.marks)) if isinstance(p, _PARAM) else ((p,), [])
+        held = values[0] if isinstance(values[0], tuple) else (values[0],)
+        if any(v is e for v in held for e in entries):
+            p = pytest.param(*values, marks=[*marks, pytest.mark.xfail(strict=True, reason=reason)])
+        out.append(p)
+    return out
 
 
 def self_consistent(report) -> None:
@@ -66,6 +120,38 @@ def test_wrong_activations_are_caught(g):
     json.dumps(report.as_dict(), allow_nan=False)
 
 
+IN_NETWORKS = (
+    "compare.compare_case runs a network's hand pass (manual.backward) without errstate: a g′ of 1e300 "
+    "or ±∞ overflows or meets ∞·0 in manual/backprop.py (compare.py: not this change's to edit)"
+)
+LEAKING_IN_NETWORKS = [bank.WRONG_TIMES_1E300, bank.WRONG_PLUS_INF, bank.WRONG_MINUS_INF]
+FAR_OFF = blocked(
+    first_then_sweep([(g, dtype) for dtype in ("float64", "float32") for g in bank.FAR_OFF]),
+    LEAKING_IN_NETWORKS,
+    IN_NETWORKS,
+)
+
+
+@pytest.mark.parametrize("case", FAR_OFF, ids=lambda case: f"{case[0].name}-{case[1]}")
+def test_a_derivative_off_beyond_any_tolerance_is_wrong_without_a_warning(case):
+    g, dtype = case
+    report = without_a_warning(check_activation, g, examples=5, dtype=dtype)
+    assert report.verdict == "wrong" and report.counterexample is not None, report.message()
+    self_consistent(report)
+    finite_figures(report.as_dict())
+
+
+@pytest.mark.parametrize(
+    "g",
+    blocked(first_then_sweep(bank.FAR_OFF), LEAKING_IN_NETWORKS, IN_NETWORKS),
+    ids=lambda g: g.name,
+)
+def test_cli_a_derivative_off_beyond_any_tolerance_is_exit_1_without_a_warning(capsys, g):
+    code, report = cli_without_a_warning(capsys, "activation", target(bank, g), "--examples", "5")
+    assert code == 1 and report["verdict"] == "wrong" and report["counterexample"] is not None
+    finite_figures(report)
+
+
 def test_the_counterexample_check_can_fail():
     # Negative control of self_consistent: a counterexample within its tolerance is rejected.
     from property_tests.checkers.activation_check import PointCounterexample
@@ -79,6 +165,8 @@ def test_the_counterexample_check_can_fail():
         self_consistent(Fake())
     with pytest.raises(AssertionError):
         finite_figures({"max_error": float("nan")})
+    with pytest.raises(AssertionError):  # a figure json_safe made a string
+        finite_figures({"counterexample": {"tolerance": "inf"}})
 
 
 def test_the_second_look_is_what_clears_a_cancelling_formula(monkeypatch):
