@@ -4,6 +4,8 @@ outside the catalogue (``mixes`` left unsaid for the maps)."""
 
 from __future__ import annotations
 
+import math
+
 from manual import Parameter, ParametricActivation, VectorActivation, special
 
 
@@ -151,6 +153,86 @@ def _maxout2_sum(z, v, xp):
 WRONG_MAXOUT_EVERY_TIE = VectorActivation("maxout_every_tie", _maxout2, _maxout2_sum, group=2, shrink=2)
 """Maxout of pairs whose Jᵀv gives the whole gradient to EVERY tied maximum: at a tie the total
 passed back is twice v, which no one-sided slope gives."""
+
+
+# Wrong beyond any tolerance: a partial, or Jᵀv, off by a factor no rounding comes near, or not a
+# number at all, where the right one is of order 1. Each must be WRONG with a counterexample, with
+# no warning of the checker's own and every reported figure finite.
+
+
+def _swish_beta_times(label: str, factor: float) -> ParametricActivation:
+    """The naive swish with ∂g/∂β times ``factor`` (∂g/∂z right)."""
+    return ParametricActivation(
+        f"naive_swish_beta_times_{label}",
+        _naive_swish,
+        _naive_swish_dz,
+        lambda z, p, xp: {"beta": _naive_swish_dp(z, p, xp)["beta"] * factor},
+        (Parameter("beta", 1.0, 0.1, 3.0),),
+    )
+
+
+def _softmax_t2_times(label: str, factor: float) -> VectorActivation:
+    """softmax(z/2) with Jᵀv times ``factor``."""
+    return VectorActivation(
+        f"softmax_t2_times_{label}", _softmax_t, lambda z, v, xp: RIGHT_SOFTMAX_T2.vjp(z, v, xp) * factor
+    )
+
+
+WRONG_SWISH_TIMES_1E300 = _swish_beta_times("1e300", 1e300)
+"""∂g/∂β 1e300 times too large: finite in float64, ∞ in float32."""
+
+WRONG_SWISH_TIMES_1E_300 = _swish_beta_times("1e-300", 1e-300)
+"""∂g/∂β 1e300 times too small: subnormal in float64, 0 in float32."""
+
+WRONG_PRELU_INF = ParametricActivation(
+    "prelu_dz_inf",
+    RIGHT_PRELU.forward,
+    lambda z, p, xp: RIGHT_PRELU.derivative(z, p, xp) + math.inf,
+    RIGHT_PRELU.parameter_derivatives,
+    (Parameter("a", 0.25, 0.0, 1.0),),
+)
+"""PReLU with ∂g/∂z = +∞ everywhere."""
+
+WRONG_PRELU_MINUS_INF = ParametricActivation(
+    "prelu_da_minus_inf",
+    RIGHT_PRELU.forward,
+    RIGHT_PRELU.derivative,
+    lambda z, p, xp: {"a": RIGHT_PRELU.parameter_derivatives(z, p, xp)["a"] - math.inf},
+    (Parameter("a", 0.25, 0.0, 1.0),),
+)
+"""PReLU with ∂g/∂a = −∞ everywhere."""
+
+WRONG_SWISH_NAN = _swish_beta_times("nan", math.nan)
+"""∂g/∂β NaN everywhere."""
+
+WRONG_SOFTMAX_TIMES_1E300 = _softmax_t2_times("1e300", 1e300)
+"""Jᵀv 1e300 times too large (∞ in float32, NaN × 0 where a row of one unit makes Jᵀv 0)."""
+
+WRONG_SOFTMAX_TIMES_1E_300 = _softmax_t2_times("1e-300", 1e-300)
+"""Jᵀv 1e300 times too small."""
+
+WRONG_SOFTMAX_INF = _softmax_t2_times("inf", math.inf)
+"""Jᵀv times +∞: ±∞ everywhere, NaN where the right Jᵀv is 0 (rows of one unit)."""
+
+WRONG_SOFTMAX_MINUS_INF = _softmax_t2_times("-inf", -math.inf)
+"""Jᵀv times −∞."""
+
+WRONG_SOFTMAX_NAN = _softmax_t2_times("nan", math.nan)
+"""Jᵀv NaN everywhere."""
+
+FAR_OFF = [
+    WRONG_SWISH_TIMES_1E300,
+    WRONG_SWISH_TIMES_1E_300,
+    WRONG_PRELU_INF,
+    WRONG_PRELU_MINUS_INF,
+    WRONG_SWISH_NAN,
+    WRONG_SOFTMAX_TIMES_1E300,
+    WRONG_SOFTMAX_TIMES_1E_300,
+    WRONG_SOFTMAX_INF,
+    WRONG_SOFTMAX_MINUS_INF,
+    WRONG_SOFTMAX_NAN,
+]
+"""Wrong beyond any tolerance; kept out of ``WRONG`` (their own test runs them under warnings as errors)."""
 
 WRONG = [WRONG_PRELU_INDICATOR, WRONG_SWISH_1E6, WRONG_SNAKE, WRONG_GLU_SWAPPED, WRONG_MAXOUT_EVERY_TIE]
 

@@ -18,6 +18,7 @@ map.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,24 @@ def _bound(dtype: np.dtype, size: np.ndarray, r: np.ndarray, rounding: np.ndarra
         return tol.scale(dtype) * (rounding * size + tol.ELEMENTARY_ULPS * np.abs(r)) + tol.derivative_floor(dtype, z)
 
 
+def _usable_bound(usable: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """The bound where a point is judged, 0 elsewhere; ``usable`` loses, in place, the points
+    whose bound overflows (its sizes near the largest float: a partial by hand 1e300 times too
+    large sizes its own terms), which are skipped and counted like those where autodiff does not
+    fit the dtype, never judged with an infinite tolerance that any hand value, ∞ included,
+    would pass. A NaN bound is a bug of the checker: it stays, to fail ``require_finite``."""
+    usable &= ~np.isinf(bound)
+    return np.where(usable, bound, 0.0)
+
+
+def _unit(scale: float, hand: float, r: float) -> float:
+    """What a counterexample's relative figures are relative to: the size of its terms, or where
+    that is zero (a row of one unit, whose softmax is constant: Jᵀv is exactly 0) the values'."""
+    if scale > 0:
+        return scale
+    return max(abs(hand) if math.isfinite(hand) else 0.0, abs(r), tol.SLOPE_MINIMUM)
+
+
 # --- activations with parameters -------------------------------------------------------------
 
 
@@ -147,7 +166,7 @@ def _parametric_looks(g: ParametricActivation, z: np.ndarray, p: dict, dtype: np
         hand = np.asarray(np.broadcast_to(np.asarray(hand, np.float64), z.shape))
         with np.errstate(invalid="ignore"):
             usable = np.isfinite(a) & np.isfinite(r) & (np.abs(r) <= np.finfo(dtype).max)
-        allowed = np.where(usable, _bound(dtype, sizes[name], r, tol.ELEMENTARY_ULPS * (1 + np.abs(z64)), z64), 0.0)
+        allowed = _usable_bound(usable, _bound(dtype, sizes[name], r, tol.ELEMENTARY_ULPS * (1 + np.abs(z64)), z64))
 
         def line(i: tuple, name: str = name) -> Line:
             return _along_parameter(g, zt, pt, name, i)
@@ -213,7 +232,7 @@ def _vector_look(g: VectorActivation, z: np.ndarray, v: np.ndarray, dtype: np.dt
     size = _vector_size(g, z64, np.abs(v64))
     with np.errstate(invalid="ignore"):
         usable = np.all(np.isfinite(a), axis=-1, keepdims=True) & np.isfinite(r)
-    allowed = np.where(usable, _bound(dtype, size, r, mixed_rounding(z64, v.shape[-1]), z64), 0.0)
+    allowed = _usable_bound(usable, _bound(dtype, size, r, mixed_rounding(z64, v.shape[-1]), z64))
     look = _Look("(J_gᵀv)", hand, r, allowed, np.abs(r) + size, usable, lambda i: _along_unit(g, zt, vt, i))
     look.row = lambda row: _along_row(g, zt, vt, row)
     return look
@@ -303,9 +322,15 @@ def _judge(looks: list[_Look], report: ActivationReport, dtype: np.dtype) -> Non
         gap = np.abs(look.hand - look.autodiff)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             ratio = np.where(np.isfinite(look.hand), gap / np.maximum(look.allowed, tol.SLOPE_MINIMUM), np.inf)
-        suspects += [(-float(ratio[tuple(i)]), n, tuple(int(k) for k in i)) for i in np.argwhere(look.bad)]
+        # Ties (∞ for every hand value that is not finite) go to the largest right value first, the
+        # clearest: where it is exactly 0 (Jᵀv of a row of one unit) a NaN by hand may be 0·∞, which
+        # the formula on long doubles clears, and eight such suspects would hide every other.
+        suspects += [
+            (-float(ratio[tuple(i)]), -abs(float(look.autodiff[tuple(i)])), n, tuple(int(k) for k in i))
+            for i in np.argwhere(look.bad)
+        ]
     rows_seen = set()
-    for _, n, i in sorted(suspects)[:SUSPECTS]:
+    for _, _, n, i in sorted(suspects)[:SUSPECTS]:
         look = looks[n]
         verdict, where = _second_look(look, i, dtype)
         fd = verdict.finite_difference
@@ -322,7 +347,8 @@ def _judge(looks: list[_Look], report: ActivationReport, dtype: np.dtype) -> Non
                     )
                 )
         if verdict.wrong[0]:
-            hand, r, scale = float(look.hand[i]), float(look.autodiff[i]), float(look.scale[i])
+            hand, r = float(look.hand[i]), float(look.autodiff[i])
+            scale = _unit(float(look.scale[i]), hand, r)
             tolerance = float(verdict.threshold[0]) / scale
             require_finite("the tolerance of a counterexample", tolerance)
             report.counterexample = KindCounterexample(
@@ -344,8 +370,10 @@ def _judge(looks: list[_Look], report: ActivationReport, dtype: np.dtype) -> Non
 def _row_is_wrong(look: _Look, row: int, report: ActivationReport, dtype: np.dtype) -> bool:
     """The second look along a whole row (``_along_row``) for a suspect element that survived
     its own line; records the counterexample when the row's sum is wrong."""
-    hand, r = float(np.sum(look.hand[row])), float(np.sum(look.autodiff[row]))
-    allowed, scale = float(np.sum(look.allowed[row])), float(np.sum(look.scale[row]))
+    with np.errstate(invalid="ignore"):  # +∞ and −∞ by hand in one row sum to NaN: still not finite, still wrong
+        hand = float(np.sum(look.hand[row]))
+    r = float(np.sum(look.autodiff[row]))
+    allowed, scale = float(np.sum(look.allowed[row])), _unit(float(np.sum(look.scale[row])), hand, r)
     with np.errstate(invalid="ignore"):
         if abs(hand - r) <= allowed:
             return False

@@ -10,7 +10,13 @@ from property_tests.banks import kinds_bank as bank
 from property_tests.checkers.activation_check import check_activation
 from property_tests.command.cli import main
 from property_tests.tests.sweeps import first_then_sweep
-from property_tests.tests.test_activation_check import finite_figures, self_consistent
+from property_tests.tests.test_activation_check import (
+    cli_without_a_warning,
+    finite_figures,
+    self_consistent,
+    target,
+    without_a_warning,
+)
 
 QUICK = dict(examples=10)
 
@@ -32,6 +38,29 @@ def test_wrong_user_kinds_are_wrong_with_a_consistent_counterexample(g):
     assert report.counterexample is not None
     self_consistent(report)
     assert report.networks == 0  # a pointwise mistake stops before the networks
+
+
+@pytest.mark.parametrize(
+    "case",
+    first_then_sweep([(g, dtype) for dtype in ("float64", "float32") for g in bank.FAR_OFF]),
+    ids=lambda case: f"{case[0].name}-{case[1]}",
+)
+def test_a_partial_or_vjp_off_beyond_any_tolerance_is_wrong_without_a_warning(case):
+    # Jᵀv of softmax_t2 times ±∞ or NaN is NaN on rows of one unit, where the right Jᵀv is 0
+    # and the size of its terms too: such a counterexample divided by a zero scale
+    # (ZeroDivisionError), and eight of them hid every other point from the second look.
+    g, dtype = case
+    report = without_a_warning(check_activation, g, examples=10, dtype=dtype)
+    assert report.verdict == "wrong" and report.counterexample is not None, report.message()
+    self_consistent(report)
+    finite_figures(report.as_dict())
+
+
+@pytest.mark.parametrize("g", first_then_sweep(bank.FAR_OFF), ids=lambda g: g.name)
+def test_cli_a_partial_or_vjp_off_beyond_any_tolerance_is_exit_1_without_a_warning(capsys, g):
+    code, report = cli_without_a_warning(capsys, "activation", target(bank, g), "--examples", "10")
+    assert code == 1 and report["verdict"] == "wrong" and report["counterexample"] is not None
+    finite_figures(report)
 
 
 @pytest.mark.parametrize(
