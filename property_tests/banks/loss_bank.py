@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from manual import Loss
 
 
@@ -139,6 +141,29 @@ RIGHT_SATURATED_CLIP = Loss("saturated_clip", _saturated_clip, _saturated_clip_g
 """Σ 2.5·tanh(10·clip(r, 1, 3)): a gradient of 25·(1 − tanh² 10r), at most 2e-7 and made of terms
 of size 25, so that both the hand value (0 for r ≳ 1.9) and autodiff (XLA's tanh a few ulps from
 1) lose every digit of it; the formula on long doubles agrees with the Richardson difference."""
+
+
+# Wrong beyond any tolerance: the gradient off by a factor no rounding comes near, or not a
+# number at all, where the right one (tanh(a − y)) is of order 1. Each must be WRONG with a
+# counterexample, with no warning of the checker's own and every reported figure finite.
+
+WRONG_TIMES_1E300 = Loss("logcosh_times_1e300", _logcosh, lambda a, y, xp: xp.tanh(a - y) * 1e300)
+"""log cosh(a − y) with its gradient 1e300 times too large."""
+
+WRONG_TIMES_1E_300 = Loss("logcosh_times_1e-300", _logcosh, lambda a, y, xp: xp.tanh(a - y) * 1e-300)
+"""log cosh(a − y) with its gradient 1e300 times too small (subnormal)."""
+
+WRONG_PLUS_INF = Loss("logcosh_plus_inf", _logcosh, lambda a, y, xp: xp.tanh(a - y) + math.inf)
+"""log cosh(a − y) with the gradient +∞ everywhere."""
+
+WRONG_MINUS_INF = Loss("logcosh_minus_inf", _logcosh, lambda a, y, xp: xp.tanh(a - y) - math.inf)
+"""log cosh(a − y) with the gradient −∞ everywhere."""
+
+WRONG_NAN_EVERYWHERE = Loss("logcosh_nan", _logcosh, lambda a, y, xp: xp.tanh(a - y) * math.nan)
+"""log cosh(a − y) with the gradient NaN everywhere (``WRONG_NAN_AT_ZERO`` is NaN at a = y only)."""
+
+FAR_OFF = [WRONG_TIMES_1E300, WRONG_TIMES_1E_300, WRONG_PLUS_INF, WRONG_MINUS_INF, WRONG_NAN_EVERYWHERE]
+"""Wrong beyond any tolerance; kept out of ``WRONG`` (their own test runs them under warnings as errors)."""
 
 
 RIGHT = [

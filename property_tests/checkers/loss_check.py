@@ -274,6 +274,9 @@ class LossReport:
         out["verdict"] = self.verdict
         out["counterexample"] = self.counterexample.as_dict() if self.counterexample else None
         out["warnings"] = list(self.warnings)
+        # A network's failure holds its hand value as a float, NaN or ∞ for a gradient far off: a
+        # string, as in the counterexample (verify's own report does the same with it).
+        out["network_failure"] = json_safe(self.network_failure)
         return out
 
 

@@ -26,6 +26,7 @@ from property_tests.checkers.loss_check import (
 from property_tests.command.cli import main
 from property_tests.library import profiles
 from property_tests.tests.sweeps import SWEEP, first_then_sweep
+from property_tests.tests.test_activation_check import blocked, cli_without_a_warning, target, without_a_warning
 
 EXAMPLES = 5
 RIGHT = bank.RIGHT + [LOSSES["huber"], LOSSES["mae"]]
@@ -91,6 +92,33 @@ def test_wrong_losses_are_caught_with_a_self_consistent_counterexample(loss):
     assert report.verdict == "wrong", report.message()
     assert_self_consistent(report.counterexample)
     assert "WRONG GRADIENT" in report.message()
+
+
+@pytest.mark.parametrize("loss", first_then_sweep(bank.FAR_OFF), ids=name)
+def test_a_gradient_off_beyond_any_tolerance_is_wrong_pointwise_without_a_warning(loss):
+    report = without_a_warning(check_pointwise, loss, examples=EXAMPLES)
+    assert report.verdict == "wrong", report.message()
+    assert_self_consistent(report.counterexample)
+    assert non_finite(report.as_dict()) == []
+
+
+LEAKING_IN_NETWORKS = [bank.WRONG_TIMES_1E300, bank.WRONG_PLUS_INF, bank.WRONG_MINUS_INF, bank.WRONG_NAN_EVERYWHERE]
+LEAK_IN_NETWORKS = (
+    "compare.loss_terms sizes the bound of (1) with the hand gradient: ∞ or NaN by hand makes a "
+    "network's tolerance non-finite (InternalError, exit 4), 1e300 overflows the bounds of (3); and "
+    "compare.equation_1 and compare_case run the hand side without errstate (∞·0 warns in manual/backprop.py). "
+    "compare.py: not this change's to edit"
+)
+
+
+@pytest.mark.parametrize(
+    "loss", blocked(first_then_sweep(bank.FAR_OFF), LEAKING_IN_NETWORKS, LEAK_IN_NETWORKS), ids=name
+)
+def test_cli_a_gradient_off_beyond_any_tolerance_is_exit_1_without_a_warning(capsys, loss):
+    # The whole check, networks included (a few networks: each new loss compiles their reference).
+    code, report = cli_without_a_warning(capsys, "loss", target(bank, loss), "--examples", str(EXAMPLES))
+    assert code == 1 and report["verdict"] == "wrong" and report["counterexample"] is not None
+    assert non_finite(report) == []
 
 
 def test_self_consistency_rejects_a_counterexample_within_its_tolerance():
@@ -190,6 +218,16 @@ def test_no_nan_or_infinity_in_any_report(loss):
     out = report_of(loss).as_dict()
     assert non_finite(out) == []
     json.dumps(out, allow_nan=False)
+
+
+@pytest.mark.parametrize("hand", [math.nan, math.inf, -math.inf])
+def test_a_network_failure_whose_hand_value_is_not_finite_is_valid_json(hand):
+    # verify's counterexample carries the hand value of the failing comparison as a float; the
+    # report put it into its JSON as it was (ValueError under allow_nan=False, a traceback).
+    report = loss_check.LossReport("far_off", 0)
+    report.network_failure = {"equation": "(1)", "layer": 2, "hand": hand, "autodiff": 0.5}
+    out = json.loads(json.dumps(report.as_dict(), allow_nan=False))
+    assert out["verdict"] == "wrong" and out["network_failure"]["hand"] == str(hand)
 
 
 def test_the_walk_finds_nan_and_infinity():
