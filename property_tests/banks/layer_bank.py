@@ -12,15 +12,21 @@ be passed in), and a hand-written backward as a vector-Jacobian product: ``input
     WRONG       caught: a missing term, a transposed weight gradient, a gradient not averaged
                 over the batch, a sign flipped in one term, off by a relative 1e-6 everywhere,
                 wrong only for negative inputs, the batch path of a batch statistic missing
+    FAR_OFF     caught, without a warning: Dense and Conv2D with one method 1e300 or 1e-300 times
+                the right value, ±∞ or NaN
     IMPRECISE   right, but cancelling: loses digits in float32 (and in float64 beyond the bound)
     INCONCLUSIVE right, but its forward is NaN on most random inputs
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from manual.conv import Conv2D
+from manual.layers import Dense
 
 Shape = tuple[int, ...]
 
@@ -297,6 +303,76 @@ WRONG = [
     BatchCentreNoBatchPath(),
 ]
 """Wrong hand-written backward passes: each must be WRONG, with a counterexample."""
+
+
+# --- wrong beyond any tolerance: the project's own layers, one method scaled ----------------------
+
+
+def _far_off(parent: type, method: str, label: str, factor: float, **settings) -> object:
+    """A subclass of a project layer whose ``method`` (``input_delta`` or ``parameter_gradients``)
+    returns ``factor`` times the right value: a derivation off by a factor no rounding comes near
+    (1e300, 1e-300) or not a number at all (±∞, NaN), where the right value is of order 1. It must
+    be WRONG with a counterexample, with no warning of the checker's own (an error that dwarfs its
+    bound ranks as ∞) and every reported figure finite."""
+
+    def input_delta(self, delta, a_prev, params):
+        return factor * parent.input_delta(self, delta, a_prev, params)
+
+    def parameter_gradients(self, delta, a_prev, params):
+        return {name: factor * v for name, v in parent.parameter_gradients(self, delta, a_prev, params).items()}
+
+    name = f"{parent.__name__}{method.title().replace('_', '')}Times{label}"
+    methods = {"input_delta": input_delta, "parameter_gradients": parameter_gradients}
+    body = {"__module__": __name__, "__qualname__": name, method: methods[method]}
+    if parent is Conv2D:
+        body["example_shapes"] = ((2, 5, 5),)  # a convolution takes (C, H, W) examples
+    kind: type = dataclass(frozen=True)(type(name, (parent,), body))
+    return kind(**settings)
+
+
+DENSE_INPUT_DELTA_TIMES_1E300 = _far_off(Dense, "input_delta", "1e300", 1e300, units=3)
+"""Dense whose (Θ)ᵀδ is 1e300 times too large."""
+
+DENSE_INPUT_DELTA_TIMES_1E_300 = _far_off(Dense, "input_delta", "1eMinus300", 1e-300, units=3)
+"""Dense whose (Θ)ᵀδ is 1e300 times too small."""
+
+DENSE_INPUT_DELTA_INF = _far_off(Dense, "input_delta", "Inf", math.inf, units=3)
+"""Dense whose (Θ)ᵀδ is ±∞ (∞ times the right value)."""
+
+DENSE_INPUT_DELTA_NAN = _far_off(Dense, "input_delta", "Nan", math.nan, units=3)
+"""Dense whose (Θ)ᵀδ is NaN everywhere."""
+
+CONV_GRADIENTS_TIMES_1E300 = _far_off(
+    Conv2D, "parameter_gradients", "1e300", 1e300, in_channels=2, out_channels=3, kernel=(2, 2)
+)
+"""Conv2D whose ∂E/∂W and ∂E/∂b are 1e300 times too large."""
+
+CONV_GRADIENTS_TIMES_1E_300 = _far_off(
+    Conv2D, "parameter_gradients", "1eMinus300", 1e-300, in_channels=2, out_channels=3, kernel=(2, 2)
+)
+"""Conv2D whose ∂E/∂W and ∂E/∂b are 1e300 times too small."""
+
+CONV_GRADIENTS_MINUS_INF = _far_off(
+    Conv2D, "parameter_gradients", "MinusInf", -math.inf, in_channels=2, out_channels=3, kernel=(2, 2)
+)
+"""Conv2D whose parameter gradients are −∞ times the right ones."""
+
+CONV_GRADIENTS_NAN = _far_off(
+    Conv2D, "parameter_gradients", "Nan", math.nan, in_channels=2, out_channels=3, kernel=(2, 2)
+)
+"""Conv2D whose parameter gradients are NaN everywhere."""
+
+FAR_OFF = [
+    DENSE_INPUT_DELTA_TIMES_1E300,
+    DENSE_INPUT_DELTA_TIMES_1E_300,
+    DENSE_INPUT_DELTA_INF,
+    DENSE_INPUT_DELTA_NAN,
+    CONV_GRADIENTS_TIMES_1E300,
+    CONV_GRADIENTS_TIMES_1E_300,
+    CONV_GRADIENTS_MINUS_INF,
+    CONV_GRADIENTS_NAN,
+]
+"""Wrong beyond any tolerance; kept out of ``WRONG`` (their own test runs them under warnings as errors)."""
 
 
 # --- right, but imprecise; right, but rarely finite -------------------------------------------

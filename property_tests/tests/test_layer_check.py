@@ -17,7 +17,7 @@ from property_tests.checkers.layer_check import assert_layer_correct, check_laye
 from property_tests.checkers.loading import UsageError
 from property_tests.command.cli import main
 from property_tests.tests.sweeps import first_then_sweep
-from property_tests.tests.test_activation_check import finite_figures
+from property_tests.tests.test_activation_check import cli_without_a_warning, finite_figures, target, without_a_warning
 
 QUICK = dict(examples=10)
 
@@ -59,6 +59,28 @@ def test_wrong_layers_are_caught(layer):
     assert "WRONG" in report.message()
     finite_figures(report.as_dict())
     json.dumps(report.as_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    "case",
+    first_then_sweep([(layer, dtype) for dtype in ("float64", "float32") for layer in bank.FAR_OFF]),
+    ids=lambda case: f"{type(case[0]).__name__}-{case[1]}",
+)
+def test_a_backward_pass_off_beyond_any_tolerance_is_wrong_without_a_warning(case):
+    # An error of 1e300 over a bound of 1e-15 ranks as ∞; it once overflowed in the ratio that
+    # ranks the suspects, a RuntimeWarning of the checker's own (layer_check._Judged.ratio).
+    layer, dtype = case
+    report = without_a_warning(check_layer, layer, examples=6, dtype=dtype)
+    assert report.verdict == "wrong", report.message()
+    self_consistent(report.counterexample)
+    finite_figures(report.as_dict())
+
+
+@pytest.mark.parametrize("layer", first_then_sweep(bank.FAR_OFF), ids=lambda layer: type(layer).__name__)
+def test_cli_a_backward_pass_off_beyond_any_tolerance_is_exit_1_without_a_warning(capsys, layer):
+    code, report = cli_without_a_warning(capsys, "layer", target(bank, layer), "--examples", "6")
+    assert code == 1 and report["verdict"] == "wrong" and report["counterexample"] is not None
+    finite_figures(report)
 
 
 def test_the_consistency_check_can_fail():
