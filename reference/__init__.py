@@ -11,6 +11,6 @@ manager), so importing this package leaves a user's JAX in whatever mode it was.
 """
 
 from . import fast, plain
-from .plain import JAX_NN, Reference, autodiff, derivative, derivatives
+from .plain import JAX_NN, Reference, autodiff, derivative, derivatives, loss_gradient
 
-__all__ = ["Reference", "autodiff", "derivative", "derivatives", "JAX_NN", "plain", "fast"]
+__all__ = ["Reference", "autodiff", "derivative", "derivatives", "loss_gradient", "JAX_NN", "plain", "fast"]

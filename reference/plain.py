@@ -122,6 +122,55 @@ def derivative(g: Activation, z: np.ndarray) -> np.ndarray:
     return derivatives((g,), z)[0]
 
 
+LOSS_ROWS = 512
+"""``loss_gradient`` pads a and y to at least this many rows (whole powers of two beyond): JAX
+caches each operation per shape, and the padded shapes recur."""
+
+
+def loss_gradient(loss: Loss, a: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """wₜ·∇ₐEₜ for every example t (w = 1: ∇ₐEₜ itself), from ``jax.vjp`` of ``loss.error`` in
+    float64, op by op rather than compiled: a user's loss is new to JAX, and compiling it for
+    each shape costs more than running it on many points. Padded rows repeat the first example
+    with w = 0."""
+    rows = max(LOSS_ROWS, _rows(a))
+    with jax.enable_x64(True):
+        return np.asarray(_weighted(loss, *_padded(a, y, w, rows)))[: a.shape[0]]
+
+
+def loss_gradient_compiled(loss: Loss, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``loss_gradient`` for a few examples (a network's batch), from a program compiled once
+    per loss and shape (rows padded to a power of two, at least 64, so that a network's width
+    alone makes the shape): the same values, for many small calls."""
+    with jax.enable_x64(True):
+        return np.asarray(_weighted_compiled(loss)(*_padded(a, y, None, max(64, _rows(a)))))[: a.shape[0]]
+
+
+def _rows(a: np.ndarray) -> int:
+    return 1 << (a.shape[0] - 1).bit_length()
+
+
+def _padded(a, y, w, rows: int) -> tuple:
+    a, y = np.asarray(a, np.float64), np.asarray(y, np.float64)
+    n = a.shape[0]
+    w = np.ones(n) if w is None else np.asarray(w, np.float64)
+
+    def pad(v: np.ndarray, fill: float | None) -> np.ndarray:
+        extra = np.repeat(v[:1], rows - n, axis=0) if fill is None else np.full((rows - n,) + v.shape[1:], fill)
+        return np.concatenate([v, extra])
+
+    return pad(a, None), pad(y, None), pad(w, 0.0)
+
+
+def _weighted(loss: Loss, a, y, w):
+    _, vjp = jax.vjp(lambda a_: loss.error(a_, y, jnp), a)
+    return vjp(w)[0]
+
+
+@cache
+def _weighted_compiled(loss: Loss):
+    return jax.jit(partial(_weighted, loss))
+
+
 CHUNK = 4096
 """Points per call of the compiled g′ program: z is flattened, padded with its first value to
 whole chunks and fed one chunk at a time, so that one compilation serves every size of z."""

@@ -89,7 +89,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import jax
 import numpy as np
 
 from manual import CATALOGUE, OUTPUT_MAPS, Loss
@@ -100,10 +99,9 @@ from property_tests.checkers.second_look import neighbourhood, spread
 from property_tests.checkers.verify import run_verify
 from property_tests.library import tolerances as tol
 from property_tests.library.strategies import make_targets
-from reference import fast
+from reference import fast, loss_gradient
 
 WIDTHS = (1, 3)
-PAD_ROWS = 512
 PLAIN_NETWORKS = 24
 """Networks checked when the padded reference cannot take the loss (see ``reference.fast.supports``)."""
 
@@ -306,27 +304,10 @@ def _call(what: str, fn, a: np.ndarray, y: np.ndarray, shape: tuple) -> np.ndarr
     return out
 
 
-def _weighted_gradient(loss, a, y, w):
-    """w·∇ₐEₜ by ``jax.vjp``, op by op rather than compiled: a user's loss is new to JAX, and
-    compiling it for each shape costs more than running it (JAX caches each operation for the
-    padded shapes, which recur)."""
-    _, vjp = jax.vjp(lambda a_: loss.error(a_, y, jax.numpy), a)
-    return vjp(w)[0]
-
-
 def _autodiff(loss: Loss, a: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    n = a.shape[0]
-    rows = max(PAD_ROWS, 1 << (n - 1).bit_length())  # few distinct shapes: JAX caches per shape
-
-    def pad(v: np.ndarray, fill: float | None) -> np.ndarray:
-        return np.concatenate(
-            [v, np.repeat(v[:1], rows - n, axis=0) if fill is None else np.zeros((rows - n,) + v.shape[1:])]
-        )
-
+    """w·∇ₐEₜ from ``reference.loss_gradient``, or one sentence if JAX cannot differentiate the loss."""
     try:
-        with jax.enable_x64(True):
-            out = _weighted_gradient(loss, pad(a, None), pad(y, None), pad(w, 0.0))
-        return np.asarray(out)[:n]
+        return loss_gradient(loss, a, y, w)
     except Exception as error:
         raise UsageError(
             f"the loss's error cannot be differentiated by jax.grad with xp=jax.numpy: "

@@ -31,7 +31,7 @@ from manual.layers import (
 )
 from manual.pooling import MaxPool2D
 from property_tests.library import tolerances as tol
-from property_tests.library.compare import KINK_ULPS, Comparison, judge, output_layer, scales
+from property_tests.library.compare import KINK_ULPS, Comparison, by_hand, judge, output_layer, scales
 from property_tests.library.layer_bounds import (
     backward_bound,
     backward_terms,
@@ -203,7 +203,8 @@ def equation_by_equation(case: LayerCase, ref: LayerReference, backward=None) ->
     y = case.y.astype(np.float64)
     out = []
     M, E, N = output_layer(_output_case(case), ref)
-    m = last_delta(net.g[L], ref.z[L], ref.a[L], y, case.loss)
+    with by_hand():
+        m = last_delta(net.g[L], ref.z[L], ref.a[L], y, case.loss)
     out.append(
         judge(
             "(1)",
@@ -217,7 +218,8 @@ def equation_by_equation(case: LayerCase, ref: LayerReference, backward=None) ->
     )
     for k in range(L - 1, 0, -1):
         layer, g = net.layers[k + 1], net.g[k]
-        m = through(layer, ref.delta[k + 1], ref.a[k], params[k + 1], ref.z[k], g)
+        with by_hand():
+            m = through(layer, ref.delta[k + 1], ref.a[k], params[k + 1], ref.z[k], g)
         zero = np.zeros_like(ref.delta[k + 1])
         back, E_back, N_back = backward_bound(
             layer,
@@ -248,7 +250,8 @@ def equation_by_equation(case: LayerCase, ref: LayerReference, backward=None) ->
         )
     for k in range(1, L + 1):
         layer = net.layers[k]
-        m = layer.parameter_gradients(ref.delta[k], ref.a[k - 1], params[k])
+        with by_hand():
+            m = layer.parameter_gradients(ref.delta[k], ref.a[k - 1], params[k])
         zero = np.zeros_like(ref.delta[k])
         parts = gradient_bounds(
             layer,
@@ -279,8 +282,9 @@ def equation_by_equation(case: LayerCase, ref: LayerReference, backward=None) ->
 
 def manual_pass(case: LayerCase) -> tuple:
     """The hand-derived forward and backward pass in the case's dtype: (z, a, gradients)."""
-    fwd = layer_forward(case.network, case.x)
-    return fwd.z, fwd.a, layer_backward(case.network, fwd.z, fwd.a, case.y, loss=case.loss)
+    with by_hand():
+        fwd = layer_forward(case.network, case.x)
+        return fwd.z, fwd.a, layer_backward(case.network, fwd.z, fwd.a, case.y, loss=case.loss)
 
 
 def failures(comparisons: list[Comparison]) -> list[Comparison]:

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import warnings
-from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -70,23 +69,6 @@ def target(module: ModuleType, entry: Any) -> str:
     return f"{module.__name__}:{name}"
 
 
-_PARAM = type(pytest.param(None))
-"""What ``pytest.param`` returns (pytest exports no name for it)."""
-
-
-def blocked(params: Sequence[Any], entries: Sequence[Any], reason: str) -> list[Any]:
-    """``first_then_sweep``'s parameters, those holding one of ``entries`` (in a tuple or alone)
-    marked as a strict expected failure: a leak whose fix lies outside this change (``reason``)."""
-    out = []
-    for p in params:
-        values, marks = (p.values, list(p.marks)) if isinstance(p, _PARAM) else ((p,), [])
-        held = values[0] if isinstance(values[0], tuple) else (values[0],)
-        if any(v is e for v in held for e in entries):
-            p = pytest.param(*values, marks=[*marks, pytest.mark.xfail(strict=True, reason=reason)])
-        out.append(p)
-    return out
-
-
 def self_consistent(report) -> None:
     """A reported counterexample's hand and autodiff values differ by more than its finite tolerance."""
     ce = report.counterexample
@@ -120,16 +102,7 @@ def test_wrong_activations_are_caught(g):
     json.dumps(report.as_dict(), allow_nan=False)
 
 
-IN_NETWORKS = (
-    "compare.compare_case runs a network's hand pass (manual.backward) without errstate: a g′ of 1e300 "
-    "or ±∞ overflows or meets ∞·0 in manual/backprop.py (compare.py: not this change's to edit)"
-)
-LEAKING_IN_NETWORKS = [bank.WRONG_TIMES_1E300, bank.WRONG_PLUS_INF, bank.WRONG_MINUS_INF]
-FAR_OFF = blocked(
-    first_then_sweep([(g, dtype) for dtype in ("float64", "float32") for g in bank.FAR_OFF]),
-    LEAKING_IN_NETWORKS,
-    IN_NETWORKS,
-)
+FAR_OFF = first_then_sweep([(g, dtype) for dtype in ("float64", "float32") for g in bank.FAR_OFF])
 
 
 @pytest.mark.parametrize("case", FAR_OFF, ids=lambda case: f"{case[0].name}-{case[1]}")
@@ -141,11 +114,7 @@ def test_a_derivative_off_beyond_any_tolerance_is_wrong_without_a_warning(case):
     finite_figures(report.as_dict())
 
 
-@pytest.mark.parametrize(
-    "g",
-    blocked(first_then_sweep(bank.FAR_OFF), LEAKING_IN_NETWORKS, IN_NETWORKS),
-    ids=lambda g: g.name,
-)
+@pytest.mark.parametrize("g", first_then_sweep(bank.FAR_OFF), ids=lambda g: g.name)
 def test_cli_a_derivative_off_beyond_any_tolerance_is_exit_1_without_a_warning(capsys, g):
     code, report = cli_without_a_warning(capsys, "activation", target(bank, g), "--examples", "5")
     assert code == 1 and report["verdict"] == "wrong" and report["counterexample"] is not None

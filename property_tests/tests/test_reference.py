@@ -128,3 +128,20 @@ def test_a_network_with_a_copy_gets_the_entrys_gradients():
     for autodiff in (plain.autodiff, fast.autodiff):
         ours, theirs = autodiff(net, x, y), autodiff(copy, x, y)
         assert all(np.array_equal(u, v) for u, v in zip(ours.delta[1:], theirs.delta[1:], strict=True))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 2), (70, 3)], ids=str)
+def test_a_losss_gradient_by_autodiff_compiled_or_not_is_the_hand_gradient(shape):
+    # reference.loss_gradient(_compiled) sizes the bounds of a loss outside the catalogue
+    # (compare.sizing_gradient): both forms agree with a right hand gradient, and not with a
+    # wrong one (the negative control: off by 1e-6). tanh(a − y) by hand and autodiff's of
+    # log cosh differ by a few ulps; 1e-13 is some 450 ulps, 1e-6 far beyond it.
+    from property_tests.banks import loss_bank
+
+    rng = np.random.default_rng(0)
+    a, y = rng.uniform(-3, 3, shape), rng.uniform(-3, 3, shape)
+    right, wrong = loss_bank.RIGHT_LOGCOSH, loss_bank.WRONG_LOGCOSH
+    by_autodiff = plain.loss_gradient(right, a, y)
+    assert np.allclose(plain.loss_gradient_compiled(right, a, y), by_autodiff, rtol=1e-14, atol=1e-15)
+    assert np.allclose(right.gradient(a, y, np), by_autodiff, rtol=1e-13, atol=1e-15)
+    assert not np.allclose(wrong.gradient(a, y, np), by_autodiff, rtol=1e-13, atol=1e-15)
