@@ -22,8 +22,10 @@ which the tests show equal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -31,6 +33,7 @@ from numpy.lib.stride_tricks import as_strided
 from .network import FLOAT_DTYPES
 
 Pair = tuple[int, int]
+Params = Mapping[str, np.ndarray]
 
 
 def pad(x: np.ndarray, padding: Pair) -> np.ndarray:
@@ -114,6 +117,33 @@ def crop(x: np.ndarray, padding: Pair, size: Pair) -> np.ndarray:
     return x[:, :, ph : ph + h, pw : pw + w]
 
 
+def checks_input(equation: Callable[[Any, np.ndarray, Params], Any]) -> Callable[[Any, np.ndarray, Params], Any]:
+    """A layer's method of (a_prev, params), after the layer's ``check`` of them. The equation
+    alone stays reachable as ``__wrapped__``, for arrays that are known to fit (as the sizes that
+    ``property_tests.library.layer_bounds`` carries through the layer: absolute values of checked
+    arrays, on which the checks would be a third of the work)."""
+
+    @functools.wraps(equation)
+    def checked(self, a_prev: np.ndarray, params: Params) -> Any:
+        self.check(a_prev, params)
+        return equation(self, a_prev, params)
+
+    return checked
+
+
+def checks_delta(
+    equation: Callable[[Any, np.ndarray, np.ndarray, Params], Any],
+) -> Callable[[Any, np.ndarray, np.ndarray, Params], Any]:
+    """``checks_input`` for a method of (delta, a_prev, params): δ is checked too."""
+
+    @functools.wraps(equation)
+    def checked(self, delta: np.ndarray, a_prev: np.ndarray, params: Params) -> Any:
+        self.check(a_prev, params, delta)
+        return equation(self, delta, a_prev, params)
+
+    return checked
+
+
 @dataclass(frozen=True)
 class Conv2D:
     """A convolution layer: ``out_channels`` kernels of ``in_channels`` × kh × kw weights, moved
@@ -181,14 +211,15 @@ class Conv2D:
 
     # The vectorized forms.
 
+    @checks_input
     def forward(self, a_prev: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
         """z_f,ij = b_f + Σ_c Σ_uv W_fcuv · x_c,(s·i + d·u),(s·j + d·v) for every example, x the
         input padded with zeros; shape (n, C_out, H_out, W_out)."""
-        self.check(a_prev, params)
         z = correlate(pad(a_prev, self.padding), params["W"], self.stride, self.dilation)
         z += params["b"][:, None, None]  # one bias per output channel, at every position
         return z
 
+    @checks_delta
     def input_delta(self, delta: np.ndarray, a_prev: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
         """Equation (2) up to its ⊙ g′: ∂Eₜ/∂a_prev per example, the full correlation of δ with
         the kernel rotated by 180°:
@@ -201,7 +232,6 @@ class Conv2D:
         it is no input. The steps are derived in docs/convolution.md.
 
         """
-        self.check(a_prev, params, delta)
         (h, w), (dh, dw) = a_prev.shape[2:], self.dilation
         (kh, kw), (ph, pw) = self.kernel, self.padding
         spread = insert_zeros(delta, self.stride)
@@ -211,6 +241,7 @@ class Conv2D:
         grad_x = correlate(full, rotate180(params["W"]), (1, 1), self.dilation)  # (2), a full correlation
         return crop(grad_x, self.padding, (h, w))
 
+    @checks_delta
     def parameter_gradients(
         self, delta: np.ndarray, a_prev: np.ndarray, params: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
@@ -220,7 +251,6 @@ class Conv2D:
             ∂E/∂W_fcuv = (1/n) Σₜ Σ_ij δ_f,ij · x_c,(s·i + d·u),(s·j + d·v)
             ∂E/∂b_f    = (1/n) Σₜ Σ_ij δ_f,ij
         """
-        self.check(a_prev, params, delta)
         n, f = delta.shape[:2]
         x = im2col(pad(a_prev, self.padding), self.kernel, self.stride, self.dilation)  # (n, C·kh·kw, H_out·W_out)
         per_example = delta.reshape(n, f, -1) @ x.transpose(0, 2, 1)  # Σ_ij δ_f,ij · x_c,…: (n, F, C·kh·kw)
@@ -237,9 +267,9 @@ class Conv2D:
         inside = 0 <= r < a_prev.shape[2] and 0 <= q < a_prev.shape[3]
         return a_prev[t, c, r, q] if inside else 0.0
 
+    @checks_input
     def forward_loops(self, a_prev: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
         """``forward`` as loops: z_f,ij = b_f + Σ_c Σ_uv W_fcuv · x_c,(s·i + d·u),(s·j + d·v)."""
-        self.check(a_prev, params)
         W, b = params["W"], params["b"]
         (sh, sw), (dh, dw) = self.stride, self.dilation
         n, (f_out, h_out, w_out) = a_prev.shape[0], self.out_shape(a_prev.shape[1:])
@@ -251,11 +281,11 @@ class Conv2D:
             z[t, f, i, j] = total
         return z
 
+    @checks_delta
     def input_delta_loops(self, delta: np.ndarray, a_prev: np.ndarray, params: Mapping[str, np.ndarray]) -> np.ndarray:
         """``input_delta`` as loops, straight from the chain rule: z_f,ij reads x at
         (s·i + d·u, s·j + d·v) with weight W_fcuv, so δ_f,ij · W_fcuv flows back there (and is
         dropped when that position is padding)."""
-        self.check(a_prev, params, delta)
         W = params["W"]
         (sh, sw), (dh, dw), (ph, pw) = self.stride, self.dilation, self.padding
         h, w = a_prev.shape[2:]
@@ -267,12 +297,12 @@ class Conv2D:
                     grad_x[t, c, r, q] += delta[t, f, i, j] * W[f, c, u, v]  # (2)
         return grad_x
 
+    @checks_delta
     def parameter_gradients_loops(
         self, delta: np.ndarray, a_prev: np.ndarray, params: Mapping[str, np.ndarray]
     ) -> dict[str, np.ndarray]:
         """``parameter_gradients`` as loops: for each weight, the sum over examples and
         positions of δ_f,ij times the input the weight multiplied there; then 1/n."""
-        self.check(a_prev, params, delta)
         (sh, sw), (dh, dw) = self.stride, self.dilation
         n, f_out, h_out, w_out = delta.shape
         grad_W = np.zeros(params["W"].shape, a_prev.dtype)

@@ -79,19 +79,22 @@ def gradient_terms(layer, delta: np.ndarray) -> int:
 # --- linear kinds -------------------------------------------------------------------------------
 
 
-def _own(layer) -> type:
-    """The registered class of the layer's kind, whose methods the bounds call on the layer."""
-    return LAYER_KINDS[kind_of(layer)]
+def _own(layer, name: str):
+    """The method ``name`` of the registered class of the layer's kind, to call on the layer;
+    without the arguments' checks where the class states them apart (``manual.conv.checks_input``):
+    sizes of checked values fit and are finite."""
+    method = getattr(LAYER_KINDS[kind_of(layer)], name)
+    return getattr(method, "__wrapped__", method)
 
 
 def _linear_forward(layer, P, A, EA, a):
-    forward = _own(layer).forward
+    forward = _own(layer, "forward")
     Z = forward(layer, A, P)
     return Z, forward_terms(layer, P) * Z + forward(layer, EA, without_bias(P))
 
 
 def _linear_backward(layer, P, M, E, N, a, A, EA):
-    input_delta = _own(layer).input_delta
+    input_delta = _own(layer, "input_delta")
 
     def back(v):
         return input_delta(layer, v, a, P)
@@ -105,7 +108,7 @@ def _linear_backward(layer, P, M, E, N, a, A, EA):
 
 def _linear_gradients(layer, P, M, E, N, a, A, EA):
     def gradients(delta, a_prev):
-        return _own(layer).parameter_gradients(layer, delta, a_prev, P)
+        return _own(layer, "parameter_gradients")(layer, delta, a_prev, P)
 
     Mp = gradients(M, A)
     zeros = {name: np.zeros_like(v) for name, v in Mp.items()}
