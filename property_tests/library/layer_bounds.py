@@ -107,8 +107,10 @@ def _linear_backward(layer, P, M, E, N, a, A, EA):
 
 
 def _linear_gradients(layer, P, M, E, N, a, A, EA):
+    parameter_gradients = _own(layer, "parameter_gradients")
+
     def gradients(delta, a_prev):
-        return _own(layer, "parameter_gradients")(layer, delta, a_prev, P)
+        return parameter_gradients(layer, delta, a_prev, P)
 
     Mp = gradients(M, A)
     zeros = {name: np.zeros_like(v) for name, v in Mp.items()}

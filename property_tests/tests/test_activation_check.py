@@ -105,13 +105,18 @@ def test_wrong_activations_are_caught(g):
 FAR_OFF = first_then_sweep([(g, dtype) for dtype in ("float64", "float32") for g in bank.FAR_OFF])
 
 
-@pytest.mark.parametrize("case", FAR_OFF, ids=lambda case: f"{case[0].name}-{case[1]}")
-def test_a_derivative_off_beyond_any_tolerance_is_wrong_without_a_warning(case):
-    g, dtype = case
-    report = without_a_warning(check_activation, g, examples=5, dtype=dtype)
+def far_off_is_wrong(g, dtype: str, examples: int) -> None:
+    """``check_activation`` of a derivative far off: WRONG with a consistent counterexample,
+    finite figures, and no warning (``without_a_warning``)."""
+    report = without_a_warning(check_activation, g, examples=examples, dtype=dtype)
     assert report.verdict == "wrong" and report.counterexample is not None, report.message()
     self_consistent(report)
     finite_figures(report.as_dict())
+
+
+@pytest.mark.parametrize("case", FAR_OFF, ids=lambda case: f"{case[0].name}-{case[1]}")
+def test_a_derivative_off_beyond_any_tolerance_is_wrong_without_a_warning(case):
+    far_off_is_wrong(*case, examples=5)
 
 
 @pytest.mark.parametrize("g", first_then_sweep(bank.FAR_OFF), ids=lambda g: g.name)

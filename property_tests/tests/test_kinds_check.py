@@ -12,10 +12,10 @@ from property_tests.command.cli import main
 from property_tests.tests.sweeps import first_then_sweep
 from property_tests.tests.test_activation_check import (
     cli_without_a_warning,
+    far_off_is_wrong,
     finite_figures,
     self_consistent,
     target,
-    without_a_warning,
 )
 
 QUICK = dict(examples=10)
@@ -49,11 +49,7 @@ def test_a_partial_or_vjp_off_beyond_any_tolerance_is_wrong_without_a_warning(ca
     # Jᵀv of softmax_t2 times ±∞ or NaN is NaN on rows of one unit, where the right Jᵀv is 0
     # and the size of its terms too: such a counterexample divided by a zero scale
     # (ZeroDivisionError), and eight of them hid every other point from the second look.
-    g, dtype = case
-    report = without_a_warning(check_activation, g, examples=10, dtype=dtype)
-    assert report.verdict == "wrong" and report.counterexample is not None, report.message()
-    self_consistent(report)
-    finite_figures(report.as_dict())
+    far_off_is_wrong(*case, examples=10)
 
 
 @pytest.mark.parametrize("g", first_then_sweep(bank.FAR_OFF), ids=lambda g: g.name)
